@@ -1,0 +1,137 @@
+"""Reading and writing EMENet checkpoints, ours and the original released ones.
+
+Both are a `torch.save` of a dict with `state_dict` and `epoch`; ours add the model
+`config`, so a checkpoint rebuilds its own model. Original checkpoints carry no config:
+it is inferred from the key set and shapes, then the weights go through a strict filter.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from emenet.errors import EMENetInputError
+from emenet.io_utils import atomic_path
+from emenet.models.emenet import EMENet, EMENetConfig
+from emenet.tasks import TASKS
+
+CHECKPOINT_FORMAT = 1
+_TMODEL_KEY = re.compile(r"^tmodels\.(\d+)\.(.*)$")
+_LOGITS_TO_TASK = {spec.num_logits: name for name, spec in TASKS.items()}
+
+
+def checkpoint_path(checkpoints_dir: str | os.PathLike, name: str, epoch: int) -> Path:
+    """The original layout: `<checkpoints_dir>/<name>/net_epoch_<E>_<name>.pth`."""
+    return Path(checkpoints_dir) / name / f"net_epoch_{epoch}_{name}.pth"
+
+
+def read_checkpoint_file(path: str | os.PathLike) -> dict[str, Any]:
+    """`torch.load(weights_only=True)` with one-line errors for missing or foreign files."""
+    path = Path(path)
+    if not path.is_file():
+        raise EMENetInputError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt file, pickle with foreign objects, not a torch file
+        raise EMENetInputError(f"{path}: not a readable EMENet checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise EMENetInputError(f"{path}: not an EMENet checkpoint (no 'state_dict' entry)")
+    return ckpt
+
+
+def infer_config(state_dict: dict[str, torch.Tensor], temporal_model: str | None = None) -> tuple[EMENetConfig, dict[int, str]]:
+    """Infer the model config of an original checkpoint and the task of each `tmodels.{i}`.
+
+    `temporal_model` disambiguates RNN_TANH from RNN_RELU, which share their shapes.
+    """
+    heads: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in state_dict.items():
+        m = _TMODEL_KEY.match(key)
+        if m:
+            heads.setdefault(int(m.group(1)), {})[m.group(2)] = value
+    if not heads or not any(k.startswith("backbone.") for k in state_dict):
+        raise EMENetInputError("state dict has no 'backbone.*' and 'tmodels.*' keys of an EMENet-V model")
+    head_tasks: dict[int, str] = {}
+    for i, params in sorted(heads.items()):
+        width = params["decoder.weight"].shape[0] if "decoder.weight" in params else None
+        if width not in _LOGITS_TO_TASK:
+            raise EMENetInputError(f"tmodels.{i}: decoder width {width} matches no task {list(_LOGITS_TO_TASK)}")
+        head_tasks[i] = _LOGITS_TO_TASK[width]
+    first = heads[min(heads)]
+    if "rnn.weight_ih_l0" not in first:
+        raise EMENetInputError("tmodels.0 has no recurrent layer 'rnn.weight_ih_l0'; cannot infer its config")
+    hidden = first["rnn.weight_hh_l0"].shape[1]
+    gates = first["rnn.weight_ih_l0"].shape[0] // hidden
+    kind = {3: "GRU", 4: "LSTM", 1: temporal_model or "RNN_TANH"}.get(gates)
+    if kind is None:
+        raise EMENetInputError(f"tmodels.0.rnn has {gates} gates; expected a GRU, LSTM or RNN")
+    num_layers = sum(1 for k in first if re.fullmatch(r"rnn\.weight_ih_l\d+", k))
+    config = EMENetConfig(tasks=tuple(head_tasks.values()), temporal_model=kind, hidden_size=hidden, num_layers=num_layers)
+    return config, head_tasks
+
+
+def _remap_heads(state_dict: dict[str, torch.Tensor], head_tasks: dict[int, str], tasks: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """Renumber `tmodels.{i}` from the checkpoint's task order to the model's canonical order."""
+    new_index = {i: tasks.index(task) for i, task in head_tasks.items()}
+    out = {}
+    for key, value in state_dict.items():
+        m = _TMODEL_KEY.match(key)
+        out[f"tmodels.{new_index[int(m.group(1))]}.{m.group(2)}" if m else key] = value
+    return out
+
+
+def load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Assert the key set and every shape, then `load_state_dict(strict=True)`."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    if missing or unexpected:
+        raise EMENetInputError(f"{source}: keys do not match the model "
+                               f"(missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+                               f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''})")
+    wrong = [f"{k}: {tuple(v.shape)} != {tuple(expected[k].shape)}" for k, v in state_dict.items() if v.shape != expected[k].shape]
+    if wrong:
+        raise EMENetInputError(f"{source}: shapes do not match the model ({'; '.join(wrong[:5])})")
+    model.load_state_dict(state_dict, strict=True)
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], source: str = "checkpoint", **config_overrides) -> EMENet:
+    """Build the model a checkpoint dict describes and load its weights strictly."""
+    state_dict = ckpt["state_dict"]
+    if "config" in ckpt:
+        config = EMENetConfig.from_dict({**ckpt["config"], **config_overrides})
+        head_tasks = {i: t for i, t in enumerate(config.tasks)}
+    else:
+        config, head_tasks = infer_config(state_dict, config_overrides.get("temporal_model"))
+        if config_overrides:
+            config = EMENetConfig.from_dict({**config.to_dict(), **config_overrides})
+    model = EMENet(config)
+    load_state_dict_strict(model, _remap_heads(state_dict, head_tasks, config.tasks), source)
+    return model
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu", **config_overrides) -> EMENet:
+    """Load an original `net_epoch_<E>_<name>.pth` or an EMENet checkpoint, in eval mode.
+
+    Keyword arguments override config fields, e.g. `sequence_layout="legacy"` to reproduce
+    the original's batched numbers.
+
+    >>> model = load_checkpoint("checkpoints/teacher_exp_0/net_epoch_4_teacher_exp_0.pth")  # doctest: +SKIP
+    >>> logits, hidden = model(frames)  # doctest: +SKIP
+    """
+    model = model_from_checkpoint(read_checkpoint_file(path), str(path), **config_overrides)
+    return model.to(device).eval()
+
+
+def save_checkpoint(path: str | os.PathLike, model: EMENet, epoch: int, extra: dict[str, Any] | None = None,
+                    overwrite: bool = False) -> Path:
+    """Write `{'state_dict', 'epoch', 'config', ...}` atomically; the key layout is the original's."""
+    payload = {"state_dict": model.state_dict(), "epoch": epoch, "config": model.config.to_dict(),
+               "arch": type(model).__name__, "format_version": CHECKPOINT_FORMAT, **(extra or {})}
+    with atomic_path(path, overwrite) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)

@@ -1,0 +1,99 @@
+"""EMENet: a shared MobileFaceNet frame encoder and one temporal head per task."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+from emenet.models.mobilefacenet import FEATURE_DIM, INPUT_SIZE, MobileFaceNet
+from emenet.models.temporal import TEMPORAL_KINDS, Hidden, make_temporal_head
+from emenet.tasks import TASKS, validate_tasks
+
+SEQUENCE_LAYOUTS = ("batch_time", "legacy")
+
+
+@dataclass(frozen=True)
+class EMENetConfig:
+    """Everything needed to rebuild an EMENet model; stored in every checkpoint.
+
+    `sequence_layout="legacy"` reproduces the original's batched numbers: its GRU took
+    the batch axis for time (see the reference README); the correct layout is `batch_time`.
+    """
+
+    tasks: tuple[str, ...] = ("EXPR", "AU", "VA")
+    temporal_model: str = "GRU"
+    hidden_size: int = 128
+    num_layers: int = 1
+    dropout: float = 0.5
+    sequence_layout: str = "batch_time"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tasks", validate_tasks(tuple(self.tasks)))
+        if self.temporal_model not in TEMPORAL_KINDS:
+            raise ValueError(f"unknown temporal model {self.temporal_model!r}; valid ones are {list(TEMPORAL_KINDS)}")
+        if self.sequence_layout not in SEQUENCE_LAYOUTS:
+            raise ValueError(f"unknown sequence layout {self.sequence_layout!r}; valid ones are {list(SEQUENCE_LAYOUTS)}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["tasks"] = list(self.tasks)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EMENetConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}")
+        return cls(**{k: (tuple(v) if k == "tasks" else v) for k, v in d.items()})
+
+
+class EMENet(nn.Module):
+    """EMENet-V: frames (B, T, 3, 112, 112), RGB in [0, 1] -> per-task logits (B, T, C).
+
+    >>> model = EMENet(EMENetConfig()).eval()
+    >>> logits, hidden = model(torch.rand(1, 4, 3, 112, 112))
+    >>> logits["VA"].shape, hidden["AU"].shape
+    (torch.Size([1, 4, 40]), torch.Size([1, 1, 128]))
+    """
+
+    feature_dim = FEATURE_DIM
+
+    def __init__(self, config: EMENetConfig):
+        super().__init__()
+        self.config = config
+        self.backbone = MobileFaceNet()
+        self.tmodels = nn.ModuleList(
+            make_temporal_head(config.temporal_model, self.feature_dim, config.hidden_size, config.num_layers,
+                               config.dropout, TASKS[t].num_logits)
+            for t in config.tasks
+        )
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return self.config.tasks
+
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Per-frame features (B, T, 512); the backbone runs over all B*T frames at once."""
+        if frames.ndim != 5 or frames.shape[2:] != (3, INPUT_SIZE, INPUT_SIZE):
+            raise ValueError(f"expected frames of shape (B, T, 3, {INPUT_SIZE}, {INPUT_SIZE}), got {tuple(frames.shape)}")
+        b, t = frames.shape[:2]
+        return self.backbone(frames.flatten(0, 1)).view(b, t, -1)
+
+    def forward_features(self, features: torch.Tensor, hidden: dict[str, Hidden] | None = None
+                         ) -> tuple[dict[str, torch.Tensor], dict[str, Hidden]]:
+        """Run the temporal heads on (B, T, F) features, carrying `hidden` (task -> state)."""
+        hidden = hidden or {}
+        legacy = self.config.sequence_layout == "legacy"
+        if legacy:
+            features = features.transpose(0, 1)  # the original's GRU recurred over the batch axis
+        logits, new_hidden = {}, {}
+        for task, head in zip(self.tasks, self.tmodels):
+            out, new_hidden[task] = head(features, hidden.get(task))
+            logits[task] = out.transpose(0, 1) if legacy else out
+        return logits, new_hidden
+
+    def forward(self, frames: torch.Tensor, hidden: dict[str, Hidden] | None = None
+                ) -> tuple[dict[str, torch.Tensor], dict[str, Hidden]]:
+        return self.forward_features(self.encode_frames(frames), hidden)

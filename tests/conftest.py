@@ -1,0 +1,24 @@
+"""Shared fixtures. `shared_dir` is the one way tests reach ../shared (override: EMENET_SHARED)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    path = Path(os.environ.get("EMENET_SHARED", REPO_ROOT.parent / "shared"))
+    if not (path / "reference" / "README.md").is_file():
+        if os.environ.get("EMENET_REQUIRE_SHARED"):
+            pytest.fail(f"shared reference files not found at {path} (EMENET_REQUIRE_SHARED is set)")
+        pytest.skip(f"shared reference files not found at {path}; set EMENET_SHARED to run these tests")
+    return path
+
+
+@pytest.fixture(scope="session")
+def reference_dir(shared_dir: Path) -> Path:
+    return shared_dir / "reference"

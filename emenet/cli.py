@@ -1,33 +1,156 @@
-"""The `emenet` console command: subcommands that parse arguments and call the package."""
+"""The `emenet` console command. Each subcommand parses its arguments and calls the package.
+
+    emenet synth --out data/synth            # a small synthetic dataset in the Aff-wild2 layout
+    emenet train --data_root data/synth      # a teacher (the options of Training/train_teacher.py)
+    emenet validate --checkpoint CKPT --data_root data/synth --out val.json
+    emenet quickstart --out runs/quickstart  # all three on the built-in synthetic data
+"""
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 from emenet.errors import EMENetInputError
 
+log = logging.getLogger("emenet")
 
-def _cmd_models(args: argparse.Namespace) -> None:
+
+# --- subcommands -------------------------------------------------------------------------
+
+def add_models_arguments(p: argparse.ArgumentParser) -> None:
+    p.set_defaults(func=cmd_models)
+
+
+def cmd_models(args: argparse.Namespace) -> None:
     from emenet.models import list_models
     print("\n".join(list_models()))
 
 
+def add_synth_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="output folder (Aff-wild2 layout)")
+    p.add_argument("--num_videos", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
+    p.set_defaults(func=cmd_synth)
+
+
+def cmd_synth(args: argparse.Namespace) -> None:
+    from emenet.data.synth import generate_synthetic_dataset
+    summary = generate_synthetic_dataset(args.out, num_videos=args.num_videos, seed=args.seed, overwrite=args.overwrite)
+    print(f"synthetic Aff-wild2 data written to {summary.out_dir}")
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    from emenet.training.config import add_config_arguments
+    add_config_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from emenet.training.config import resolve_config
+    from emenet.training.run import train_teacher
+    result = train_teacher(resolve_config(args))
+    print(f"run {result.run_dir}: best epoch {result.best_epoch} (validation total score {result.best_score:.4f})")
+
+
+def add_validate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data_root", required=True, help="Aff-wild2 root (or `emenet synth` output)")
+    p.add_argument("--checkpoint", help="a checkpoint file (ours or an original net_epoch_<E>_<name>.pth)")
+    p.add_argument("--name", help="run name under --checkpoints_dir (with --load_epoch)")
+    p.add_argument("--load_epoch", type=int, help="epoch of --name")
+    p.add_argument("--checkpoints_dir", default="./checkpoints")
+    p.add_argument("--split", default="Validation_Set", choices=["Train_Set", "Validation_Set"])
+    p.add_argument("--out", help="write the metrics here as JSON")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--num_workers", type=int, default=0)
+    p.add_argument("--cache_dir", default=None)
+    p.set_defaults(func=cmd_validate)
+
+
+def cmd_validate(args: argparse.Namespace) -> None:
+    from emenet.models.checkpoint import checkpoint_path
+    from emenet.training.validate import validate_checkpoint
+    if args.checkpoint:
+        ckpt = Path(args.checkpoint)
+    elif args.name and args.load_epoch is not None:
+        ckpt = checkpoint_path(args.checkpoints_dir, args.name, args.load_epoch)
+    else:
+        raise EMENetInputError("give --checkpoint PATH, or --name and --load_epoch")
+    metrics = validate_checkpoint(ckpt, args.data_root, args.out, args.split, device=args.device,
+                                  num_workers=args.num_workers, cache_dir=args.cache_dir)
+    print(json.dumps(metrics, indent=2))
+    if args.out:
+        print(f"metrics written to {args.out}")
+
+
+def add_quickstart_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="runs/quickstart", help="folder for the data, checkpoints, logs and metrics")
+    p.add_argument("--nepochs", type=int, default=3)
+    p.add_argument("--steps_per_epoch", type=int, default=40)
+    p.add_argument("--overwrite", action="store_true", help="start the training again instead of resuming it")
+    p.set_defaults(func=cmd_quickstart)
+
+
+def cmd_quickstart(args: argparse.Namespace) -> None:
+    from emenet.quickstart import run_quickstart
+    summary = run_quickstart(Path(args.out), nepochs=args.nepochs, steps_per_epoch=args.steps_per_epoch,
+                             overwrite=args.overwrite)
+    print(summary)
+
+
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], str]] = {
+    "quickstart": (add_quickstart_arguments, "synthetic data -> a small teacher -> validation metrics"),
+    "synth": (add_synth_arguments, "write a small synthetic dataset in the Aff-wild2 layout"),
+    "train": (add_train_arguments, "train a teacher (same options as Training/train_teacher.py)"),
+    "validate": (add_validate_arguments, "score a checkpoint on the validation split"),
+    "models": (add_models_arguments, "list the registered model names"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emenet", description=__doc__)
+    parser = argparse.ArgumentParser(prog="emenet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("models", help="list the registered model names")
-    p.set_defaults(func=_cmd_models)
+    for name, (add_arguments, help_text) in COMMANDS.items():
+        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         args.func(args)
     except EMENetInputError as exc:
-        print(f"emenet: error: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun with the same command (and --load_epoch -1 for training) to resume", file=sys.stderr)
+        return 130
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return _run(build_parser().parse_args(argv))
+
+
+def _script(command: str, prog: str, argv: list[str] | None) -> int:
+    add_arguments, help_text = COMMANDS[command]
+    parser = argparse.ArgumentParser(prog=prog, description=help_text)
+    add_arguments(parser)
+    return _run(parser.parse_args(argv))
+
+
+def run_train_teacher(argv: list[str] | None = None) -> int:
+    """Entry point of Training/train_teacher.py."""
+    return _script("train", "train_teacher.py", argv)
+
+
+def run_validate(argv: list[str] | None = None) -> int:
+    """Entry point of Training/validate.py."""
+    return _script("validate", "validate.py", argv)
 
 
 if __name__ == "__main__":

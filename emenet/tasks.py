@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emenet.errors import EMENetInputError
+
 AU_NAMES: tuple[str, ...] = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26")
 EXPR_NAMES: tuple[str, ...] = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise")
 VA_NAMES: tuple[str, ...] = ("valence", "arousal")
@@ -51,7 +53,7 @@ def validate_tasks(tasks: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """Return `tasks` in canonical order, raising ValueError on unknown or repeated names."""
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
-        raise ValueError(f"unknown task(s) {unknown}; valid tasks are {list(TASKS)}")
+        raise EMENetInputError(f"unknown task(s) {unknown}; valid tasks are {list(TASKS)}")
     if len(set(tasks)) != len(tasks):
-        raise ValueError(f"repeated task in {list(tasks)}")
+        raise EMENetInputError(f"repeated task in {list(tasks)}")
     return tuple(t for t in ORIGINAL_TASK_ORDER if t in tasks)

@@ -29,8 +29,11 @@ def checkpoint_path(checkpoints_dir: str | os.PathLike, name: str, epoch: int) -
     return Path(checkpoints_dir) / name / f"net_epoch_{epoch}_{name}.pth"
 
 
-def read_checkpoint_file(path: str | os.PathLike) -> dict[str, Any]:
-    """`torch.load(weights_only=True)` with one-line errors for missing or foreign files."""
+def read_checkpoint_file(path: str | os.PathLike, allow_bare_state_dict: bool = False) -> dict[str, Any]:
+    """`torch.load(weights_only=True)` with one-line errors for missing or foreign files.
+
+    With `allow_bare_state_dict`, a file holding only a state dict is wrapped as {'state_dict': ...}.
+    """
     path = Path(path)
     if not path.is_file():
         raise EMENetInputError(f"{path}: checkpoint not found")
@@ -38,6 +41,8 @@ def read_checkpoint_file(path: str | os.PathLike) -> dict[str, Any]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file, pickle with foreign objects, not a torch file
         raise EMENetInputError(f"{path}: not a readable EMENet checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    if allow_bare_state_dict and isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        ckpt = {"state_dict": ckpt}
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise EMENetInputError(f"{path}: not an EMENet checkpoint (no 'state_dict' entry)")
     return ckpt

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
+from emenet.errors import EMENetInputError
 from emenet.models.mobilefacenet import FEATURE_DIM, INPUT_SIZE, MobileFaceNet
 from emenet.models.temporal import TEMPORAL_KINDS, Hidden, make_temporal_head
 from emenet.tasks import TASKS, validate_tasks
@@ -31,9 +32,9 @@ class EMENetConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", validate_tasks(tuple(self.tasks)))
         if self.temporal_model not in TEMPORAL_KINDS:
-            raise ValueError(f"unknown temporal model {self.temporal_model!r}; valid ones are {list(TEMPORAL_KINDS)}")
+            raise EMENetInputError(f"unknown temporal model {self.temporal_model!r}; valid ones are {list(TEMPORAL_KINDS)}")
         if self.sequence_layout not in SEQUENCE_LAYOUTS:
-            raise ValueError(f"unknown sequence layout {self.sequence_layout!r}; valid ones are {list(SEQUENCE_LAYOUTS)}")
+            raise EMENetInputError(f"unknown sequence layout {self.sequence_layout!r}; valid ones are {list(SEQUENCE_LAYOUTS)}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -45,7 +46,7 @@ class EMENetConfig:
         names = {f.name for f in fields(cls)}
         unknown = set(d) - names
         if unknown:
-            raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}")
+            raise EMENetInputError(f"unknown {cls.__name__} fields {sorted(unknown)}")
         return cls(**{k: (tuple(v) if k == "tasks" else v) for k, v in d.items()})
 
 

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from torch import nn
 
+from emenet.errors import EMENetInputError
 from emenet.models.emenet import EMENet, EMENetConfig
 
 _ModelFactory = Callable[..., nn.Module]
@@ -32,7 +33,7 @@ def create_model(name: str, **overrides) -> nn.Module:
     ('EXPR', 'AU', 'VA', 'FA')
     """
     if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; valid models are {list_models()}")
+        raise EMENetInputError(f"unknown model {name!r}; valid models are {list_models()}")
     return _REGISTRY[name](**overrides)
 
 

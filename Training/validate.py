@@ -1,0 +1,10 @@
+"""Score a checkpoint on the validation split with the challenge metrics; writes JSON.
+
+Example:
+    python Training/validate.py --data_root data/affwild2 --name teacher_exp_0 --load_epoch 4 --out val.json
+    python Training/validate.py --data_root data/affwild2 --checkpoint checkpoints/x/net_epoch_4_x.pth
+"""
+from emenet.cli import run_validate
+
+if __name__ == "__main__":
+    raise SystemExit(run_validate())

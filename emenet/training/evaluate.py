@@ -1,0 +1,69 @@
+"""Streaming a model over whole videos and scoring it with the challenge metrics."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from emenet import metrics as M
+from emenet.data.augment import to_float_frames
+from emenet.data.clips import LabeledVideo
+from emenet.data.datasets import VideoChunkDataset
+from emenet.decoding import decode, task_probs
+from emenet.models.emenet import EMENet
+
+
+@torch.no_grad()
+def stream_video_logits(model: EMENet, videos: list[LabeledVideo], chunk: int, image_size: int,
+                        device: str | torch.device = "cpu", num_workers: int = 0, progress: bool = True
+                        ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """Yield (video position, task -> logits (n, C)) per video, carrying the hidden state in frame order."""
+    model.eval()
+    loader = DataLoader(VideoChunkDataset(videos, chunk, image_size), batch_size=None, shuffle=False,
+                        num_workers=num_workers)
+    current, hidden, parts = None, None, []
+    bar = tqdm(total=sum(len(v.frames) for v in videos), unit="frame", desc="predict", disable=not progress, leave=False)
+    for item in loader:
+        vid = int(item["video"])
+        if vid != current:
+            if current is not None:
+                yield current, _concat(parts)
+            current, hidden, parts = vid, None, []
+        frames = to_float_frames(item["frames"].to(device, non_blocking=True))[None]  # (1, t, 3, H, W)
+        logits, hidden = model(frames, hidden)
+        parts.append({t: v[0].float().cpu().numpy() for t, v in logits.items()})
+        bar.update(frames.shape[1])
+    bar.close()
+    if current is not None:
+        yield current, _concat(parts)
+
+
+def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {t: np.concatenate([p[t] for p in parts]) for t in parts[0]}
+
+
+def decoded_predictions(logits: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """task -> decoded prediction per frame (AU 0/1 (n, 12), EXPR (n,), VA (n, 2))."""
+    return {t: decode(t, task_probs(t, torch.from_numpy(v))).numpy() for t, v in logits.items() if t != "FA"}
+
+
+def evaluate_videos(model: EMENet, videos: list[LabeledVideo], chunk: int = 64, image_size: int = 112,
+                    device: str | torch.device = "cpu", num_workers: int = 0, progress: bool = True) -> dict[str, float]:
+    """Challenge metrics of `model` over the labelled frames of `videos` (flat dict of floats)."""
+    tasks = sorted({t for v in videos for t in v.labels} & set(model.tasks))
+    acc = M.ChallengeMetrics(tasks)
+    for vid, logits in stream_video_logits(model, videos, chunk, image_size, device, num_workers, progress):
+        video = videos[vid]
+        preds = decoded_predictions(logits)
+        for task in tasks:
+            if task not in video.labels:
+                continue
+            labels = np.where(video.masks[task], video.labels[task], np.nan if task == "VA" else -1)
+            keep = video.masks[task].any(axis=1)
+            pred = preds[task][keep]
+            label = labels[keep]
+            acc.update(task, pred, label[:, 0] if task == "EXPR" else label)
+    return acc.compute()

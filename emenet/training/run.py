@@ -1,0 +1,156 @@
+"""Set up and run a teacher training from a TrainConfig: data, model, optimiser, hooks, resume."""
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emenet import losses as L
+from emenet.data.affwild2 import load_affwild2_index
+from emenet.data.augment import AugmentConfig
+from emenet.data.clips import LabeledVideo
+from emenet.data.datasets import MultiTaskClipDataset
+from emenet.data.labeled import labeled_videos
+from emenet.errors import EMENetInputError
+from emenet.models.checkpoint import load_state_dict_strict, read_checkpoint_file
+from emenet.models.emenet import EMENet
+from emenet.models.landmark_teacher import init_backbone_from_landmark_network, load_landmark_network
+from emenet.training.config import TrainConfig, save_config
+from emenet.training.evaluate import evaluate_videos
+from emenet.training.hooks import (AdaptiveTaskWeightHook, CheckpointHook, MetricsFileHook, TensorBoardHook,
+                                   completed_epochs, optimizer_path)
+from emenet.training.objectives import TaskWeights, TeacherObjective
+from emenet.training.trainer import Trainer
+
+log = logging.getLogger(__name__)
+
+TASK_SCORE_KEYS = {"AU": "AU_score", "EXPR": "EXPR_score", "VA": "VA_score"}
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    best_epoch: int
+    best_score: float
+    history: list[dict[str, float]]
+
+
+def resolve_device(config: TrainConfig) -> torch.device:
+    device = torch.device(config.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise EMENetInputError(f"--device {config.device}: CUDA is not available on this machine")
+    return device
+
+
+def start_epoch_for(config: TrainConfig) -> int:
+    """Which epoch to resume after (0 = fresh); refuses to replace an existing run without --overwrite."""
+    run_dir, done = config.run_dir, completed_epochs(config.run_dir, config.name)
+    if config.load_epoch == 0:
+        if done and not config.overwrite:
+            raise EMENetInputError(f"{run_dir} already holds epochs {done}; pass --load_epoch -1 to resume "
+                                   f"or --overwrite to start again")
+        if done:
+            log.warning("--overwrite: removing the existing run in %s", run_dir)
+            shutil.rmtree(run_dir)
+        return 0
+    if config.load_epoch == -1:
+        return done[-1] if done else 0
+    if config.load_epoch not in done:
+        raise EMENetInputError(f"{run_dir}: no complete checkpoint for epoch {config.load_epoch} (have {done})")
+    return config.load_epoch
+
+
+def class_weights(config: TrainConfig, videos: list[LabeledVideo]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """AU pos_weight and EXPR class weights: the original's constants or the training set's frequencies."""
+    if config.class_weights == "original":
+        return torch.tensor(L.AU_POS_WEIGHT), torch.tensor(L.EXPR_CLASS_WEIGHT)
+    au = [np.where(v.masks["AU"], v.labels["AU"], -1) for v in videos if "AU" in v.labels]
+    ex = [np.where(v.masks["EXPR"][:, 0], v.labels["EXPR"][:, 0], -1) for v in videos if "EXPR" in v.labels]
+    pos = L.au_pos_weight_from_labels(torch.from_numpy(np.concatenate(au))) if au else None
+    exw = L.expr_weight_from_labels(torch.from_numpy(np.concatenate(ex)).long()) if ex else None
+    return pos, exw
+
+
+def build_optimizer(config: TrainConfig, model: EMENet) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "SGD":
+        return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    cls = torch.optim.AdamW if config.optimizer == "AdamW" else torch.optim.Adam
+    return cls(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer) -> tuple[torch.optim.lr_scheduler.LRScheduler, bool]:
+    """(scheduler, stepped per iteration?) for `--lr_policy step` (per epoch) or `cosine` (per iteration)."""
+    if config.lr_policy == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.T_max), True
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_decay_epochs, gamma=0.1), False
+
+
+def build_model(config: TrainConfig) -> EMENet:
+    torch.manual_seed(config.seed)
+    model = EMENet(config.model_config())
+    if config.pretrained_backbone:
+        init_backbone_from_landmark_network(model, config.pretrained_backbone)
+    return model
+
+
+def train_teacher(config: TrainConfig, progress: bool = True) -> RunResult:
+    """Train (or resume) a supervised multitask teacher; returns the run's history and best epoch.
+
+    >>> result = train_teacher(TrainConfig(data_root="data/synth", nepochs=2, seq_len=8))  # doctest: +SKIP
+    """
+    if not config.data_root:
+        raise EMENetInputError("--data_root is required (the Aff-wild2 root, or `emenet synth` output)")
+    if config.auxiliary and not config.fa_teacher:
+        raise EMENetInputError("--auxiliary needs --fa_teacher PATH: the MobileFaceNet-136 landmark checkpoint that teaches the FA head")
+    device = resolve_device(config)
+    start = start_epoch_for(config)
+    index = load_affwild2_index(config.data_root, cache_dir=config.cache_dir)
+    tasks = tuple(config.tasks)
+    train_videos = labeled_videos(index, "Train_Set", tasks)
+    val_videos = labeled_videos(index, "Validation_Set", tasks, max_videos=config.max_val_videos)
+    if not train_videos:
+        raise EMENetInputError(f"{config.data_root}: no training videos annotated for {list(tasks)}")
+    train_set = MultiTaskClipDataset(train_videos, tasks, config.seq_len, config.fps, config.image_size)
+    log.info("training on %d videos (%s clips), validating on %d videos", len(train_videos),
+             {t: len(r) for t, r in train_set.task_ranges.items()}, len(val_videos))
+
+    model = build_model(config).to(device)
+    pos_weight, expr_weight = class_weights(config, train_videos)
+    objective = TeacherObjective(config.au_loss, config.expr_loss, config.va_loss, config.fa_loss, pos_weight, expr_weight,
+                                 load_landmark_network(config.fa_teacher, device) if config.auxiliary else None)
+    optimizer = build_optimizer(config, model)
+    scheduler, per_step = build_scheduler(config, optimizer)
+    weights = TaskWeights({t: getattr(config, f"lambda_{t}") for t in config.model_tasks})
+
+    run_dir = config.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, run_dir / "config.yaml")
+    hooks = [CheckpointHook(run_dir, config.name, extra={"train_config": config.to_dict()}), MetricsFileHook(run_dir),
+             TensorBoardHook(Path(config.loggings_dir) / config.name)]
+    if config.adaptive_lambda:
+        hooks.insert(0, AdaptiveTaskWeightHook({t: TASK_SCORE_KEYS[t] for t in tasks}))
+
+    def evaluate(m: EMENet) -> dict[str, float]:
+        return evaluate_videos(m, val_videos, config.val_seq_len, config.image_size, device, config.num_workers, progress)
+
+    trainer = Trainer(model, objective, optimizer, scheduler, per_step, train_set, evaluate, weights,
+                      AugmentConfig(image_size=config.image_size), config.batch_size, config.nepochs, config.seed,
+                      device, config.max_steps_per_epoch, config.num_workers, hooks, progress=progress)
+    if start:
+        resume(trainer, run_dir, config.name, start)
+    state = trainer.run()
+    return RunResult(run_dir, state.best_epoch, state.best_score, state.history)
+
+
+def resume(trainer: Trainer, run_dir: Path, name: str, epoch: int) -> None:
+    """Load the weights, optimizer, scheduler, RNG and trainer state written after `epoch`."""
+    net = read_checkpoint_file(run_dir / f"net_epoch_{epoch}_{name}.pth")
+    load_state_dict_strict(trainer.model, net["state_dict"], str(run_dir / f"net_epoch_{epoch}_{name}.pth"))
+    opt_file = optimizer_path(run_dir, epoch)
+    trainer.load_state_dict(torch.load(opt_file, map_location="cpu", weights_only=True))
+    log.info("resumed %s after epoch %d", name, epoch)

@@ -1,0 +1,147 @@
+"""A small trainer: an explicit epoch loop, hooks for logging/checkpointing, exact resume.
+
+Nothing happens in `__init__`; `run()` does the work. All randomness of an epoch (batch order,
+augmentation) is drawn from generators seeded by (seed, epoch), and the global RNG that drives
+dropout is saved with each checkpoint, so a resumed run continues as if never stopped.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from emenet.data.augment import AugmentConfig, augment_clips, to_float_frames
+from emenet.data.clips import LabeledVideo
+from emenet.data.datasets import MultiTaskBatchSampler, MultiTaskClipDataset, collate_by_task
+from emenet.models.emenet import EMENet
+from emenet.training.objectives import TaskWeights
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint must hold besides weights and optimizer to continue a run exactly."""
+
+    epoch: int = 0
+    step: int = 0
+    best_score: float = -math.inf
+    best_epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    task_weights: dict[str, float] = field(default_factory=dict)
+    best_task_scores: dict[str, float] = field(default_factory=dict)
+    epochs_without_improvement: dict[str, int] = field(default_factory=dict)
+
+
+class Hook:
+    """Called by the trainer; override what you need."""
+
+    def on_step_end(self, trainer: "Trainer", losses: dict[str, float]) -> None: ...
+
+    def on_epoch_end(self, trainer: "Trainer", metrics: dict[str, float]) -> None: ...
+
+    def on_run_end(self, trainer: "Trainer") -> None: ...
+
+
+@dataclass
+class Trainer:
+    model: EMENet
+    objective: Callable[..., dict[str, torch.Tensor]]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scheduler_per_step: bool
+    train_set: MultiTaskClipDataset
+    evaluate: Callable[[EMENet], dict[str, float]]
+    task_weights: TaskWeights
+    augment: AugmentConfig
+    batch_size: int
+    nepochs: int
+    seed: int
+    device: torch.device
+    steps_per_epoch: int | None = None
+    num_workers: int = 0
+    hooks: list[Hook] = field(default_factory=list)
+    state: TrainState = field(default_factory=TrainState)
+    progress: bool = True
+
+    def run(self) -> TrainState:
+        for epoch in range(self.state.epoch + 1, self.nepochs + 1):
+            self.train_epoch(epoch)
+            metrics = self.evaluate(self.model)
+            self.state.epoch = epoch
+            self._record(metrics)
+            for hook in self.hooks:
+                hook.on_epoch_end(self, metrics)
+        for hook in self.hooks:
+            hook.on_run_end(self)
+        return self.state
+
+    def train_epoch(self, epoch: int) -> None:
+        self.model.train()
+        sampler = MultiTaskBatchSampler(self.train_set.task_ranges, self.batch_size, self.seed, epoch, self.steps_per_epoch)
+        loader = DataLoader(self.train_set, batch_sampler=sampler, collate_fn=collate_by_task,
+                            num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
+                            persistent_workers=False)
+        aug_gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch + 7)
+        bar = tqdm(loader, desc=f"epoch {epoch}/{self.nepochs}", unit="step", disable=not self.progress, leave=False)
+        for batch in bar:
+            losses = self.train_step(batch, aug_gen)
+            self.state.step += 1
+            if self.scheduler_per_step:
+                self.scheduler.step()
+            bar.set_postfix(loss=f"{losses['loss']:.3f}")
+            for hook in self.hooks:
+                hook.on_step_end(self, losses)
+        if not self.scheduler_per_step:
+            self.scheduler.step()
+
+    def train_step(self, batch: dict[str, dict[str, torch.Tensor]], aug_gen: torch.Generator) -> dict[str, float]:
+        """One optimisation step over one batch per task, with a single backbone pass for all clips."""
+        tasks = list(batch)
+        frames = torch.cat([batch[t]["frames"] for t in tasks]).to(self.device, non_blocking=True)
+        frames = augment_clips(to_float_frames(frames), self.augment, aug_gen)  # (sum B, T, 3, H, W)
+        slices, start = {}, 0
+        for t in tasks:
+            n = batch[t]["frames"].shape[0]
+            slices[t] = slice(start, start + n)
+            start += n
+        batch = {t: {k: v.to(self.device, non_blocking=True) for k, v in b.items() if k != "frames"} for t, b in batch.items()}
+        logits, _ = self.model(frames)
+        losses = self.objective(logits, batch, slices, frames, self.task_weights.normalised())
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        self.optimizer.step()
+        return {k: float(v.detach()) for k, v in losses.items()}
+
+    def _record(self, metrics: dict[str, float]) -> None:
+        s = self.state
+        s.history.append({"epoch": s.epoch, **metrics})
+        score = metrics.get("total_score", -math.inf)
+        if score > s.best_score:
+            s.best_score, s.best_epoch = score, s.epoch
+
+    # --- checkpoint state -------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        self.state.task_weights = dict(self.task_weights.current)
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "trainer": asdict(self.state), "rng": rng}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(d["optimizer"])
+        self.scheduler.load_state_dict(d["scheduler"])
+        self.state = TrainState(**d["trainer"])
+        if self.state.task_weights:
+            self.task_weights.current = dict(self.state.task_weights)
+        torch.set_rng_state(d["rng"]["torch"])
+        if "cuda" in d["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(d["rng"]["cuda"])

@@ -1,0 +1,51 @@
+"""Training options: YAML under flags, the original's spellings, validation of values."""
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import yaml
+
+from emenet.errors import EMENetInputError
+from emenet.training.config import TrainConfig, add_config_arguments, resolve_config, save_config
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    add_config_arguments(p)
+    return p.parse_args(argv)
+
+
+def test_defaults_are_the_originals():
+    c = TrainConfig()
+    assert (c.optimizer, c.lr, c.weight_decay, c.lr_policy, c.lr_decay_epochs, c.T_max, c.nepochs) == ("Adam", 1e-3, 0.0, "step", 10, 10000, 36)
+    assert (c.seq_len, c.fps, c.batch_size, c.nhid, c.nlayers, c.dropout) == (30, 30, 2, 128, 1, 0.5)
+    assert (c.au_loss, c.expr_loss, c.va_loss, c.fa_loss) == ("bce", "ce", "cce+ccc", "l1_loss")
+
+
+def test_yaml_under_flags_and_saved_config_roundtrips(tmp_path):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(yaml.safe_dump({"lr": 0.01, "seq_len": 8, "tasks": ["AU", "VA"]}))
+    config = resolve_config(_parse(["--config", str(cfg_file), "--seq_len", "12", "--auxillary", "--TModel", "LSTM"]))
+    assert config.lr == 0.01 and config.seq_len == 12 and config.auxiliary and config.TModel == "LSTM"
+    assert config.tasks == ["AU", "VA"] and config.model_tasks == ("AU", "VA", "FA")
+    save_config(config, tmp_path / "resolved.yaml")
+    again = TrainConfig.from_dict(yaml.safe_load((tmp_path / "resolved.yaml").read_text()))
+    assert again == config
+
+
+def test_unknown_yaml_key_and_bad_values_are_one_line_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("learning_rate: 0.1\n")
+    with pytest.raises(EMENetInputError, match=r"bad.yaml: unknown option\(s\) \['learning_rate'\]"):
+        resolve_config(_parse(["--config", str(bad)]))
+    with pytest.raises(EMENetInputError, match="config file not found"):
+        resolve_config(_parse(["--config", str(tmp_path / "missing.yaml")]))
+    with pytest.raises(EMENetInputError, match="--lr_policy"):
+        resolve_config(_parse(["--lr_policy", "linear"]))
+    with pytest.raises(EMENetInputError, match="unknown task"):
+        resolve_config(_parse(["--tasks", "AU", "POSE"]))
+
+
+def test_cuda_flag_selects_cuda_device():
+    assert TrainConfig(cuda=True).device == "cuda"

@@ -32,7 +32,7 @@ def run_quickstart(out: Path, nepochs: int = 3, steps_per_epoch: int = 40, overw
     metrics = validate_checkpoint(best, data_root, metrics_path, progress=progress)
     write_json(out / "summary.json", {"data_root": str(data_root), "run_dir": str(result.run_dir),
                                       "best_checkpoint": str(best), "validation_metrics": str(metrics_path)})
-    shown = {k: round(v, 4) for k, v in metrics.items() if k.endswith("score") or k.startswith("ccc_")}
+    shown = {k: round(v, 4) for k, v in metrics.items() if k.endswith("score") or "_ccc_" in k}
     return (f"synthetic data:      {data_root}\n"
             f"teacher checkpoints: {result.run_dir}\n"
             f"TensorBoard logs:    {out / 'logs'}\n"

@@ -14,6 +14,7 @@ from emenet.data.clips import LabeledVideo
 from emenet.data.datasets import VideoChunkDataset
 from emenet.decoding import decode, task_probs
 from emenet.models.emenet import EMENet
+from emenet.tasks import TASKS
 
 
 @torch.no_grad()
@@ -61,7 +62,7 @@ def evaluate_videos(model: EMENet, videos: list[LabeledVideo], chunk: int = 64, 
         for task in tasks:
             if task not in video.labels:
                 continue
-            labels = np.where(video.masks[task], video.labels[task], np.nan if task == "VA" else -1)
+            labels = np.where(video.masks[task], video.labels[task], TASKS[task].missing_value)
             keep = video.masks[task].any(axis=1)
             pred = preds[task][keep]
             label = labels[keep]

@@ -61,7 +61,7 @@ class MetricsFileHook(Hook):
         write_json(self.run_dir / "history.json", {"best_epoch": s.best_epoch, "best_score": s.best_score,
                                                    "epochs": s.history})
         log.info("epoch %d: %s", s.epoch, json.dumps({k: round(v, 4) for k, v in metrics.items()
-                                                      if k.endswith("score") or k.startswith("ccc")}))
+                                                      if k.endswith("score") or "_ccc_" in k}))
 
 
 class TensorBoardHook(Hook):

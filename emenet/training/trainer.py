@@ -73,8 +73,8 @@ class Trainer:
 
     def run(self) -> TrainState:
         for epoch in range(self.state.epoch + 1, self.nepochs + 1):
-            self.train_epoch(epoch)
-            metrics = self.evaluate(self.model)
+            train_losses = self.train_epoch(epoch)
+            metrics = {**self.evaluate(self.model), **{f"train_{k}": v for k, v in train_losses.items()}}
             self.state.epoch = epoch
             self._record(metrics)
             for hook in self.hooks:
@@ -83,7 +83,8 @@ class Trainer:
             hook.on_run_end(self)
         return self.state
 
-    def train_epoch(self, epoch: int) -> None:
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One pass of `steps_per_epoch` steps; returns the mean of each loss over the epoch."""
         self.model.train()
         sampler = MultiTaskBatchSampler(self.train_set.task_ranges, self.batch_size, self.seed, epoch, self.steps_per_epoch)
         loader = DataLoader(self.train_set, batch_sampler=sampler, collate_fn=collate_by_task,
@@ -91,8 +92,11 @@ class Trainer:
                             persistent_workers=False)
         aug_gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch + 7)
         bar = tqdm(loader, desc=f"epoch {epoch}/{self.nepochs}", unit="step", disable=not self.progress, leave=False)
+        sums: dict[str, float] = {}
         for batch in bar:
             losses = self.train_step(batch, aug_gen)
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + v
             self.state.step += 1
             if self.scheduler_per_step:
                 self.scheduler.step()
@@ -101,6 +105,7 @@ class Trainer:
                 hook.on_step_end(self, losses)
         if not self.scheduler_per_step:
             self.scheduler.step()
+        return {k: v / len(sampler) for k, v in sums.items()}
 
     def train_step(self, batch: dict[str, dict[str, torch.Tensor]], aug_gen: torch.Generator) -> dict[str, float]:
         """One optimisation step over one batch per task, with a single backbone pass for all clips."""

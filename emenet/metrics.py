@@ -1,0 +1,277 @@
+"""ABAW 2021 challenge metrics (numpy), and thin accumulators for whole-set scores.
+
+Definitions (reference README, section 2): AU = 0.5 * mean F1 over the 12 AUs + 0.5 *
+accuracy over all AU decisions; EXPR = 0.67 * macro F1 over the 7 classes + 0.33 *
+accuracy; VA = CCC (population form) of valence and of arousal. The per-epoch total the
+original logged adds the AU score, the EXPR score and the *sum* of the two CCCs.
+Unannotated labels (AU/EXPR -1, VA -5 or NaN) are masked out before any metric.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score
+
+from emenet.tasks import AU_NAMES, EMOTION_TASKS, EXPR_NAMES, TASKS
+
+# Challenge score weights (ABAW 2021).
+AU_F1_WEIGHT, AU_ACCURACY_WEIGHT = 0.5, 0.5
+EXPR_F1_WEIGHT, EXPR_ACCURACY_WEIGHT = 0.67, 0.33
+
+AU_MISSING = int(TASKS["AU"].missing_value)
+EXPR_MISSING = int(TASKS["EXPR"].missing_value)
+VA_MISSING = float(TASKS["VA"].missing_value)
+
+# Trailing shape of one frame's prediction/label per task.
+_FRAME_SHAPES: dict[str, tuple[int, ...]] = {"AU": (len(AU_NAMES),), "EXPR": (), "VA": (2,)}
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    """numpy view of an array, list or torch tensor (without importing torch here)."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _check_shape(name: str, what: str, x: np.ndarray, shape: tuple[int | None, ...]) -> None:
+    if x.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, x.shape)):
+        expected = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+        raise ValueError(f"{name}: expected {what} of shape {expected}, got {x.shape}")
+
+
+def _check_pair(name: str, pred: np.ndarray, labels: np.ndarray, frame_shape: tuple[int, ...]) -> None:
+    _check_shape(name, "predictions", pred, (None, *frame_shape))
+    _check_shape(name, "labels", labels, (None, *frame_shape))
+    if pred.shape[0] != labels.shape[0]:
+        raise ValueError(f"{name}: expected as many predictions as labels, got {pred.shape[0]} and {labels.shape[0]}")
+
+
+def _check_values(name: str, what: str, x: np.ndarray, allowed: Iterable[int]) -> None:
+    allowed = set(allowed)
+    found = set(np.unique(x).tolist())
+    if not found <= allowed:
+        raise ValueError(f"{name}: expected {what} in {sorted(allowed)}, got {sorted(found - allowed)[:5]}")
+
+
+def ccc(x: Any, y: Any) -> float:
+    """Concordance correlation coefficient, population form (variances and covariance over n).
+
+    NaN when both inputs are constant and equal (0 / 0).
+
+    >>> round(ccc([1, 2, 3], [1, 2, 4]), 6)  # 2 * 1 / (2/3 + 14/9 + 1/9) = 6/7
+    0.857143
+    """
+    x = _to_numpy(x).astype(np.float64)
+    y = _to_numpy(y).astype(np.float64)
+    _check_shape("ccc", "x", x, (None,))
+    if x.shape != y.shape or x.size == 0:
+        raise ValueError(f"ccc: expected two non-empty 1-D arrays of the same length, got {x.shape} and {y.shape}")
+    mean_x, mean_y = x.mean(), y.mean()
+    cov = np.mean((x - mean_x) * (y - mean_y))
+    denominator = x.var() + y.var() + (mean_x - mean_y) ** 2  # np.var: ddof 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(2.0 * cov / denominator)
+
+
+def au_metrics(pred: Any, labels: Any) -> dict[str, Any]:
+    """AU challenge metrics of (N, 12) 0/1 predictions against (N, 12) labels (-1 = unannotated).
+
+    f1_per_au: binary F1 of each AU over its annotated frames (NaN for an AU with none);
+    f1: their mean over annotated AUs; accuracy: over all annotated AU decisions;
+    score = 0.5 * f1 + 0.5 * accuracy.
+    """
+    pred, labels = _to_numpy(pred), _to_numpy(labels)
+    _check_pair("au_metrics", pred, labels, _FRAME_SHAPES["AU"])
+    _check_values("au_metrics", "predictions", pred, (0, 1))
+    _check_values("au_metrics", "labels", labels, (0, 1, AU_MISSING))
+    valid = labels != AU_MISSING
+    if not valid.any():
+        raise ValueError("au_metrics: expected at least one annotated AU entry, got none")
+    f1_per_au = np.full(len(AU_NAMES), np.nan)
+    for j in range(len(AU_NAMES)):
+        v = valid[:, j]
+        if v.any():
+            f1_per_au[j] = f1_score(labels[v, j], pred[v, j], labels=[0, 1], pos_label=1, average="binary",
+                                    zero_division=0)
+    f1 = float(np.nanmean(f1_per_au))
+    accuracy = float(accuracy_score(labels[valid], pred[valid]))
+    return {"f1_per_au": f1_per_au, "f1": f1, "accuracy": accuracy,
+            "score": AU_F1_WEIGHT * f1 + AU_ACCURACY_WEIGHT * accuracy}
+
+
+def expr_metrics(pred: Any, labels: Any) -> dict[str, Any]:
+    """EXPR challenge metrics of (N,) class predictions against (N,) labels (-1 = unannotated).
+
+    f1: macro F1 over all 7 classes (a class absent from labels and predictions counts 0);
+    score = 0.67 * f1 + 0.33 * accuracy.
+    """
+    pred, labels = _to_numpy(pred), _to_numpy(labels)
+    _check_pair("expr_metrics", pred, labels, _FRAME_SHAPES["EXPR"])
+    classes = list(range(len(EXPR_NAMES)))
+    _check_values("expr_metrics", "predictions", pred, classes)
+    _check_values("expr_metrics", "labels", labels, [*classes, EXPR_MISSING])
+    valid = labels != EXPR_MISSING
+    if not valid.any():
+        raise ValueError("expr_metrics: expected at least one annotated frame, got none")
+    y_true, y_pred = labels[valid], pred[valid]
+    f1_per_class = f1_score(y_true, y_pred, labels=classes, average=None, zero_division=0)
+    f1 = float(f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0))
+    accuracy = float(accuracy_score(y_true, y_pred))
+    return {"f1_per_class": np.asarray(f1_per_class, dtype=np.float64), "f1": f1, "accuracy": accuracy,
+            "score": EXPR_F1_WEIGHT * f1 + EXPR_ACCURACY_WEIGHT * accuracy}
+
+
+def va_metrics(pred: Any, labels: Any) -> dict[str, float]:
+    """VA challenge metrics of (N, 2) predictions against (N, 2) labels (rows with -5/NaN excluded).
+
+    score = ccc_valence + ccc_arousal, the sum the original logged; ccc_mean is the
+    challenge's reported mean.
+    """
+    pred, labels = _to_numpy(pred).astype(np.float64), _to_numpy(labels).astype(np.float64)
+    _check_pair("va_metrics", pred, labels, _FRAME_SHAPES["VA"])
+    valid = ~((labels == VA_MISSING) | np.isnan(labels)).any(axis=1)
+    if not valid.any():
+        raise ValueError("va_metrics: expected at least one annotated frame, got none")
+    if not np.isfinite(pred[valid]).all():
+        raise ValueError("va_metrics: expected finite predictions, got NaN or inf")
+    ccc_valence = ccc(pred[valid, 0], labels[valid, 0])
+    ccc_arousal = ccc(pred[valid, 1], labels[valid, 1])
+    return {"ccc_valence": ccc_valence, "ccc_arousal": ccc_arousal, "ccc_mean": 0.5 * (ccc_valence + ccc_arousal),
+            "score": ccc_valence + ccc_arousal}
+
+
+TASK_METRICS = {"AU": au_metrics, "EXPR": expr_metrics, "VA": va_metrics}
+
+
+def _check_task(task: str) -> None:
+    if task not in TASK_METRICS:
+        raise ValueError(f"unknown task {task!r}; tasks with metrics are {list(TASK_METRICS)}")
+
+
+def challenge_scores(predictions: Mapping[str, Any], labels: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per-task metric dicts for every task in `predictions` (which `labels` must also have).
+
+    >>> s = challenge_scores({"EXPR": [0, 1]}, {"EXPR": [0, 1]})
+    >>> s["EXPR"]["accuracy"], total_score(s) > 0
+    (1.0, True)
+    """
+    missing = [t for t in predictions if t not in labels]
+    if missing:
+        raise ValueError(f"challenge_scores: expected labels for every predicted task, missing {missing}")
+    for task in predictions:
+        _check_task(task)
+    return {task: TASK_METRICS[task](predictions[task], labels[task]) for task in EMOTION_TASKS if task in predictions}
+
+
+def total_score(scores: Mapping[str, Mapping[str, Any]]) -> float:
+    """The original's per-epoch total: AU score + EXPR score + (CCC valence + CCC arousal), over tasks present."""
+    for task in scores:
+        _check_task(task)
+    return float(sum(s["score"] for s in scores.values()))
+
+
+# Names for the entries of per-unit arrays when scores are flattened.
+_PER_UNIT_NAMES = {"f1_per_au": AU_NAMES, "f1_per_class": EXPR_NAMES}
+
+
+def flatten_scores(scores: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+    """Per-task metric dicts -> one flat dict of floats for logs and JSON, with `total_score`.
+
+    Keys are "<TASK>_<metric>" ("AU_f1", "EXPR_score", "VA_ccc_valence", ...); per-AU and
+    per-class F1 become "AU_f1_AU12", "EXPR_f1_Happiness", ...
+
+    >>> flat = flatten_scores(challenge_scores({"VA": [[0.1, 0.2], [0.3, 0.1]]}, {"VA": [[0.1, 0.2], [0.3, 0.1]]}))
+    >>> flat["VA_score"], flat["total_score"]
+    (2.0, 2.0)
+    """
+    flat: dict[str, float] = {}
+    for task, metrics in scores.items():
+        for key, value in metrics.items():
+            if key in _PER_UNIT_NAMES:
+                flat.update({f"{task}_f1_{name}": float(v) for name, v in zip(_PER_UNIT_NAMES[key], value)})
+            else:
+                flat[f"{task}_{key}"] = float(value)
+    flat["total_score"] = total_score(scores)
+    return flat
+
+
+class TaskMetricAccumulator:
+    """Collects one task's (predictions, labels) batches and scores the whole set at the end.
+
+    Batches may have any leading shape (e.g. (B, T, 12)); they are flattened to frames.
+
+    >>> acc = TaskMetricAccumulator("EXPR")
+    >>> acc.update([0, 1], [0, 1]); acc.update([2], [3])
+    >>> acc.compute()["accuracy"]
+    0.6666666666666666
+    """
+
+    def __init__(self, task: str) -> None:
+        _check_task(task)
+        self.task = task
+        self._preds: list[np.ndarray] = []
+        self._labels: list[np.ndarray] = []
+
+    def update(self, pred: Any, labels: Any) -> None:
+        pred, labels = _to_numpy(pred), _to_numpy(labels)
+        frame_shape = _FRAME_SHAPES[self.task]
+        for what, x in (("predictions", pred), ("labels", labels)):
+            if x.shape[x.ndim - len(frame_shape):] != frame_shape or x.ndim < len(frame_shape) + 1:
+                raise ValueError(f"{self.task} accumulator: expected {what} of shape (..., "
+                                 f"{', '.join(map(str, frame_shape))}), got {x.shape}")
+        pred, labels = pred.reshape(-1, *frame_shape), labels.reshape(-1, *frame_shape)
+        if pred.shape[0] != labels.shape[0]:
+            raise ValueError(f"{self.task} accumulator: expected as many predictions as labels, "
+                             f"got {pred.shape[0]} and {labels.shape[0]}")
+        self._preds.append(pred.copy())
+        self._labels.append(labels.copy())
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self._preds)
+
+    def compute(self) -> dict[str, Any]:
+        if not self._preds:
+            raise ValueError(f"{self.task} accumulator: no batches to score; call update() first")
+        return TASK_METRICS[self.task](np.concatenate(self._preds), np.concatenate(self._labels))
+
+    def reset(self) -> None:
+        self._preds, self._labels = [], []
+
+
+class ChallengeMetrics:
+    """One TaskMetricAccumulator per task, for a whole validation set.
+
+    compute() gives the flat dict of floats that runs log (see flatten_scores), over the
+    tasks that received frames; task_scores() gives the per-task dicts.
+
+    >>> m = ChallengeMetrics()
+    >>> m.update("VA", [[0.1, 0.2], [0.3, 0.1]], [[0.1, 0.2], [0.3, 0.1]])
+    >>> m.update("VA", [[0.5, 0.4]], [[0.5, 0.4]])
+    >>> m.compute()["total_score"]  # only VA has frames: CCC valence 1 + CCC arousal 1
+    2.0
+    """
+
+    def __init__(self, tasks: Iterable[str] = EMOTION_TASKS) -> None:
+        self.tasks = tuple(tasks)
+        self._accumulators = {task: TaskMetricAccumulator(task) for task in self.tasks}
+
+    def update(self, task: str, pred: Any, labels: Any) -> None:
+        """Add one batch of `task`'s predictions and labels (any leading shape)."""
+        if task not in self._accumulators:
+            raise ValueError(f"ChallengeMetrics: unknown task {task!r}; tracking {list(self.tasks)}")
+        self._accumulators[task].update(pred, labels)
+
+    def task_scores(self) -> dict[str, dict[str, Any]]:
+        return {task: acc.compute() for task, acc in self._accumulators.items() if len(acc)}
+
+    def compute(self) -> dict[str, float]:
+        return flatten_scores(self.task_scores())
+
+    def total(self) -> float:
+        return total_score(self.task_scores())
+
+    def reset(self) -> None:
+        for acc in self._accumulators.values():
+            acc.reset()

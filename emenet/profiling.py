@@ -27,7 +27,10 @@ network, and the three GRU heads 0.74M. The
 6.3M difference equals, to rounding, one operation per output element of every batch norm
 (3.21M per frame), PReLU (2.76M) and residual addition (0.36M), which some counting tools
 add and torch's counter does not; that is a plausible reading of the paper's number, not
-one its text confirms.
+one its text confirms. EMENet-VA counts 228.7M against the paper's 234M: the same backbone,
+6.88M for MarbleNet per 0.63 s window (1.31M of mel and DCT products, 5.57M of
+convolutions; the STFT's FFT, about 0.6M real multiply-adds, is not counted) and 0.89M for
+three GRU(640 -> 128) heads.
 
 >>> report = model_report("emenet_v")
 >>> report["params"], report["macs_per_frame"]["total"]
@@ -163,7 +166,10 @@ def macs_per_frame(model: nn.Module, seq_len: int = DEFAULT_SEQ_LEN) -> dict:
     `FlopCounterMode` and divides every count by `seq_len`. The split follows the model's
     top-level modules: `backbone` (the MobileFaceNet frame encoder) and `tmodels` (one
     temporal head per task, also given per task in `per_head`); `other` is whatever the
-    counter saw outside both (0 for EMENet). Recurrent layers the counter cannot see (an
+    counter saw outside both (0 for EMENet). An EMENet-VA (a model with `audio_backbone`)
+    also gets a (1, seq_len, audio_window) clip of audio; its MarbleNet is reported as
+    `audio_backbone`: the mel and DCT matrix products and the convolutions, not the FFT of
+    its STFT (the counter has no FFT formula). Recurrent layers the counter cannot see (an
     LSTM on the CPU, any of them under cuDNN) are counted with `recurrent_macs`; see the
     module docstring. A transformer head's attention grows with the clip length, so its
     per-frame cost depends on `seq_len`; every other part's does not.
@@ -177,8 +183,11 @@ def macs_per_frame(model: nn.Module, seq_len: int = DEFAULT_SEQ_LEN) -> dict:
     for part in ("backbone", "tmodels"):
         if not isinstance(getattr(model, part, None), nn.Module):
             raise ValueError(f"expected an EMENet with `backbone` and `tmodels`, got {type(model).__name__} without `{part}`")
-    frames = torch.zeros(1, seq_len, 3, INPUT_SIZE, INPUT_SIZE, device=_module_device(model))
-    macs = count_macs(model, frames)
+    inputs = [torch.zeros(1, seq_len, 3, INPUT_SIZE, INPUT_SIZE, device=_module_device(model))]
+    audio_backbone = isinstance(getattr(model, "audio_backbone", None), nn.Module)
+    if audio_backbone:  # EMENet-VA: one audio window per frame
+        inputs.append(torch.zeros(1, seq_len, model.config.audio_window, device=_module_device(model)))
+    macs = count_macs(model, *inputs)
 
     counted_by = set()
     for name, module in model.named_modules():
@@ -195,16 +204,22 @@ def macs_per_frame(model: nn.Module, seq_len: int = DEFAULT_SEQ_LEN) -> dict:
 
     tasks = getattr(model, "tasks", tuple(str(i) for i in range(len(model.tmodels))))
     per_head = {task: macs.get(f"tmodels.{i}", 0) for i, task in enumerate(tasks)}
-    backbone, heads, total = macs.get("backbone", 0), sum(per_head.values()), macs[""]
-    return {
+    # EMENet-VA's frame encoder is the module `video_backbone` (`backbone` is its alias)
+    backbone = macs.get("video_backbone" if audio_backbone else "backbone", 0)
+    audio = macs.get("audio_backbone", 0)
+    heads, total = sum(per_head.values()), macs[""]
+    result = {
         "seq_len": seq_len,
         "total": _per_frame(total, seq_len),
         "backbone": _per_frame(backbone, seq_len),
         "heads": _per_frame(heads, seq_len),
         "per_head": {task: _per_frame(m, seq_len) for task, m in per_head.items()},
-        "other": _per_frame(total - backbone - heads, seq_len),
+        "other": _per_frame(total - backbone - audio - heads, seq_len),
         "recurrent_counted_by": " and ".join(sorted(counted_by)) or None,  # None: no recurrent layer
     }
+    if audio_backbone:
+        result["audio_backbone"] = _per_frame(audio, seq_len)
+    return result
 
 
 def _prefixes(name: str) -> list[str]:
@@ -264,8 +279,10 @@ def format_report(report: dict) -> str:
     macs, paper = report["macs_per_frame"], report["paper"]
     rows = [("parameters", report["params"], paper["params"] if paper else None),
             ("MACs/frame, total", macs["total"], paper["macs_per_frame"] if paper else None),
-            ("MACs/frame, backbone", macs["backbone"], None),
-            ("MACs/frame, temporal heads", macs["heads"], None)]
+            ("MACs/frame, backbone", macs["backbone"], None)]
+    if "audio_backbone" in macs:
+        rows.append(("MACs/frame, audio backbone", macs["audio_backbone"], None))
+    rows.append(("MACs/frame, temporal heads", macs["heads"], None))
     rows += [(f"  head {task}", m, None) for task, m in macs["per_head"].items()]
     if macs["other"]:
         rows.append(("MACs/frame, other", macs["other"], None))

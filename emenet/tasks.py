@@ -24,6 +24,9 @@ VA_BIN_EDGES = np.linspace(-1.0, 1.0, NUM_VA_BINS + 1).astype(np.float32)
 
 # Number of face-alignment outputs: 68 landmarks x (x, y).
 NUM_LANDMARKS = 68
+# Voice-activity outputs of the audio-visual model's auxiliary head: logits of NeMo's VAD
+# MarbleNet labels (background, speech), the teacher the original distilled it from.
+VAD_NAMES: tuple[str, ...] = ("background", "speech")
 
 
 @dataclass(frozen=True)
@@ -42,10 +45,12 @@ TASKS: dict[str, TaskSpec] = {
     "AU": TaskSpec("AU", len(AU_NAMES), "AU_Set", ",".join(AU_NAMES), -1),
     "VA": TaskSpec("VA", 2 * NUM_VA_BINS, "VA_Set", ",".join(VA_NAMES), -5),
     "FA": TaskSpec("FA", 2 * NUM_LANDMARKS, None, None, None),
+    "VAD": TaskSpec("VAD", len(VAD_NAMES), None, None, None),  # EMENet-VA only
 }
 
-# Order of the heads in the original checkpoints: tmodels.0 EXPR, 1 AU, 2 VA, 3 FA.
-ORIGINAL_TASK_ORDER: tuple[str, ...] = ("EXPR", "AU", "VA", "FA")
+# Order of the heads in the original checkpoints: tmodels.0 EXPR, 1 AU, 2 VA, 3 FA; the
+# audio-visual model's voice-activity head, when present, comes last.
+ORIGINAL_TASK_ORDER: tuple[str, ...] = ("EXPR", "AU", "VA", "FA", "VAD")
 EMOTION_TASKS: tuple[str, ...] = ("EXPR", "AU", "VA")
 
 

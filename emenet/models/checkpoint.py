@@ -1,8 +1,10 @@
 """Reading and writing EMENet checkpoints, ours and the original released ones.
 
 Both are a `torch.save` of a dict with `state_dict` and `epoch`; ours add the model
-`config`, so a checkpoint rebuilds its own model. Original checkpoints carry no config:
-it is inferred from the key set and shapes, then the weights go through a strict filter.
+`config` and `arch` (the model's class name), so a checkpoint rebuilds its own model.
+Original checkpoints carry no config: it is inferred from the key set and shapes (EMENet-V:
+`backbone.*`; EMENet-VA: `video_backbone.*` + `audio_backbone.*`), then the weights go
+through a strict filter.
 """
 from __future__ import annotations
 
@@ -17,11 +19,18 @@ from torch import nn
 from emenet.errors import EMENetInputError
 from emenet.io_utils import atomic_path
 from emenet.models.emenet import EMENet, EMENetConfig
+from emenet.models.emenet_va import EMENetVA, EMENetVAConfig
 from emenet.tasks import TASKS
 
 CHECKPOINT_FORMAT = 1
 _TMODEL_KEY = re.compile(r"^tmodels\.(\d+)\.(.*)$")
 _LOGITS_TO_TASK = {spec.num_logits: name for name, spec in TASKS.items()}
+# `arch` of our checkpoints -> the model class and its config class.
+ARCHITECTURES: dict[str, tuple[type[EMENet], type[EMENetConfig]]] = {
+    "EMENet": (EMENet, EMENetConfig),
+    "EMENetVA": (EMENetVA, EMENetVAConfig),
+}
+_CONFIG_TO_MODEL = {config_cls: model_cls for model_cls, config_cls in ARCHITECTURES.values()}
 
 
 def checkpoint_path(checkpoints_dir: str | os.PathLike, name: str, epoch: int) -> Path:
@@ -48,18 +57,35 @@ def read_checkpoint_file(path: str | os.PathLike, allow_bare_state_dict: bool = 
     return ckpt
 
 
+def _config_class(state_dict: dict[str, torch.Tensor]) -> type[EMENetConfig]:
+    """EMENet-V (`backbone.*`) or EMENet-VA (`video_backbone.*` + `audio_backbone.*`), by key prefixes."""
+    prefixes = {key.split(".", 1)[0] for key in state_dict}
+    if {"video_backbone", "audio_backbone"} <= prefixes:
+        return EMENetVAConfig
+    if "backbone" in prefixes:
+        return EMENetConfig
+    if prefixes & {"video_backbone", "audio_backbone"}:
+        missing = sorted({"video_backbone", "audio_backbone"} - prefixes)
+        raise EMENetInputError(f"state dict of an EMENet-VA model without its '{missing[0]}.*' keys")
+    raise EMENetInputError("state dict has neither the 'backbone.*' keys of an EMENet-V model nor the "
+                           "'video_backbone.*' and 'audio_backbone.*' keys of an EMENet-VA model")
+
+
 def infer_config(state_dict: dict[str, torch.Tensor], temporal_model: str | None = None) -> tuple[EMENetConfig, dict[int, str]]:
     """Infer the model config of an original checkpoint and the task of each `tmodels.{i}`.
 
-    `temporal_model` disambiguates RNN_TANH from RNN_RELU, which share their shapes.
+    The config is an `EMENetVAConfig` for EMENet-VA keys (its audio window is the original's
+    0.63 s, which the weights do not record), else an `EMENetConfig`. `temporal_model`
+    disambiguates RNN_TANH from RNN_RELU, which share their shapes.
     """
+    config_cls = _config_class(state_dict)
     heads: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in state_dict.items():
         m = _TMODEL_KEY.match(key)
         if m:
             heads.setdefault(int(m.group(1)), {})[m.group(2)] = value
-    if not heads or not any(k.startswith("backbone.") for k in state_dict):
-        raise EMENetInputError("state dict has no 'backbone.*' and 'tmodels.*' keys of an EMENet-V model")
+    if not heads:
+        raise EMENetInputError("state dict has no 'tmodels.*' keys: no temporal heads of an EMENet model")
     head_tasks: dict[int, str] = {}
     for i, params in sorted(heads.items()):
         width = params["decoder.weight"].shape[0] if "decoder.weight" in params else None
@@ -75,7 +101,7 @@ def infer_config(state_dict: dict[str, torch.Tensor], temporal_model: str | None
     if kind is None:
         raise EMENetInputError(f"tmodels.0.rnn has {gates} gates; expected a GRU, LSTM or RNN")
     num_layers = sum(1 for k in first if re.fullmatch(r"rnn\.weight_ih_l\d+", k))
-    config = EMENetConfig(tasks=tuple(head_tasks.values()), temporal_model=kind, hidden_size=hidden, num_layers=num_layers)
+    config = config_cls(tasks=tuple(head_tasks.values()), temporal_model=kind, hidden_size=hidden, num_layers=num_layers)
     return config, head_tasks
 
 
@@ -105,22 +131,32 @@ def load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor]
 
 
 def model_from_checkpoint(ckpt: dict[str, Any], source: str = "checkpoint", **config_overrides) -> EMENet:
-    """Build the model a checkpoint dict describes and load its weights strictly."""
+    """Build the model a checkpoint dict describes and load its weights strictly.
+
+    Ours name their class in `arch` (absent in early ones: EMENet); originals are recognised
+    by their keys. The result is an `EMENet` or an `EMENetVA` (a subclass).
+    """
     state_dict = ckpt["state_dict"]
     if "config" in ckpt:
-        config = EMENetConfig.from_dict({**ckpt["config"], **config_overrides})
+        arch = ckpt.get("arch", "EMENet")
+        if arch not in ARCHITECTURES:
+            raise EMENetInputError(f"{source}: unknown model class {arch!r}; known ones are {list(ARCHITECTURES)}")
+        config = ARCHITECTURES[arch][1].from_dict({**ckpt["config"], **config_overrides})
         head_tasks = {i: t for i, t in enumerate(config.tasks)}
     else:
         config, head_tasks = infer_config(state_dict, config_overrides.get("temporal_model"))
         if config_overrides:
-            config = EMENetConfig.from_dict({**config.to_dict(), **config_overrides})
-    model = EMENet(config)
+            config = type(config).from_dict({**config.to_dict(), **config_overrides})
+    model = _CONFIG_TO_MODEL[type(config)](config)
     load_state_dict_strict(model, _remap_heads(state_dict, head_tasks, config.tasks), source)
     return model
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu", **config_overrides) -> EMENet:
     """Load an original `net_epoch_<E>_<name>.pth` or an EMENet checkpoint, in eval mode.
+
+    EMENet-V and EMENet-VA (`video_backbone.*` + `audio_backbone.*` keys) checkpoints alike;
+    an EMENet-VA model (`EMENetVA`) takes `model(frames, audio, hidden)`.
 
     Keyword arguments override config fields, e.g. `sequence_layout="legacy"` to reproduce
     the original's batched numbers.

@@ -8,6 +8,7 @@ from torch import nn
 
 from emenet.errors import EMENetInputError
 from emenet.models.emenet import EMENet, EMENetConfig
+from emenet.models.emenet_va import EMENetVA, EMENetVAConfig
 
 _ModelFactory = Callable[..., nn.Module]
 _REGISTRY: dict[str, _ModelFactory] = {}
@@ -45,3 +46,14 @@ def emenet_v(**overrides) -> EMENet:
 @register_model("emenet_v_aux")
 def emenet_v_aux(**overrides) -> EMENet:
     return EMENet(replace(EMENetConfig(tasks=("EXPR", "AU", "VA", "FA")), **overrides))
+
+
+@register_model("emenet_va")
+def emenet_va(**overrides) -> EMENetVA:
+    return EMENetVA(replace(EMENetVAConfig(tasks=("EXPR", "AU", "VA")), **overrides))
+
+
+@register_model("emenet_va_aux")
+def emenet_va_aux(**overrides) -> EMENetVA:
+    """EMENet-VA with both auxiliary heads: face alignment (FA) and voice activity (VAD)."""
+    return EMENetVA(replace(EMENetVAConfig(tasks=("EXPR", "AU", "VA", "FA", "VAD")), **overrides))

@@ -70,6 +70,11 @@ class TrainConfig:
     lambda_FA: float = 1.0
     adaptive_lambda: bool = False  # the original's rule: lambda_t = log2(epochs without improvement) once above 1
     class_weights: str = "original"  # original | dataset (from the training set's label frequencies)
+    # students (train_student.py)
+    annotation: str | None = None  # an ensemble annotation directory (create_new_annotations.py)
+    T: float = 1.0  # distillation temperature
+    mix_ground_truth: float = 0.0  # weight of the supervised loss on frames with ground truth, in [0, 1]
+    distill_weights: str = "uniform"  # uniform | certainty (1 - the ensemble's normalised entropy per frame)
 
     def __post_init__(self) -> None:
         self.tasks = list(validate_tasks([t for t in self.tasks if t != "FA"]))
@@ -81,6 +86,18 @@ class TrainConfig:
             raise EMENetInputError(f"--optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.class_weights not in ("original", "dataset"):
             raise EMENetInputError(f"--class_weights must be original or dataset, got {self.class_weights!r}")
+        from emenet.losses import check_loss_name
+        for task, name in (("AU", self.au_loss), ("EXPR", self.expr_loss), ("VA", self.va_loss), ("FA", self.fa_loss)):
+            try:
+                check_loss_name(task, name)
+            except ValueError as exc:
+                raise EMENetInputError(f"--{task.lower()}_loss: {exc}") from None
+        if not 0.0 <= self.mix_ground_truth <= 1.0:
+            raise EMENetInputError(f"--mix_ground_truth must be in [0, 1], got {self.mix_ground_truth}")
+        if self.distill_weights not in ("uniform", "certainty"):
+            raise EMENetInputError(f"--distill_weights must be uniform or certainty, got {self.distill_weights!r}")
+        if self.T <= 0:
+            raise EMENetInputError(f"--T must be positive, got {self.T}")
         for key in ("seq_len", "batch_size", "nepochs", "val_seq_len", "image_size"):
             if getattr(self, key) < 1:
                 raise EMENetInputError(f"--{key} must be positive, got {getattr(self, key)}")
@@ -119,6 +136,7 @@ _HELP = {
     "TModel": "temporal model: GRU, LSTM, RNN_TANH, RNN_RELU or transformer",
     "auxiliary": "add the face-alignment head (needs --fa_teacher)",
     "config": "YAML file of defaults; command-line flags override it",
+    "annotation": "students: the ensemble annotation directory to learn from",
 }
 
 

@@ -18,28 +18,42 @@ from emenet.tasks import TASKS
 
 
 @torch.no_grad()
-def stream_video_logits(model: EMENet, videos: list[LabeledVideo], chunk: int, image_size: int,
-                        device: str | torch.device = "cpu", num_workers: int = 0, progress: bool = True
-                        ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
-    """Yield (video position, task -> logits (n, C)) per video, carrying the hidden state in frame order."""
-    model.eval()
+def stream_ensemble_logits(models: list[EMENet], videos: list[LabeledVideo], chunk: int, image_size: int,
+                           device: str | torch.device = "cpu", num_workers: int = 0, progress: bool = True
+                           ) -> Iterator[tuple[int, list[dict[str, np.ndarray]]]]:
+    """Yield (video position, per model: task -> logits (n, C)) per video.
+
+    Each model carries its own hidden state in frame order; every chunk of crops is read once
+    and shared by all models. Memory holds one video's logits at a time.
+    """
+    for m in models:
+        m.eval()
     loader = DataLoader(VideoChunkDataset(videos, chunk, image_size), batch_size=None, shuffle=False,
                         num_workers=num_workers)
-    current, hidden, parts = None, None, []
+    current, hidden, parts = None, [], []
     bar = tqdm(total=sum(len(v.frames) for v in videos), unit="frame", desc="predict", disable=not progress, leave=False)
     for item in loader:
         vid = int(item["video"])
         if vid != current:
             if current is not None:
-                yield current, _concat(parts)
-            current, hidden, parts = vid, None, []
+                yield current, [_concat(p) for p in parts]
+            current, hidden, parts = vid, [None] * len(models), [[] for _ in models]
         frames = to_float_frames(item["frames"].to(device, non_blocking=True))[None]  # (1, t, 3, H, W)
-        logits, hidden = model(frames, hidden)
-        parts.append({t: v[0].float().cpu().numpy() for t, v in logits.items()})
+        for i, model in enumerate(models):
+            logits, hidden[i] = model(frames, hidden[i])
+            parts[i].append({t: v[0].float().cpu().numpy() for t, v in logits.items()})
         bar.update(frames.shape[1])
     bar.close()
     if current is not None:
-        yield current, _concat(parts)
+        yield current, [_concat(p) for p in parts]
+
+
+def stream_video_logits(model: EMENet, videos: list[LabeledVideo], chunk: int, image_size: int,
+                        device: str | torch.device = "cpu", num_workers: int = 0, progress: bool = True
+                        ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """Yield (video position, task -> logits (n, C)) per video, carrying the hidden state in frame order."""
+    for vid, (logits,) in stream_ensemble_logits([model], videos, chunk, image_size, device, num_workers, progress):
+        yield vid, logits
 
 
 def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from emenet import losses as L
+
+if TYPE_CHECKING:
+    from emenet.distill.soft_labels import SoftLabelLayout
 
 
 @dataclass
@@ -64,9 +68,75 @@ class TeacherObjective:
             labels, mask = batch[task]["labels"], batch[task]["mask"]
             out[f"loss_{task}"] = self.task_loss(task, logits[task][sl].flatten(0, 1),
                                                  labels.flatten(0, 1), mask.flatten(0, 1))
-        if "FA" in logits and self.landmark_teacher is not None:
-            with torch.no_grad():
-                target = self.landmark_teacher(frames.flatten(0, 1))  # (B*T, 136)
-            out["loss_FA"] = L.fa_loss(logits["FA"].flatten(0, 1), target)
+        fa = _landmark_loss(self.landmark_teacher, logits, frames)
+        if fa is not None:
+            out["loss_FA"] = fa
+        out["loss"] = sum(weights[k.removeprefix("loss_")] * v for k, v in out.items())
+        return out
+
+
+def _landmark_loss(teacher: nn.Module | None, logits: dict[str, torch.Tensor], frames: torch.Tensor) -> torch.Tensor | None:
+    """L1 between the FA head and a fixed landmark network on the same (augmented) frames."""
+    if "FA" not in logits or teacher is None:
+        return None
+    with torch.no_grad():
+        target = teacher(frames.flatten(0, 1))  # (B*T, 136)
+    return L.fa_loss(logits["FA"].flatten(0, 1), target)
+
+
+def certainty_weights(task: str, probs: torch.Tensor) -> torch.Tensor:
+    """Per-frame weight 1 - normalised entropy of the ensemble's mean distribution (N,)."""
+    from emenet.uncertainty import bernoulli_normalized_entropy, normalized_entropy
+    if task == "AU":
+        return 1.0 - bernoulli_normalized_entropy(probs).mean(dim=1)
+    if task == "VA":
+        return 1.0 - normalized_entropy(probs, dim=-1).mean(dim=1)
+    return 1.0 - normalized_entropy(probs, dim=-1)
+
+
+@dataclass
+class StudentObjective:
+    """Distillation to the ensemble's mean distributions (the original's student losses).
+
+    `mix_ground_truth` in [0, 1] blends in the supervised loss on frames that have ground truth;
+    `frame_weights="certainty"` weights each frame by the ensemble's certainty on it.
+    """
+
+    layout: "SoftLabelLayout"
+    T: float = 1.0
+    mix_ground_truth: float = 0.0
+    frame_weights: str = "uniform"
+    supervised: TeacherObjective | None = None
+    landmark_teacher: nn.Module | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.mix_ground_truth <= 1.0:
+            raise ValueError(f"mix_ground_truth must be in [0, 1], got {self.mix_ground_truth}")
+        if self.frame_weights not in ("uniform", "certainty"):
+            raise ValueError(f"frame_weights must be uniform or certainty, got {self.frame_weights!r}")
+
+    def __call__(self, logits: dict[str, torch.Tensor], batch: dict[str, dict[str, torch.Tensor]],
+                 clip_slices: dict[str, slice], frames: torch.Tensor, weights: dict[str, float]) -> dict[str, torch.Tensor]:
+        from emenet.distill.soft_labels import DISTILL_KEY
+        sl = clip_slices[DISTILL_KEY]
+        labels = batch[DISTILL_KEY]["labels"].flatten(0, 1)  # (N, width)
+        mask = batch[DISTILL_KEY]["mask"].flatten(0, 1)
+        real = mask[:, 0]  # padding frames have no soft label
+        out: dict[str, torch.Tensor] = {}
+        for task in self.layout.tasks:
+            student = logits[task][sl].flatten(0, 1)[real]
+            soft = labels[real][:, self.layout.soft[task]]
+            if task == "VA":
+                soft = soft.view(-1, 2, soft.shape[1] // 2)
+            w = certainty_weights(task, soft) if self.frame_weights == "certainty" else None
+            loss = L.DISTILL_LOSSES[task](student, soft, T=self.T, weight=w)
+            if self.mix_ground_truth > 0 and self.supervised is not None:
+                g = self.layout.ground_truth[task]
+                gt_loss = self.supervised.task_loss(task, student, labels[real][:, g], mask[real][:, g])
+                loss = (1.0 - self.mix_ground_truth) * loss + self.mix_ground_truth * gt_loss
+            out[f"loss_{task}"] = loss
+        fa = _landmark_loss(self.landmark_teacher, logits, frames)
+        if fa is not None:
+            out["loss_FA"] = fa
         out["loss"] = sum(weights[k.removeprefix("loss_")] * v for k, v in out.items())
         return out

@@ -15,6 +15,7 @@ from emenet.data.augment import AugmentConfig
 from emenet.data.clips import LabeledVideo
 from emenet.data.datasets import MultiTaskClipDataset
 from emenet.data.labeled import labeled_videos
+from emenet.distill.soft_labels import DISTILL_KEY, soft_label_videos
 from emenet.errors import EMENetInputError
 from emenet.models.checkpoint import load_state_dict_strict, read_checkpoint_file
 from emenet.models.emenet import EMENet
@@ -23,7 +24,7 @@ from emenet.training.config import TrainConfig, save_config
 from emenet.training.evaluate import evaluate_videos
 from emenet.training.hooks import (AdaptiveTaskWeightHook, CheckpointHook, MetricsFileHook, TensorBoardHook,
                                    completed_epochs, optimizer_path)
-from emenet.training.objectives import TaskWeights, TeacherObjective
+from emenet.training.objectives import StudentObjective, TaskWeights, TeacherObjective
 from emenet.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,20 @@ def train_teacher(config: TrainConfig, progress: bool = True) -> RunResult:
 
     >>> result = train_teacher(TrainConfig(data_root="data/synth", nepochs=2, seq_len=8))  # doctest: +SKIP
     """
+    return _train(config, progress, student=False)
+
+
+def train_student(config: TrainConfig, progress: bool = True) -> RunResult:
+    """Train (or resume) a student on an ensemble's soft labels (`config.annotation`).
+
+    >>> result = train_student(TrainConfig(data_root="data/synth", annotation="ann/round_0"))  # doctest: +SKIP
+    """
+    if not config.annotation:
+        raise EMENetInputError("--annotation is required: the ensemble annotation directory to learn from")
+    return _train(config, progress, student=True)
+
+
+def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
     if not config.data_root:
         raise EMENetInputError("--data_root is required (the Aff-wild2 root, or `emenet synth` output)")
     if config.auxiliary and not config.fa_teacher:
@@ -115,14 +130,22 @@ def train_teacher(config: TrainConfig, progress: bool = True) -> RunResult:
     val_videos = labeled_videos(index, "Validation_Set", tasks, max_videos=config.max_val_videos)
     if not train_videos:
         raise EMENetInputError(f"{config.data_root}: no training videos annotated for {list(tasks)}")
-    train_set = MultiTaskClipDataset(train_videos, tasks, config.seq_len, config.fps, config.image_size)
+    layout = None
+    if student:
+        soft_videos, layout = soft_label_videos(config.annotation, config.data_root, "Train_Set", tasks)
+        train_set = MultiTaskClipDataset(soft_videos, (DISTILL_KEY,), config.seq_len, config.fps, config.image_size)
+    else:
+        train_set = MultiTaskClipDataset(train_videos, tasks, config.seq_len, config.fps, config.image_size)
     log.info("training on %d videos (%s clips), validating on %d videos", len(train_videos),
              {t: len(r) for t, r in train_set.task_ranges.items()}, len(val_videos))
 
     model = build_model(config).to(device)
     pos_weight, expr_weight = class_weights(config, train_videos)
+    landmarks = load_landmark_network(config.fa_teacher, device) if config.auxiliary else None
     objective = TeacherObjective(config.au_loss, config.expr_loss, config.va_loss, config.fa_loss, pos_weight, expr_weight,
-                                 load_landmark_network(config.fa_teacher, device) if config.auxiliary else None)
+                                 landmarks)
+    if student:
+        objective = StudentObjective(layout, config.T, config.mix_ground_truth, config.distill_weights, objective, landmarks)
     optimizer = build_optimizer(config, model)
     scheduler, per_step = build_scheduler(config, optimizer)
     weights = TaskWeights({t: getattr(config, f"lambda_{t}") for t in config.model_tasks})
@@ -130,7 +153,8 @@ def train_teacher(config: TrainConfig, progress: bool = True) -> RunResult:
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")
-    hooks = [CheckpointHook(run_dir, config.name, extra={"train_config": config.to_dict()}), MetricsFileHook(run_dir),
+    hooks = [CheckpointHook(run_dir, config.name, extra={"train_config": config.to_dict(), "role": "student" if student else "teacher"}),
+             MetricsFileHook(run_dir),
              TensorBoardHook(Path(config.loggings_dir) / config.name)]
     if config.adaptive_lambda:
         hooks.insert(0, AdaptiveTaskWeightHook({t: TASK_SCORE_KEYS[t] for t in tasks}))

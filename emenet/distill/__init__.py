@@ -1,0 +1,1 @@
+"""Deep ensembles and iterative self-distillation: ensemble annotation, soft labels, students."""

@@ -1,0 +1,53 @@
+"""Ensemble members: which checkpoints, checked to agree on their tasks."""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from emenet.errors import EMENetInputError
+from emenet.models.checkpoint import checkpoint_path, load_checkpoint
+from emenet.models.emenet import EMENet
+from emenet.tasks import EMOTION_TASKS
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    epoch: int
+    checkpoint: Path
+
+    def sha256(self) -> str:
+        h = hashlib.sha256()
+        with open(self.checkpoint, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "epoch": self.epoch, "checkpoint": str(self.checkpoint), "sha256": self.sha256()}
+
+
+def members_from_names(names: list[str], load_epochs: list[int], checkpoints_dir: str | os.PathLike) -> list[Member]:
+    """`--names A B C --load_epochs 4 8 4` under `--checkpoints_dir`, as the original."""
+    if len(load_epochs) == 1 and len(names) > 1:
+        load_epochs = load_epochs * len(names)
+    if len(names) != len(load_epochs):
+        raise EMENetInputError(f"--names has {len(names)} entries but --load_epochs has {len(load_epochs)}")
+    members = [Member(n, e, checkpoint_path(checkpoints_dir, n, e)) for n, e in zip(names, load_epochs)]
+    for m in members:
+        if not m.checkpoint.is_file():
+            raise EMENetInputError(f"{m.checkpoint}: checkpoint of member {m.name} epoch {m.epoch} not found")
+    return members
+
+
+def load_members(members: list[Member], device: str = "cpu") -> list[EMENet]:
+    """Load every member; all must predict the same emotion tasks."""
+    models = [load_checkpoint(m.checkpoint, device) for m in members]
+    tasks = [tuple(t for t in model.tasks if t in EMOTION_TASKS) for model in models]
+    for m, t in zip(members, tasks):
+        if t != tasks[0]:
+            raise EMENetInputError(f"members disagree on tasks: {members[0].name} predicts {list(tasks[0])}, "
+                                   f"{m.name} predicts {list(t)}")
+    return models

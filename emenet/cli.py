@@ -4,6 +4,7 @@
     emenet train --data_root data/synth      # a teacher (the options of Training/train_teacher.py)
     emenet validate --checkpoint CKPT --data_root data/synth --out val.json
     emenet quickstart --out runs/quickstart  # all three on the built-in synthetic data
+    emenet distill --data_root data/synth --members 5 --rounds 3 [--ray auto]
 """
 from __future__ import annotations
 
@@ -57,6 +58,68 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"run {result.run_dir}: best epoch {result.best_epoch} (validation total score {result.best_score:.4f})")
 
 
+def add_train_student_arguments(p: argparse.ArgumentParser) -> None:
+    from emenet.training.config import add_config_arguments
+    add_config_arguments(p)
+    p.set_defaults(func=cmd_train_student)
+
+
+def cmd_train_student(args: argparse.Namespace) -> None:
+    from emenet.training.config import resolve_config
+    from emenet.training.run import train_student
+    result = train_student(resolve_config(args, name="student_round_1_exp_0"))
+    print(f"run {result.run_dir}: best epoch {result.best_epoch} (validation total score {result.best_score:.4f})")
+
+
+def add_annotate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--names", nargs="+", required=True, help="ensemble member run names")
+    p.add_argument("--load_epochs", nargs="+", type=int, required=True, help="one epoch per member (or one for all)")
+    p.add_argument("--checkpoints_dir", default="./checkpoints")
+    p.add_argument("--data_root", required=True, help="Aff-wild2 root (or `emenet synth` output)")
+    p.add_argument("--out", required=True, help="annotation directory (resumable)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--num_workers", type=int, default=0)
+    p.add_argument("--cache_dir", default=None)
+    p.set_defaults(func=cmd_annotate)
+
+
+def cmd_annotate(args: argparse.Namespace) -> None:
+    from emenet.distill.annotate import create_annotations
+    from emenet.distill.members import members_from_names
+    members = members_from_names(args.names, args.load_epochs, args.checkpoints_dir)
+    out = create_annotations(members, args.data_root, args.out, device=args.device, num_workers=args.num_workers,
+                             cache_dir=args.cache_dir)
+    print(f"annotations written to {out}")
+
+
+def add_distill_arguments(p: argparse.ArgumentParser) -> None:
+    from emenet.training.config import add_config_arguments
+    p.add_argument("--members", type=int, default=5, help="ensemble size per round")
+    p.add_argument("--rounds", type=int, default=3, help="student rounds after the teachers")
+    p.add_argument("--annotations_dir", default="./annotations", help="annotations and the summary table")
+    p.add_argument("--ray", default=None, help="'auto' starts a local Ray cluster; an address joins one")
+    p.add_argument("--shards", type=int, default=2, help="annotation shards per round on Ray")
+    add_config_arguments(p)
+    p.set_defaults(func=cmd_distill)
+
+
+def cmd_distill(args: argparse.Namespace) -> None:
+    from emenet.distill.rounds import DistillPlan, run_rounds
+    from emenet.reporting import markdown_table
+    from emenet.training.config import resolve_config
+    plan = DistillPlan(args.members, args.rounds, args.annotations_dir, args.ray, args.shards)
+    table = run_rounds(plan, resolve_config(args))
+    cols = [c for c in ("round", "method", "epoch", "AU_score", "EXPR_score", "VA_ccc_valence", "VA_ccc_arousal",
+                        "total_score") if c in table.columns]
+    print(markdown_table(table[cols]))
+    print(f"summary written to {Path(args.annotations_dir) / 'summary.csv'}")
+
+
+def _add_predict(p: argparse.ArgumentParser) -> None:
+    from emenet.inference.cli_predict import add_predict_arguments
+    add_predict_arguments(p)
+
+
 def add_validate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data_root", required=True, help="Aff-wild2 root (or `emenet synth` output)")
     p.add_argument("--checkpoint", help="a checkpoint file (ours or an original net_epoch_<E>_<name>.pth)")
@@ -107,6 +170,10 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], str]] = {
     "synth": (add_synth_arguments, "write a small synthetic dataset in the Aff-wild2 layout"),
     "train": (add_train_arguments, "train a teacher (same options as Training/train_teacher.py)"),
     "validate": (add_validate_arguments, "score a checkpoint on the validation split"),
+    "annotate": (add_annotate_arguments, "run an ensemble over every train/validation frame (soft labels)"),
+    "train-student": (add_train_student_arguments, "train a student on an ensemble's annotation"),
+    "distill": (add_distill_arguments, "teachers, then rounds of students (iterative self-distillation)"),
+    "predict": (lambda p: _add_predict(p), "predict every frame of a raw video: CSV, annotated MP4, timeline PNG"),
     "models": (add_models_arguments, "list the registered model names"),
 }
 
@@ -146,6 +213,16 @@ def _script(command: str, prog: str, argv: list[str] | None) -> int:
 def run_train_teacher(argv: list[str] | None = None) -> int:
     """Entry point of Training/train_teacher.py."""
     return _script("train", "train_teacher.py", argv)
+
+
+def run_train_student(argv: list[str] | None = None) -> int:
+    """Entry point of Training/train_student.py."""
+    return _script("train-student", "train_student.py", argv)
+
+
+def run_create_annotations(argv: list[str] | None = None) -> int:
+    """Entry point of Training/create_new_annotations.py."""
+    return _script("annotate", "create_new_annotations.py", argv)
 
 
 def run_validate(argv: list[str] | None = None) -> int:

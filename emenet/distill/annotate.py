@@ -45,14 +45,12 @@ def _check_manifest(out: Path, manifest: dict) -> None:
         return
     import json
     old = json.loads(path.read_text())
-    keys = ("format", "tasks", "members")
     strip = [{k: m[k] for k in ("name", "epoch", "sha256")} for m in old.get("members", [])]
     new = [{k: m[k] for k in ("name", "epoch", "sha256")} for m in manifest["members"]]
     if old.get("format") != manifest["format"] or old.get("tasks") != manifest["tasks"] or strip != new:
         raise EMENetInputError(f"{out}: annotation directory was made by a different ensemble "
                                f"({[m['name'] + '@' + str(m['epoch']) for m in old.get('members', [])]}); "
                                f"use another --out or remove it")
-    del keys
 
 
 def _videos_table(index: AffWild2Index, names: list[str]) -> pd.DataFrame:
@@ -65,10 +63,19 @@ def _ground_truth(index: AffWild2Index, video: LabeledVideo) -> dict[str, np.nda
     return {c: rows[c].to_numpy() for c in GROUND_TRUTH_COLUMNS}
 
 
+def annotation_names(data_root: str | os.PathLike, tasks: tuple[str, ...], cache_dir: str | None = None) -> list[str]:
+    """Every name annotated for any of `tasks` in the train or validation split (the videos to annotate)."""
+    index = load_affwild2_index(data_root, cache_dir=cache_dir)
+    return sorted({n for split in SPLITS for t in tasks for n in index.names(t, split)})
+
+
 def create_annotations(members: list[Member], data_root: str | os.PathLike, out_dir: str | os.PathLike,
                        device: str = "cpu", chunk: int = 64, num_workers: int = 0, cache_dir: str | None = None,
-                       progress: bool = True) -> Path:
+                       progress: bool = True, names: list[str] | None = None, finalize: bool = True) -> Path:
     """Annotate every train and validation video with every member's logits; returns `out_dir`.
+
+    `names` restricts the work to a shard of the videos and `finalize=False` leaves the
+    directory incomplete, so that shards can run in parallel and one last call finishes it.
 
     >>> create_annotations(members_from_names(["t0", "t1"], [4, 4], "checkpoints"), "data/synth", "ann/r0")  # doctest: +SKIP
     """
@@ -88,8 +95,9 @@ def create_annotations(members: list[Member], data_root: str | os.PathLike, out_
         if v.name not in seen:
             seen.add(v.name)
             unique.append(v)
-    todo = [v for v in unique if not (out / "frames" / f"{v.name}.parquet").is_file()]
-    log.info("annotating %d videos with %d members (%d already done)", len(todo), len(members), len(unique) - len(todo))
+    shard = unique if names is None else [v for v in unique if v.name in set(names)]
+    todo = [v for v in shard if not (out / "frames" / f"{v.name}.parquet").is_file()]
+    log.info("annotating %d videos with %d members (%d already done)", len(todo), len(members), len(shard) - len(todo))
     for vid, member_logits in stream_ensemble_logits(models, todo, chunk, 112, device, num_workers, progress):
         video = todo[vid]
         table = {"frame": video.frames.astype(np.int32)}
@@ -99,6 +107,11 @@ def create_annotations(members: list[Member], data_root: str | os.PathLike, out_
         table.update(_ground_truth(index, video))
         with atomic_path(out / "frames" / f"{video.name}.parquet") as tmp:
             pd.DataFrame(table).to_parquet(tmp, index=False)
+    if not finalize:
+        return out
+    missing = [v.name for v in unique if not (out / "frames" / f"{v.name}.parquet").is_file()]
+    if missing:
+        raise EMENetInputError(f"{out}: {len(missing)} videos are not annotated yet (e.g. {missing[0]})")
     with atomic_path(out / "videos.parquet") as tmp:
         _videos_table(index, [v.name for v in unique]).to_parquet(tmp, index=False)
     write_json(out / "manifest.json", {**manifest, "complete": True, "num_videos": len(unique)})

@@ -1,0 +1,63 @@
+"""Scores of one round: every member and the ensemble on the validation split."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from emenet import metrics as M
+from emenet.data.affwild2 import load_affwild2_index
+from emenet.data.labeled import labeled_videos
+from emenet.decoding import decode, task_probs
+from emenet.distill.members import Member, load_members
+from emenet.tasks import EMOTION_TASKS, TASKS
+from emenet.training.evaluate import stream_ensemble_logits
+from emenet.uncertainty import ensemble_task_uncertainty
+
+
+def _probs(logits: dict[str, np.ndarray], tasks: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    return {t: task_probs(t, torch.from_numpy(logits[t])) for t in tasks}
+
+
+def ensemble_validation_scores(members: list[Member], data_root: str | os.PathLike, device: str = "cpu",
+                               chunk: int = 64, cache_dir: str | None = None, progress: bool = True) -> list[dict]:
+    """One row per member and one for the ensemble: challenge metrics, calibration, mean uncertainty."""
+    from emenet import calibration as C
+    models = load_members(members, device)
+    tasks = tuple(t for t in models[0].tasks if t in EMOTION_TASKS)
+    videos = labeled_videos(load_affwild2_index(data_root, cache_dir=cache_dir), "Validation_Set", tasks)
+    n = len(members)
+    scores = [M.ChallengeMetrics(tasks) for _ in range(n + 1)]
+    collected: list[dict[str, list]] = [{t: [] for t in tasks} for _ in range(n + 1)]  # probabilities per method
+    labels_all: dict[str, list] = {t: [] for t in tasks}
+    uncert: dict[str, list] = {}
+    for vid, member_logits in stream_ensemble_logits(models, videos, chunk, 112, device, 0, progress):
+        video = videos[vid]
+        member_probs = [_probs(lg, tasks) for lg in member_logits]
+        mean_probs = {t: torch.stack([p[t] for p in member_probs]).mean(0) for t in tasks}
+        unc = ensemble_task_uncertainty({t: torch.stack([p[t] for p in member_probs]) for t in tasks})
+        for t in tasks:
+            if t not in video.labels:
+                continue
+            keep = video.masks[t].any(axis=1)
+            label = np.where(video.masks[t], video.labels[t], TASKS[t].missing_value)[keep]
+            label = label[:, 0] if t == "EXPR" else label
+            labels_all[t].append(label)
+            for i, probs in enumerate(member_probs + [mean_probs]):
+                p = probs[t][torch.from_numpy(keep)]
+                scores[i].update(t, decode(t, p).numpy(), label)
+                collected[i][t].append(p.numpy())
+            for kind, value in unc[t].items():
+                uncert.setdefault(f"{t}_{kind}_uncertainty", []).append(value[torch.from_numpy(keep)].mean().item())
+    rows = []
+    for i in range(n + 1):
+        row = {"method": members[i].name if i < n else "ensemble", "epoch": members[i].epoch if i < n else -1}
+        row.update(scores[i].compute())
+        for t in tasks:
+            if labels_all[t]:
+                row.update(C.task_calibration(t, np.concatenate(collected[i][t]), np.concatenate(labels_all[t])))
+        if i == n:
+            row.update({k: float(np.mean(v)) for k, v in uncert.items()})
+        rows.append(row)
+    return rows

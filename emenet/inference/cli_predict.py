@@ -1,0 +1,128 @@
+"""Command-line entry points for inference: `emenet predict VIDEO` and Training/inference_one_image.py.
+
+    emenet predict utterance_1.mp4 --names teacher_exp_0 teacher_exp_1 --load_epochs 4 6 --output_dir predictions
+    python Training/inference_one_image.py --names teacher_exp_0 --load_epochs 4 --image photo.jpg
+
+Each `add_*_arguments(parser)` fills an argparse parser and sets `func` to its `cmd_*`; the
+`run_*` functions parse, run and turn an EMENetInputError into one line on stderr and exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from emenet.errors import EMENetInputError
+
+log = logging.getLogger("emenet")
+
+
+def add_checkpoint_arguments(p: argparse.ArgumentParser) -> None:
+    """Which models to load: original-layout names and epochs, and/or checkpoint files."""
+    p.add_argument("--names", nargs="+", default=[], metavar="NAME",
+                   help="model names under --checkpoints_dir (several: an ensemble)")
+    p.add_argument("--load_epochs", nargs="+", type=int, default=[], metavar="E",
+                   help="epoch of each name (one epoch applies to every name)")
+    p.add_argument("--checkpoints_dir", default="./checkpoints",
+                   help="folder of <name>/net_epoch_<E>_<name>.pth (default ./checkpoints)")
+    p.add_argument("--checkpoint", nargs="+", default=[], metavar="PATH",
+                   help="checkpoint files, instead of or besides --names")
+    p.add_argument("--cuda", action="store_true", help="run on the GPU (same as --device cuda)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--batch_size", type=int, default=64, help="frames per forward pass (default 64)")
+
+
+def predictor_from_args(args: argparse.Namespace):
+    from emenet.inference.predictor import Predictor, named_checkpoint_paths
+    paths = [Path(p) for p in args.checkpoint]
+    if args.names or args.load_epochs:
+        if not args.names or not args.load_epochs:
+            raise EMENetInputError("--names and --load_epochs go together")
+        paths = named_checkpoint_paths(args.names, args.load_epochs, args.checkpoints_dir) + paths
+    if not paths:
+        raise EMENetInputError("no model given: pass --names NAME --load_epochs E, or --checkpoint PATH")
+    return Predictor(paths, device="cuda" if args.cuda else args.device, batch_size=args.batch_size)
+
+
+# ------------------------------------------------------------------------- emenet predict
+
+def add_predict_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("video", help="a raw video file (any format FFmpeg decodes)")
+    add_checkpoint_arguments(p)
+    p.add_argument("--output_dir", default="predictions", help="folder for the CSV, MP4 and PNG (default ./predictions)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--no_progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_predict)
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from emenet.inference.outputs import predict_video_to_files
+    predictor = predictor_from_args(args)
+    out = predict_video_to_files(predictor, args.video, args.output_dir, overwrite=args.overwrite,
+                                 progress=not args.no_progress)
+    result = out.prediction
+    print(f"{args.video}: {result.num_frames} frames, face found in {int(result.face_found.sum())}, "
+          f"{out.frames_per_second:.1f} frames/s")
+    for path in (out.csv, out.video, out.timeline):
+        print(f"  {path}")
+
+
+# ------------------------------------------------------------- inference_one_image.py
+
+def add_image_arguments(p: argparse.ArgumentParser, default_image: str | Path | None = None) -> None:
+    add_checkpoint_arguments(p)
+    p.add_argument("--image", default=None if default_image is None else str(default_image), required=default_image is None,
+                   help="a 112x112 aligned face crop (used as is) or a photo (the largest face is detected and cropped)"
+                        + (f"; default {default_image}" if default_image else ""))
+    p.add_argument("--output_dir", default="inference_output", help="folder for the PNG, PDF and JSON")
+    p.add_argument("--auxiliary", "--auxillary", action="store_true",
+                   help="accepted for compatibility; the face-alignment head is detected from the checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.set_defaults(func=cmd_image)
+
+
+def cmd_image(args: argparse.Namespace) -> None:
+    from emenet.inference.image import predict_image
+    from emenet.inference.outputs import format_image_prediction, write_image_outputs
+    predictor = predictor_from_args(args)
+    if args.auxiliary and not predictor.has_landmarks:
+        log.warning("--auxiliary given, but the checkpoint has no face-alignment head; no landmarks")
+    result = predict_image(predictor, args.image)
+    print(format_image_prediction(result))
+    paths = write_image_outputs(result, args.output_dir, [str(p) for p in predictor.paths], overwrite=args.overwrite)
+    print(f"written: {paths.png}, {paths.pdf}, {paths.json}")
+
+
+# ----------------------------------------------------------------------------- running
+
+def run_command(func: Callable[[argparse.Namespace], None], args: argparse.Namespace) -> int:
+    """Run `func(args)`; a user mistake becomes one line on stderr and exit status 2."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        func(args)
+    except EMENetInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def run_inference_one_image(argv: list[str] | None = None, default_image: str | Path | None = None) -> int:
+    """Entry point of Training/inference_one_image.py."""
+    parser = argparse.ArgumentParser(prog="inference_one_image.py",
+                                     description="Predict AU, expression, valence/arousal (and uncertainty) for one image.")
+    add_image_arguments(parser, default_image)
+    args = parser.parse_args(argv)
+    return run_command(args.func, args)
+
+
+def run_predict(argv: list[str] | None = None) -> int:
+    """`emenet predict` as a stand-alone entry point (until the main CLI wires it)."""
+    parser = argparse.ArgumentParser(prog="emenet predict", description="Predict every frame of a raw video.")
+    add_predict_arguments(parser)
+    args = parser.parse_args(argv)
+    return run_command(args.func, args)

@@ -1,0 +1,103 @@
+"""A video's predictions over time: valence and arousal with bands, uncertainty, expressions, AUs.
+
+    >>> fig = plot_timeline(result)  # result: VideoPrediction  # doctest: +SKIP
+    >>> fig.savefig("timeline.png")  # doctest: +SKIP
+
+Bands around valence and arousal are +-1 standard deviation of the predicted 20-bin
+distribution (in VA units); the uncertainty panel shows the normalized entropies. Frames
+without a face are shaded grey; their values are carried from the nearest earlier face frame.
+"""
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from emenet.inference.drawing import ALEATORIC_COLOUR, EPISTEMIC_COLOUR, PROB_COLOUR
+from emenet.inference.video import VideoPrediction
+from emenet.tasks import AU_NAMES, EXPR_NAMES
+
+# One colour per expression (Neutral, Anger, Disgust, Fear, Happiness, Sadness, Surprise).
+EXPR_COLOURS = ("#9e9e9e", "#d32f2f", "#689f38", "#7b1fa2", "#fbc02d", "#1976d2", "#f57c00")
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) index runs where `mask` is True."""
+    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return list(zip(edges[::2], edges[1::2]))
+
+
+def plot_timeline(result: VideoPrediction, title: str | None = None) -> Figure:
+    """The figure described in the module docstring; one column per video frame."""
+    preds = result.frame_predictions
+    t = result.times
+    dt = float(np.median(np.diff(t))) if len(t) > 1 else 1.0 / max(result.meta.fps, 1e-9)
+    extent_x = (t[0] - dt / 2, t[-1] + dt / 2)
+    panels = []
+    if preds.va is not None:
+        panels += ["valence", "arousal"]
+    panels.append("uncertainty")
+    if preds.expr is not None:
+        panels.append("expression")
+    if preds.au is not None:
+        panels.append("au")
+    ratios = {"valence": 2, "arousal": 2, "uncertainty": 1.6, "expression": 0.5, "au": 2.6}
+    fig = Figure(figsize=(12, 1.0 + 0.8 * sum(ratios[p] for p in panels)), layout="constrained")
+    axes = fig.subplots(len(panels), 1, sharex=True, gridspec_kw={"height_ratios": [ratios[p] for p in panels]})
+    axes = np.atleast_1d(axes)
+    no_face = _runs(~result.face_found)
+    blue, orange, red = (np.array(c) / 255 for c in (PROB_COLOUR, ALEATORIC_COLOUR, EPISTEMIC_COLOUR))
+
+    for ax, panel in zip(axes, panels):
+        if panel in ("valence", "arousal"):
+            k = 0 if panel == "valence" else 1
+            value, spread = preds.va[:, k], preds.va_spread()[:, k]
+            ax.fill_between(t, value - spread, value + spread, color=blue, alpha=0.2, lw=0, label="+-1 sd of bins")
+            ax.plot(t, value, color=blue, lw=1.2, label=panel)
+            ax.axhline(0, color="grey", lw=0.5)
+            ax.set_ylim(-1.05, 1.05)
+            ax.set_ylabel(panel)
+            ax.legend(loc="upper right", fontsize=7)
+        elif panel == "uncertainty":
+            curves = []
+            if preds.expr is not None:
+                curves.append(("expression", preds.uncertainty["EXPR"], None, "#7b1fa2"))
+            if preds.va is not None:
+                curves.append(("valence", preds.uncertainty["VA"], 0, blue))
+                curves.append(("arousal", preds.uncertainty["VA"], 1, orange))
+            if preds.au is not None:
+                curves.append(("AU (mean)", preds.uncertainty["AU"], "mean", "#2e7d32"))
+            for name, u, k, colour in curves:
+                pick = (lambda a: a) if k is None else (lambda a: a.mean(axis=1)) if k == "mean" else (lambda a: a[:, k])
+                ax.plot(t, pick(u.total), color=colour, lw=1.1, label=name)
+                if u.epistemic is not None:
+                    ax.plot(t, pick(u.epistemic), color=colour, lw=0.8, ls="--")
+            ax.set_ylim(0, 1.02)
+            ax.set_ylabel("uncertainty")
+            label = "total (solid), epistemic (dashed)" if preds.is_ensemble else "normalized entropy"
+            ax.legend(loc="lower right", fontsize=7, ncol=len(curves), title=label, title_fontsize=7)
+        elif panel == "expression":
+            cmap = ListedColormap(EXPR_COLOURS)
+            ax.imshow(preds.expr[None].astype(float), aspect="auto", cmap=cmap, vmin=-0.5, vmax=len(EXPR_NAMES) - 0.5,
+                      extent=(*extent_x, 0, 1), interpolation="nearest")
+            ax.set_yticks([])
+            ax.set_ylabel("expr", rotation=0, ha="right", va="center")
+            present = sorted(set(int(e) for e in np.unique(preds.expr)))
+            ax.legend(handles=[Patch(color=EXPR_COLOURS[k], label=EXPR_NAMES[k]) for k in present],
+                      loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
+        else:
+            image = ax.imshow(preds.au_probs.T, aspect="auto", cmap="Greys", vmin=0, vmax=1,
+                              extent=(*extent_x, len(AU_NAMES) - 0.5, -0.5), interpolation="nearest")
+            ax.set_yticks(np.arange(len(AU_NAMES)), AU_NAMES, fontsize=7)
+            ax.set_ylabel("P(AU)")
+            fig.colorbar(image, ax=ax, fraction=0.02, pad=0.01)
+        for start, end in no_face:
+            ax.axvspan(t[start] - dt / 2, t[min(end, len(t)) - 1] + dt / 2, color="grey", alpha=0.3, lw=0)
+    axes[-1].set_xlabel("time (s)")
+    axes[-1].set_xlim(*extent_x)
+    n_models = preds.num_models
+    fig.suptitle(title or f"{result.meta.path}: {result.num_frames} frames, face in {int(result.face_found.sum())}"
+                 f"; {n_models} model{'s' if n_models > 1 else ''} (grey: no face)", fontsize=9)
+    return fig

@@ -54,9 +54,9 @@ def ensemble_validation_scores(members: list[Member], data_root: str | os.PathLi
     for i in range(n + 1):
         row = {"method": members[i].name if i < n else "ensemble", "epoch": members[i].epoch if i < n else -1}
         row.update(scores[i].compute())
-        for t in tasks:
-            if labels_all[t]:
-                row.update(C.task_calibration(t, np.concatenate(collected[i][t]), np.concatenate(labels_all[t])))
+        have = [t for t in tasks if labels_all[t]]
+        row.update(C.calibration_scores({t: np.concatenate(collected[i][t]) for t in have},
+                                        {t: np.concatenate(labels_all[t]) for t in have}))
         if i == n:
             row.update({k: float(np.mean(v)) for k, v in uncert.items()})
         rows.append(row)

@@ -1,0 +1,100 @@
+"""Iterative self-distillation end to end on synthetic data, through the shell script, on Ray."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from emenet.distill.parallel import run_jobs
+from emenet.errors import EMENetInputError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _fail_on_odd(i: int) -> int:
+    if i % 2:
+        raise RuntimeError(f"member {i} crashed")
+    return i * 10
+
+
+def test_failed_jobs_are_reported_and_others_finish():
+    outcomes = run_jobs(_fail_on_odd, [(f"m{i}", {"i": i}) for i in range(4)])
+    assert [o.ok for o in outcomes] == [True, False, True, False]
+    assert outcomes[2].value == 20 and "member 1 crashed" in outcomes[1].error
+
+
+@pytest.mark.slow
+def test_jobs_on_local_ray_match_in_process():
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # test modules are not importable on workers
+    outcomes = run_jobs(_fail_on_odd, [(f"m{i}", {"i": i}) for i in range(4)], ray_address="auto")
+    assert [o.ok for o in outcomes] == [True, False, True, False]
+    assert [o.value for o in outcomes if o.ok] == [0, 20]
+    assert "member 3 crashed" in outcomes[3].error
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory):
+    from emenet.data.synth import generate_synthetic_dataset
+    root = tmp_path_factory.mktemp("distill_data")
+    generate_synthetic_dataset(root, num_videos=4, seed=11, min_frames=40, max_frames=60, two_person_videos=0,
+                               num_test_videos=1, overwrite=True, progress=False)
+    return root
+
+
+@pytest.mark.slow
+def test_rounds_through_the_shell_script(synth_root, tmp_path):
+    args = ["bash", str(REPO / "Training" / "run_student_rounds.sh"), "--data_root", str(synth_root),
+            "--members", "2", "--rounds", "1", "--checkpoints_dir", str(tmp_path / "ck"),
+            "--loggings_dir", str(tmp_path / "logs"), "--annotations_dir", str(tmp_path / "ann"),
+            "--nepochs", "1", "--max_steps_per_epoch", "2", "--seq_len", "4", "--batch_size", "1",
+            "--val_seq_len", "32", "--num_workers", "0"]
+    env = {**os.environ, "EMENET_BIN": str(Path(sys.executable).parent / "emenet")}
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    # every stage left its artefacts
+    for name in ("teacher_exp_0", "teacher_exp_1", "student_round_1_exp_0", "student_round_1_exp_1"):
+        assert (tmp_path / "ck" / name / f"net_epoch_1_{name}.pth").is_file()
+        assert (tmp_path / "ck" / name / "history.json").is_file()
+    manifest = json.loads((tmp_path / "ann" / "round_0" / "manifest.json").read_text())
+    assert manifest["complete"] and [m["name"] for m in manifest["members"]] == ["teacher_exp_0", "teacher_exp_1"]
+    videos = pd.read_parquet(tmp_path / "ann" / "round_0" / "videos.parquet")
+    frames = pd.read_parquet(tmp_path / "ann" / "round_0" / "frames" / f"{videos['name'][0]}.parquet")
+    assert {"frame", "m0.AU.0", "m1.VA.39", "AU1", "valence"} <= set(frames.columns)
+    table = pd.read_csv(tmp_path / "ann" / "summary.csv")
+    assert list(table["method"]) == ["teacher_exp_0", "teacher_exp_1", "ensemble",
+                                     "student_round_1_exp_0", "student_round_1_exp_1", "ensemble"]
+    assert list(table["round"]) == [0, 0, 0, 1, 1, 1]
+    for col in ("AU_score", "EXPR_score", "VA_ccc_valence", "total_score", "EXPR_ece", "EXPR_nll", "AU_ece"):
+        assert table[col].notna().all(), col
+    assert table.loc[table["method"] == "ensemble", "EXPR_epistemic_uncertainty"].ge(0).all()
+    assert (tmp_path / "ann" / "summary.md").read_text().startswith("| round | method")
+    assert "ensemble" in done.stdout
+    # rerunning skips finished work: no checkpoint is rewritten
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "ck").rglob("net_epoch_*.pth")}
+    again = subprocess.run(args, capture_output=True, text=True, env=env, timeout=900)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert before == {p: p.stat().st_mtime_ns for p in (tmp_path / "ck").rglob("net_epoch_*.pth")}
+
+
+@pytest.mark.slow
+def test_annotation_dir_of_another_ensemble_is_refused(synth_root, tmp_path):
+    import emenet
+    from emenet.distill.annotate import create_annotations
+    from emenet.distill.members import members_from_names
+    for i, name in enumerate(["a", "b"]):
+        import torch
+        torch.manual_seed(i)
+        emenet.save_checkpoint(tmp_path / name / f"net_epoch_1_{name}.pth", emenet.create_model("emenet_v"), 1)
+    create_annotations(members_from_names(["a"], [1], tmp_path), synth_root, tmp_path / "ann", progress=False)
+    with pytest.raises(EMENetInputError, match="different ensemble"):
+        create_annotations(members_from_names(["b"], [1], tmp_path), synth_root, tmp_path / "ann", progress=False)
+    with pytest.raises(EMENetInputError, match="not found"):
+        members_from_names(["a"], [7], tmp_path)
+    with pytest.raises(EMENetInputError, match="--load_epochs has 3"):
+        members_from_names(["a", "b"], [1, 1, 1], tmp_path)

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emenet.data.synth import SynthSummary, generate_synthetic_dataset
+from emenet.data.synth import (AU_GIVEN_EXPR, EXTRA_GIVEN_EXPR, RANDOM_AU_ON, VA_GIVEN_EXPR, SynthSummary,
+                                generate_synthetic_dataset)
+from emenet.data.synth_face import FaceRenderer, FaceState, Identity
 from emenet.errors import EMENetInputError
 from emenet.tasks import AU_NAMES, EXPR_NAMES
 
@@ -276,40 +278,95 @@ def load_crops(root: Path, manifest: dict, task: str, size: int) -> tuple[list[s
             names.append(name)
     return names, np.stack(xs), np.stack(ys)
 
+HOG = cv2.HOGDescriptor((48, 48), (16, 16), (8, 8), (8, 8), 9)
+
+
+def hog_features(images: np.ndarray) -> np.ndarray:
+    """HOG of 48x48 grey images, z-scored: cheap features that tolerate small misalignments."""
+    x = np.stack([HOG.compute(np.ascontiguousarray(im, dtype=np.uint8)).ravel() for im in images])
+    return (x - x.mean(0)) / (x.std(0) + 1e-3)
+
+
+def leave_one_group_out_centroids(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> float:
+    """Balanced accuracy of a nearest-class-centroid classifier, each group (person) held out in turn."""
+    pred = np.full_like(y, -1)
+    for g in np.unique(groups):
+        held = groups == g
+        classes = np.unique(y[~held])
+        centroids = np.stack([x[~held & (y == k)].mean(0) for k in classes])
+        pred[held] = classes[((x[held, None, :] - centroids[None]) ** 2).sum(-1).argmin(1)]
+    return float(np.mean([(pred[y == k] == k).mean() for k in np.unique(y)]))
+
+
 def test_au12_visible_in_mouth_region(synth):
+    """AU12 is decodable from the mouth region of unseen people's crops, not from the forehead."""
     root, _, manifest = synth
     names, x, y = load_crops(root, manifest, "AU", 112)
-    names = np.array(names)
-    au12 = y[:, AU_NAMES.index("AU12")] == 1
-    diffs = []   # within one person, so identity cancels out
-    for name in set(names):
-        on, off = (names == name) & au12, (names == name) & ~au12
-        if on.sum() >= 5 and off.sum() >= 5:
-            diffs.append(np.abs(x[on].mean(0) - x[off].mean(0)))
-    assert len(diffs) >= 2
-    diff = np.mean(diffs, axis=0)
-    mouth, forehead = diff[74:94, 34:78].mean(), diff[18:30, 36:76].mean()   # rows, columns of the crop
-    assert mouth > 5.0 and mouth > 2 * forehead, (mouth, forehead)
+    names, au12 = np.array(names), y[:, AU_NAMES.index("AU12")].astype(int)
+    assert 20 < au12.sum() < len(au12) - 20
+
+    def region(rows: slice) -> np.ndarray:
+        return hog_features(np.stack([cv2.resize(im[rows, 16:96], (48, 48)) for im in x]))
+
+    mouth = leave_one_group_out_centroids(region(slice(64, 104)), au12, names)
+    forehead = leave_one_group_out_centroids(region(slice(4, 44)), au12, names)
+    assert mouth > 0.65 and mouth > forehead + 0.1, (mouth, forehead)
 
 
-def test_expression_decodable_on_unseen_people(synth):
-    """Nearest class centroid on HOG features of the crops, leaving one person out at a time:
-    the expression must show on faces the classifier has never seen."""
+def test_expression_decodable_from_crops(synth):
+    """Nearest class centroid on HOG of the crops, one person held out at a time, beats chance.
+    (The fixture has few people and expression segments; the renderer test below is the
+    stronger check.)"""
     root, _, manifest = synth
-    hog = cv2.HOGDescriptor((48, 48), (16, 16), (8, 8), (8, 8), 9)
     names, x, y = load_crops(root, manifest, "EXPR", 48)
-    x = np.stack([hog.compute(im.astype(np.uint8)).ravel() for im in x])
-    x = (x - x.mean(0)) / (x.std(0) + 1e-3)
-    names, expr = np.array(names), y[:, 0].astype(int)
-    pred = np.full_like(expr, -1)
-    for name in set(names):
-        held = names == name
-        classes = np.unique(expr[~held])
-        centroids = np.stack([x[~held & (expr == k)].mean(0) for k in classes])
-        pred[held] = classes[((x[held, None, :] - centroids[None]) ** 2).sum(-1).argmin(1)]
-    present = np.unique(expr)
-    balanced = np.mean([(pred[expr == k] == k).mean() for k in present])
-    assert len(present) >= 4 and balanced > 2.0 / len(present), (balanced, present)
+    expr = y[:, 0].astype(int)
+    balanced = leave_one_group_out_centroids(hog_features(x), expr, np.array(names))
+    classes = len(np.unique(expr))
+    assert classes >= 4 and balanced > 1.5 / classes, (balanced, classes)
+
+
+def expression_state(rng: np.random.Generator, expr: int) -> FaceState:
+    """A face state as the generator makes one inside an expression segment."""
+    st = FaceState.neutral()
+    on = (rng.random(12) < AU_GIVEN_EXPR[expr]) | (rng.random(12) < RANDOM_AU_ON)
+    st.au[:] = np.where(on, rng.uniform(0.65, 1.0, 12), 0.0)
+    st.extra[:] = EXTRA_GIVEN_EXPR[expr] * rng.uniform(0.6, 1.0)
+    st.valence, st.arousal = np.clip(VA_GIVEN_EXPR[expr] + rng.normal(0, 0.12, 2), -1, 1)
+    return st
+
+
+def test_renderer_expressions_decodable_on_unseen_identities():
+    rng = np.random.default_rng(0)
+    images, expr, person = [], [], []
+    for p in range(20):
+        renderer = FaceRenderer(Identity.sample(rng), scale=1.0)
+        for e in range(len(EXPR_NAMES)):
+            images.append(cv2.cvtColor(renderer.render_crop(expression_state(rng, e), 48), cv2.COLOR_RGB2GRAY))
+            expr.append(e)
+            person.append(p)
+    balanced = leave_one_group_out_centroids(hog_features(np.stack(images)), np.array(expr), np.array(person))
+    assert balanced > 0.6, balanced   # chance: 1/7
+
+
+def test_renderer_each_au_has_its_own_visible_effect():
+    rng = np.random.default_rng(1)
+    renderers = [FaceRenderer(Identity.sample(rng), scale=1.0) for _ in range(6)]
+    effects = []
+    for j, au in enumerate(AU_NAMES):
+        diffs = []
+        for renderer in renderers:
+            st = FaceState.neutral()
+            st.au[:] = (rng.random(12) < 0.1) * 0.8
+            st.au[j] = 0.0
+            off = renderer.render_crop(st).astype(np.float32).mean(2)
+            st.au[j] = 0.8
+            diffs.append(renderer.render_crop(st).astype(np.float32).mean(2) - off)
+        effect = np.mean(diffs, 0)
+        assert cv2.blur(np.abs(effect), (15, 15)).max() > 6.0, au   # a clearly visible local change
+        effects.append(effect.ravel())
+    corr = np.corrcoef(effects)
+    np.fill_diagonal(corr, 0)
+    assert corr.max() < 0.9, np.unravel_index(corr.argmax(), corr.shape)   # and no two AUs look alike
 
 def test_faces_found_by_haar_cascade(synth):
     """Later face-tracking code runs OpenCV's default frontal-face cascade on the raw videos."""

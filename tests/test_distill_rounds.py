@@ -32,7 +32,10 @@ def test_failed_jobs_are_reported_and_others_finish():
 def test_jobs_on_local_ray_match_in_process():
     ray = pytest.importorskip("ray", reason="the ray extra is not installed")
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # test modules are not importable on workers
-    outcomes = run_jobs(_fail_on_odd, [(f"m{i}", {"i": i}) for i in range(4)], ray_address="auto")
+    try:
+        outcomes = run_jobs(_fail_on_odd, [(f"m{i}", {"i": i}) for i in range(4)], ray_address="auto")
+    finally:
+        ray.shutdown()  # do not leave idle workers for the rest of the suite
     assert [o.ok for o in outcomes] == [True, False, True, False]
     assert [o.value for o in outcomes if o.ok] == [0, 20]
     assert "member 3 crashed" in outcomes[3].error

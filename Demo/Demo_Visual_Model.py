@@ -1,0 +1,75 @@
+"""Live EMENet demo: webcam (or a video file) -> face box, AUs, expression, valence/arousal with
+uncertainty bars and the frames per second, shown in a window and/or recorded.
+
+Ensembles: give several --names (or --checkpoint files); the bars then split the uncertainty
+into aleatoric and epistemic parts. Press q in the window to quit.
+
+Example:
+    python Demo/Demo_Visual_Model.py --names teacher_exp_0 teacher_exp_1 --load_epochs 4 6 --save_file output.avi
+    python Demo/Demo_Visual_Model.py --checkpoint model.pth --source utterance_1.mp4 --headless \\
+        --save_file output.avi --max_frames 300
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from emenet.errors import EMENetInputError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="Demo_Visual_Model.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", default="0", help="camera index or video file (default 0: the webcam)")
+    parser.add_argument("--names", nargs="+", default=[], metavar="NAME",
+                        help="model names under --checkpoints_dir (several: an ensemble)")
+    parser.add_argument("--load_epochs", nargs="+", type=int, default=[], metavar="E",
+                        help="epoch of each name (one epoch applies to every name)")
+    parser.add_argument("--checkpoints_dir", default="./checkpoints",
+                        help="folder of <name>/net_epoch_<E>_<name>.pth (default ./checkpoints)")
+    parser.add_argument("--checkpoint", nargs="+", default=[], metavar="PATH", help="checkpoint files")
+    parser.add_argument("--use_cuda", action="store_true", help="run the models on the GPU")
+    parser.add_argument("--save_file", default=None, help="record the annotated frames (.avi or .mp4)")
+    parser.add_argument("--headless", action="store_true", help="no window: only record (needs --save_file)")
+    parser.add_argument("--max_frames", type=int, default=None, help="stop after this many frames")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of torch (default: torch's choice); one frame at a time gains little "
+                             "from more, and on a busy machine 1 is often fastest")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    import torch
+
+    from emenet.inference.demo import run_demo
+    from emenet.inference.predictor import Predictor, named_checkpoint_paths
+    try:
+        if args.threads is not None:
+            if args.threads < 1:
+                raise EMENetInputError(f"--threads must be at least 1, got {args.threads}")
+            torch.set_num_threads(args.threads)
+        paths = [Path(p) for p in args.checkpoint]
+        if args.names or args.load_epochs:
+            if not args.names or not args.load_epochs:
+                raise EMENetInputError("--names and --load_epochs go together")
+            paths = named_checkpoint_paths(args.names, args.load_epochs, args.checkpoints_dir) + paths
+        if not paths:
+            raise EMENetInputError("no model given: pass --names NAME --load_epochs E, or --checkpoint PATH")
+        predictor = Predictor(paths, device="cuda" if args.use_cuda else "cpu")
+        summary = run_demo(predictor, args.source, save_file=args.save_file, show=not args.headless,
+                           max_frames=args.max_frames, progress=args.headless)
+    except EMENetInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    recorded = f", recorded to {summary.save_file}" if summary.save_file else ""
+    print(f"{summary.frames} frames (face in {summary.frames_with_face}) in {summary.seconds:.1f} s: "
+          f"{summary.frames_per_second:.1f} frames/s{recorded}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

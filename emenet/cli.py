@@ -153,7 +153,7 @@ def cmd_validate(args: argparse.Namespace) -> None:
 def add_quickstart_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/quickstart", help="folder for the data, checkpoints, logs and metrics")
     p.add_argument("--nepochs", type=int, default=3)
-    p.add_argument("--steps_per_epoch", type=int, default=40)
+    p.add_argument("--steps_per_epoch", type=int, default=30)
     p.add_argument("--overwrite", action="store_true", help="start the training again instead of resuming it")
     p.set_defaults(func=cmd_quickstart)
 

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 QUICKSTART_RUN = "quickstart_teacher"
 
 
-def run_quickstart(out: Path, nepochs: int = 3, steps_per_epoch: int = 40, overwrite: bool = False,
+def run_quickstart(out: Path, nepochs: int = 3, steps_per_epoch: int = 30, overwrite: bool = False,
                    num_videos: int = 16, progress: bool = True) -> str:
     """Generate data (once), train or resume a small teacher, score its best epoch; returns a summary."""
     from emenet.data.synth import generate_synthetic_dataset
@@ -23,7 +23,7 @@ def run_quickstart(out: Path, nepochs: int = 3, steps_per_epoch: int = 40, overw
     if not (data_root / "synth_manifest.json").is_file():
         generate_synthetic_dataset(data_root, num_videos=num_videos, seed=0, overwrite=True, progress=progress)
     config = TrainConfig(name=QUICKSTART_RUN, data_root=str(data_root), checkpoints_dir=str(out / "checkpoints"),
-                         loggings_dir=str(out / "logs"), nepochs=nepochs, seq_len=16, batch_size=4,
+                         loggings_dir=str(out / "logs"), nepochs=nepochs, seq_len=8, batch_size=2,
                          max_steps_per_epoch=steps_per_epoch, load_epoch=0 if overwrite else -1,
                          overwrite=overwrite, num_workers=1)
     result = train_teacher(config, progress=progress)

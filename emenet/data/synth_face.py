@@ -239,7 +239,9 @@ class FaceRenderer:
 
     # --- the face -------------------------------------------------------------------------
 
-    def _head_outline(self, jaw_drop: float) -> tuple[np.ndarray, np.ndarray]:
+    @functools.cached_property
+    def _head_base(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Head outline (x, y) and how much each point follows a jaw drop (w)."""
         idn = self.identity
         th = _lin(0, 2 * np.pi, 73)[:-1]
         c, s = np.cos(th), np.sin(th)
@@ -248,7 +250,27 @@ class FaceRenderer:
         low = np.clip(y / idn.face_h, 0, 1)
         x = x * (1 - (0.18 + 0.22 * idn.chin) * low ** 2)            # jaw narrows to the chin
         w = np.clip((y - idn.eye_y) / (idn.face_h - idn.eye_y), 0, 1) ** 1.5
+        return x, y, w
+
+    def _head_outline(self, jaw_drop: float) -> tuple[np.ndarray, np.ndarray]:
+        x, y, w = self._head_base
         return x, y + jaw_drop * w
+
+    @functools.cached_property
+    def _hair_front(self) -> tuple[np.ndarray, Color]:
+        """Fixed-point polygon and colour of the hair over the head (the same in every frame)."""
+        idn = self.identity
+        fw, fh = idn.face_w, idn.face_h
+        t = _lin(np.pi * 1.02, np.pi * 1.98, 26)
+        grow = {0: 4.5, 1: 5.0, 2: 1.6, 3: 5.5}[idn.hair_style]
+        xo = (fw + grow) * np.cos(t)
+        yo = (fh + grow) * np.sign(np.sin(t)) * np.abs(np.sin(t)) ** (2 / 2.4) - 1
+        hairline = -0.66 * fh if idn.hair_style != 2 else -0.72 * fh
+        xi = _lin(fw * 0.97, -fw * 0.97, 20)
+        bump = 4.0 * np.cos(_lin(-np.pi / 2, np.pi / 2, 20))
+        yi = hairline + 0.5 * (xi / fw) ** 4 * fh * 0.55 - (bump if idn.hair_style != 3 else -2.0 * _lin(-1, 1, 20))
+        color = idn.hair if idn.hair_style != 2 else _mix(idn.hair, idn.skin, 0.35)
+        return self._px(np.concatenate([xo, xi]), np.concatenate([yo, yi])), color
 
     def _hair(self, img: np.ndarray, back: bool) -> None:
         idn = self.identity
@@ -260,17 +282,8 @@ class FaceRenderer:
                 y = np.concatenate([[fh * 1.15], (fh + 8) * np.sin(t) * 1.02, [fh * 1.15]])
                 self._poly(img, x, y, idn.hair)
             return
-        t = _lin(np.pi * 1.02, np.pi * 1.98, 26)
-        grow = {0: 4.5, 1: 5.0, 2: 1.6, 3: 5.5}[idn.hair_style]
-        xo = (fw + grow) * np.cos(t)
-        yo = (fh + grow) * np.sign(np.sin(t)) * np.abs(np.sin(t)) ** (2 / 2.4) - 1
-        hairline = -0.66 * fh if idn.hair_style != 2 else -0.72 * fh
-        xi = _lin(fw * 0.97, -fw * 0.97, 20)
-        bump = 4.0 * np.cos(_lin(-np.pi / 2, np.pi / 2, 20))
-        yi = hairline + 0.5 * (xi / fw) ** 4 * fh * 0.55 - (bump if idn.hair_style != 3 else -2.0 * _lin(-1, 1, 20))
-        color = idn.hair if idn.hair_style != 2 else _mix(idn.hair, idn.skin, 0.35)
-        x, y = np.concatenate([xo, xi]), np.concatenate([yo, yi])
-        self._poly(img, x, y, color)
+        pts, color = self._hair_front
+        cv2.fillPoly(img, [pts], (*color, 255), _AA, _SHIFT)
 
     def _brows(self, img: np.ndarray, st: FaceState) -> float:
         """Draw both brows; returns the y of the brows' top (for forehead lines)."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 from emenet.errors import EMENetInputError
 
@@ -46,20 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from emenet.inference.demo import run_demo
-    from emenet.inference.predictor import Predictor, named_checkpoint_paths
+    from emenet.inference.cli_predict import checkpoint_paths_from_args
+    from emenet.inference.predictor import Predictor
     try:
         if args.threads is not None:
             if args.threads < 1:
                 raise EMENetInputError(f"--threads must be at least 1, got {args.threads}")
             torch.set_num_threads(args.threads)
-        paths = [Path(p) for p in args.checkpoint]
-        if args.names or args.load_epochs:
-            if not args.names or not args.load_epochs:
-                raise EMENetInputError("--names and --load_epochs go together")
-            paths = named_checkpoint_paths(args.names, args.load_epochs, args.checkpoints_dir) + paths
-        if not paths:
-            raise EMENetInputError("no model given: pass --names NAME --load_epochs E, or --checkpoint PATH")
-        predictor = Predictor(paths, device="cuda" if args.use_cuda else "cpu")
+        predictor = Predictor(checkpoint_paths_from_args(args), device="cuda" if args.use_cuda else "cpu")
         summary = run_demo(predictor, args.source, save_file=args.save_file, show=not args.headless,
                            max_frames=args.max_frames, progress=args.headless)
     except EMENetInputError as exc:

@@ -34,8 +34,9 @@ def add_checkpoint_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch_size", type=int, default=64, help="frames per forward pass (default 64)")
 
 
-def predictor_from_args(args: argparse.Namespace):
-    from emenet.inference.predictor import Predictor, named_checkpoint_paths
+def checkpoint_paths_from_args(args: argparse.Namespace) -> list[Path]:
+    """`--names/--load_epochs` under `--checkpoints_dir`, then any `--checkpoint PATH`; one line if none."""
+    from emenet.inference.predictor import named_checkpoint_paths
     paths = [Path(p) for p in args.checkpoint]
     if args.names or args.load_epochs:
         if not args.names or not args.load_epochs:
@@ -43,7 +44,13 @@ def predictor_from_args(args: argparse.Namespace):
         paths = named_checkpoint_paths(args.names, args.load_epochs, args.checkpoints_dir) + paths
     if not paths:
         raise EMENetInputError("no model given: pass --names NAME --load_epochs E, or --checkpoint PATH")
-    return Predictor(paths, device="cuda" if args.cuda else args.device, batch_size=args.batch_size)
+    return paths
+
+
+def predictor_from_args(args: argparse.Namespace):
+    from emenet.inference.predictor import Predictor
+    return Predictor(checkpoint_paths_from_args(args), device="cuda" if args.cuda else args.device,
+                     batch_size=args.batch_size)
 
 
 # ------------------------------------------------------------------------- emenet predict

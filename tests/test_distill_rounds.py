@@ -101,3 +101,46 @@ def test_annotation_dir_of_another_ensemble_is_refused(synth_root, tmp_path):
         members_from_names(["a"], [7], tmp_path)
     with pytest.raises(EMENetInputError, match="--load_epochs has 3"):
         members_from_names(["a", "b"], [1, 1, 1], tmp_path)
+
+
+def test_members_that_disagree_on_tasks_are_refused(tmp_path):
+    import emenet
+    from emenet.distill.members import load_members, members_from_names
+    emenet.save_checkpoint(tmp_path / "a" / "net_epoch_1_a.pth", emenet.create_model("emenet_v"), 1)
+    emenet.save_checkpoint(tmp_path / "b" / "net_epoch_1_b.pth", emenet.create_model("emenet_v", tasks=("EXPR", "AU")), 1)
+    members = members_from_names(["a", "b"], [1], tmp_path)
+    with pytest.raises(EMENetInputError, match=r"members disagree on tasks: a predicts \['EXPR', 'AU', 'VA'\], "
+                                                r"b predicts \['EXPR', 'AU'\]"):
+        load_members(members)
+
+
+@pytest.mark.slow
+def test_a_member_that_crashes_leaves_the_round_to_the_others(synth_root, tmp_path, monkeypatch, caplog):
+    from emenet.distill import rounds
+    from emenet.training.config import TrainConfig
+    real_train = rounds.train_member
+
+    def crash_member_1(config: dict, student: bool, threads: int | None = None) -> dict:
+        if config["name"].endswith("_1"):
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return real_train(config, student, threads)
+
+    monkeypatch.setattr(rounds, "train_member", crash_member_1)
+    base = TrainConfig(data_root=str(synth_root), checkpoints_dir=str(tmp_path / "ck"),
+                       loggings_dir=str(tmp_path / "logs"), nepochs=1, max_steps_per_epoch=2, seq_len=4,
+                       batch_size=1, val_seq_len=32, num_workers=0)
+    plan = rounds.DistillPlan(members=2, rounds=0, annotations_dir=str(tmp_path / "ann"))
+    with caplog.at_level("WARNING"):
+        table = rounds.run_rounds(plan, base, progress=False)
+    assert list(table["method"]) == ["teacher_exp_0", "ensemble"]
+    assert "round 0 goes on with 1 of 2 members: teacher_exp_1" in caplog.text
+    failures = json.loads((tmp_path / "ann" / "failures.json").read_text())
+    assert [(f["round"], f["member"]) for f in failures] == [(0, "teacher_exp_1")]
+    assert "illegal memory access" in failures[0]["error"]
+    assert (tmp_path / "ck" / "teacher_exp_0" / "net_epoch_1_teacher_exp_0.pth").is_file()
+    # when every member fails the round stops with one line, and the finished member's work stays
+    monkeypatch.setattr(rounds, "train_member", lambda config, student, threads=None: 1 / 0)
+    with pytest.raises(EMENetInputError, match="round 0: every member failed"):
+        rounds.run_rounds(plan, base, progress=False)
+    assert (tmp_path / "ck" / "teacher_exp_0" / "net_epoch_1_teacher_exp_0.pth").is_file()
+    assert (tmp_path / "ann" / "summary.csv").is_file()

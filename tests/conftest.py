@@ -22,3 +22,20 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def reference_dir(shared_dir: Path) -> Path:
     return shared_dir / "reference"
+
+
+@pytest.fixture(scope="session")
+def require_extra():
+    """`require_extra("nemo.collections.asr", "nemo")` imports an optional extra's module, or skips
+    naming the extra; with EMENET_REQUIRE_EXTRAS set (CI installs every extra) it fails instead."""
+    import importlib
+
+    def _require(module: str, extra: str):
+        try:
+            return importlib.import_module(module)
+        except ImportError as exc:
+            if os.environ.get("EMENET_REQUIRE_EXTRAS"):
+                pytest.fail(f"the {extra} extra is required (EMENET_REQUIRE_EXTRAS is set) but {module} "
+                            f"does not import: {exc}")
+            pytest.skip(f"the {extra} extra is not installed (pip install .[{extra}]): {exc}")
+    return _require

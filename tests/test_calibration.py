@@ -25,8 +25,8 @@ def _random_probs(rng: np.random.Generator, n: int, k: int, sharpness: float = 3
 
 @pytest.mark.parametrize("n_bins", [10, 7, 1])
 @pytest.mark.parametrize("k", [7, 20])
-def test_multiclass_ece_matches_torchmetrics(n_bins, k):
-    tm = pytest.importorskip("torchmetrics.functional.classification")
+def test_multiclass_ece_matches_torchmetrics(require_extra, n_bins, k):
+    tm = require_extra("torchmetrics.functional.classification", "test")
     rng = np.random.default_rng(k * 100 + n_bins)
     probs = _random_probs(rng, 500, k)
     labels = np.where(rng.random(500) < 0.5, probs.argmax(1), rng.integers(0, k, 500))
@@ -38,8 +38,8 @@ def test_multiclass_ece_matches_torchmetrics(n_bins, k):
 
 
 @pytest.mark.parametrize("n_bins", [10, 15])
-def test_binary_ece_matches_torchmetrics(n_bins):
-    tm = pytest.importorskip("torchmetrics.functional.classification")
+def test_binary_ece_matches_torchmetrics(require_extra, n_bins):
+    tm = require_extra("torchmetrics.functional.classification", "test")
     rng = np.random.default_rng(n_bins)
     probs = rng.random(800) * 0.999
     labels = (rng.random(800) < probs ** 1.5).astype(np.int64)

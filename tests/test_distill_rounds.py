@@ -29,8 +29,8 @@ def test_failed_jobs_are_reported_and_others_finish():
 
 
 @pytest.mark.slow
-def test_jobs_on_local_ray_match_in_process():
-    ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+def test_jobs_on_local_ray_match_in_process(require_extra):
+    ray = require_extra("ray", "ray")
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # test modules are not importable on workers
     try:
         outcomes = run_jobs(_fail_on_odd, [(f"m{i}", {"i": i}) for i in range(4)], ray_address="auto")

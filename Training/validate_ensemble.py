@@ -2,66 +2,12 @@
 each member, the ensemble, temperature scaling and MC dropout, on the validation split.
 
 Writes metrics.csv, metrics.md, summary.json and reliability/<method>.png under --out; see
-emenet.distill.validate_ensemble for the columns.
+emenet.distill.validate_ensemble for the columns, and --help for the options.
 
 Example:
     python Training/validate_ensemble.py --data_root data/affwild2 --names t0 t1 t2 --load_epochs 4 6 5 --out runs/v
-    python Training/validate_ensemble.py --data_root data/synth --names t0 t1 --load_epochs 4 --out runs/v --device cuda
 """
-from __future__ import annotations
-
-import argparse
-import logging
-import sys
-
-from emenet.errors import EMENetInputError
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="validate_ensemble.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_root", required=True, help="Aff-wild2 root (or `emenet synth` output)")
-    parser.add_argument("--names", nargs="+", required=True, help="ensemble member run names")
-    parser.add_argument("--load_epochs", nargs="+", type=int, required=True,
-                        help="one epoch per member (or one for all)")
-    parser.add_argument("--checkpoints_dir", default="./checkpoints")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--split", default="Validation_Set")
-    parser.add_argument("--mc_dropout_passes", type=int, default=10, help="MC-dropout passes of member 0 (0: skip)")
-    parser.add_argument("--calibration_split_fraction", type=float, default=0.5,
-                        help="share of the videos temperatures are fitted on (default %(default)s)")
-    parser.add_argument("--au_temperature_per_unit", action="store_true", help="one temperature per AU, not one shared")
-    parser.add_argument("--n_bins", type=int, default=10, help="ECE bins (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the video halves and the dropout masks")
-    parser.add_argument("--chunk", type=int, default=64, help="frames per forward pass (default %(default)s)")
-    parser.add_argument("--max_videos", type=int, default=None, help="only the first N videos (quick checks)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--num_workers", type=int, default=0)
-    parser.add_argument("--cache_dir", default=None)
-    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    parser.add_argument("--no_progress", action="store_true")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from emenet.distill.members import members_from_names
-    from emenet.distill.validate_ensemble import validate_ensemble
-    try:
-        members = members_from_names(args.names, args.load_epochs, args.checkpoints_dir)
-        result = validate_ensemble(
-            members, args.data_root, args.out, split=args.split, mc_dropout_passes=args.mc_dropout_passes,
-            calibration_split_fraction=args.calibration_split_fraction, seed=args.seed, n_bins=args.n_bins,
-            au_temperature_per_unit=args.au_temperature_per_unit, chunk=args.chunk, device=args.device,
-            num_workers=args.num_workers, cache_dir=args.cache_dir, max_videos=args.max_videos,
-            overwrite=args.overwrite, progress=not args.no_progress)
-    except EMENetInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"ensemble validation of {len(members)} members written to {args.out} ({len(result.table)} methods)")
-    return 0
-
+from emenet.distill.validate_ensemble_cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

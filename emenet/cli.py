@@ -5,6 +5,7 @@
     emenet validate --checkpoint CKPT --data_root data/synth --out val.json
     emenet quickstart --out runs/quickstart  # all three on the built-in synthetic data
     emenet distill --data_root data/synth --members 5 --rounds 3 [--ray auto]
+    emenet extract-audio --video_dir data/affwild2/videos --audio_outdir data/affwild2/audio  # for EMENet-VA
 """
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from emenet.training.config import resolve_config
     from emenet.training.run import train_teacher
-    result = train_teacher(resolve_config(args))
+    result = train_teacher(resolve_config(args, **_script_defaults(args)))
     print(f"run {result.run_dir}: best epoch {result.best_epoch} (validation total score {result.best_score:.4f})")
 
 
@@ -67,7 +68,7 @@ def add_train_student_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_train_student(args: argparse.Namespace) -> None:
     from emenet.training.config import resolve_config
     from emenet.training.run import train_student
-    result = train_student(resolve_config(args, name="student_round_1_exp_0"))
+    result = train_student(resolve_config(args, **{"name": "student_round_1_exp_0", **_script_defaults(args)}))
     print(f"run {result.run_dir}: best epoch {result.best_epoch} (validation total score {result.best_score:.4f})")
 
 
@@ -80,6 +81,8 @@ def add_annotate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--num_workers", type=int, default=0)
     p.add_argument("--cache_dir", default=None)
+    p.add_argument("--audio_dir", default=None, help="decoded audio tracks for EMENet-VA members "
+                   "(extract_audio_files.py; default <cache_dir>/audio, else <data_root>/.emenet_cache/audio)")
     p.set_defaults(func=cmd_annotate)
 
 
@@ -88,7 +91,7 @@ def cmd_annotate(args: argparse.Namespace) -> None:
     from emenet.distill.members import members_from_names
     members = members_from_names(args.names, args.load_epochs, args.checkpoints_dir)
     out = create_annotations(members, args.data_root, args.out, device=args.device, num_workers=args.num_workers,
-                             cache_dir=args.cache_dir)
+                             cache_dir=args.cache_dir, audio_dir=args.audio_dir)
     print(f"annotations written to {out}")
 
 
@@ -108,11 +111,21 @@ def cmd_distill(args: argparse.Namespace) -> None:
     from emenet.reporting import markdown_table
     from emenet.training.config import resolve_config
     plan = DistillPlan(args.members, args.rounds, args.annotations_dir, args.ray, args.shards)
-    table = run_rounds(plan, resolve_config(args))
+    table = run_rounds(plan, resolve_config(args, **_script_defaults(args)))
     cols = [c for c in ("round", "method", "epoch", "AU_score", "EXPR_score", "VA_ccc_valence", "VA_ccc_arousal",
                         "total_score") if c in table.columns]
     print(markdown_table(table[cols]))
     print(f"summary written to {Path(args.annotations_dir) / 'summary.csv'}")
+
+
+def _add_extract_audio(p: argparse.ArgumentParser) -> None:
+    from emenet.data.extract_audio import add_extract_audio_arguments
+    add_extract_audio_arguments(p)
+
+
+def _add_bench(p: argparse.ArgumentParser) -> None:
+    from emenet.bench.suite import add_bench_arguments
+    add_bench_arguments(p)
 
 
 def _add_predict(p: argparse.ArgumentParser) -> None:
@@ -131,6 +144,8 @@ def add_validate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--num_workers", type=int, default=0)
     p.add_argument("--cache_dir", default=None)
+    p.add_argument("--audio_dir", default=None, help="decoded audio tracks for an EMENet-VA checkpoint "
+                   "(default <cache_dir>/audio, else <data_root>/.emenet_cache/audio)")
     p.set_defaults(func=cmd_validate)
 
 
@@ -144,7 +159,7 @@ def cmd_validate(args: argparse.Namespace) -> None:
     else:
         raise EMENetInputError("give --checkpoint PATH, or --name and --load_epoch")
     metrics = validate_checkpoint(ckpt, args.data_root, args.out, args.split, device=args.device,
-                                  num_workers=args.num_workers, cache_dir=args.cache_dir)
+                                  num_workers=args.num_workers, cache_dir=args.cache_dir, audio_dir=args.audio_dir)
     print(json.dumps(metrics, indent=2))
     if args.out:
         print(f"metrics written to {args.out}")
@@ -175,6 +190,8 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], str]] = {
     "distill": (add_distill_arguments, "teachers, then rounds of students (iterative self-distillation)"),
     "predict": (lambda p: _add_predict(p), "predict every frame of a raw video: CSV, annotated MP4, timeline PNG"),
     "models": (add_models_arguments, "list the registered model names"),
+    "bench": (lambda p: _add_bench(p), "measure inference, video and training speed against a plain baseline"),
+    "extract-audio": (lambda p: _add_extract_audio(p), "decode every video's audio track ahead of EMENet-VA training"),
 }
 
 
@@ -203,21 +220,32 @@ def main(argv: list[str] | None = None) -> int:
     return _run(build_parser().parse_args(argv))
 
 
-def _script(command: str, prog: str, argv: list[str] | None) -> int:
+def _script_defaults(args: argparse.Namespace) -> dict:
+    """Training options a script sets by default (e.g. Train_Multimodal's modality); flags override them."""
+    return dict(getattr(args, "script_defaults", None) or {})
+
+
+def _script(command: str, prog: str, argv: list[str] | None, defaults: dict | None = None) -> int:
     add_arguments, help_text = COMMANDS[command]
     parser = argparse.ArgumentParser(prog=prog, description=help_text)
     add_arguments(parser)
+    parser.set_defaults(script_defaults=defaults or {})
     return _run(parser.parse_args(argv))
 
 
-def run_train_teacher(argv: list[str] | None = None) -> int:
-    """Entry point of Training/train_teacher.py."""
-    return _script("train", "train_teacher.py", argv)
+def run_train_teacher(argv: list[str] | None = None, **defaults) -> int:
+    """Entry point of Training/train_teacher.py; Train_Multimodal's passes modality="audiovisual"."""
+    return _script("train", "train_teacher.py", argv, defaults)
 
 
-def run_train_student(argv: list[str] | None = None) -> int:
-    """Entry point of Training/train_student.py."""
-    return _script("train-student", "train_student.py", argv)
+def run_train_student(argv: list[str] | None = None, **defaults) -> int:
+    """Entry point of Training/train_student.py; Train_Multimodal's passes modality="audiovisual"."""
+    return _script("train-student", "train_student.py", argv, defaults)
+
+
+def run_extract_audio(argv: list[str] | None = None) -> int:
+    """Entry point of Train_Multimodal/extract_audio_files.py."""
+    return _script("extract-audio", "extract_audio_files.py", argv)
 
 
 def run_create_annotations(argv: list[str] | None = None) -> int:

@@ -357,6 +357,27 @@ def va_distill_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor, T
     return (1.0 - concordance_cc(student, teacher, dim=0, weight=weight, eps=CCC_EPS)).sum()
 
 
+def vad_distill_loss(student_logits: torch.Tensor, speech_prob: torch.Tensor,
+                     weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Binary KL(teacher || student) of the voice-activity head, mean over frames.
+
+    `student_logits` (N, 2) are the VAD head's logits over (background, speech); `speech_prob`
+    (N,) the fixed teacher's speech probability p. Per frame, with q = softmax(logits)[:, 1]:
+    p log(p / q) + (1 - p) log((1 - p) / (1 - q)), computed from log_softmax (0 log 0 = 0).
+    With per-frame `weight` (N,) the weighted mean sum_n w_n KL_n / sum_n w_n.
+    """
+    name = "vad_distill_loss"
+    _check_2d(name, student_logits, 2)
+    if speech_prob.shape != (student_logits.shape[0],):
+        raise ValueError(f"{name}: expected teacher probabilities of shape ({student_logits.shape[0]},), "
+                         f"got {tuple(speech_prob.shape)}")
+    p = speech_prob.detach().to(student_logits.dtype).clamp(0.0, 1.0)
+    target = torch.stack([1.0 - p, p], dim=1)  # (N, 2) over (background, speech)
+    log_q = torch.log_softmax(student_logits, dim=1)
+    per_frame = (torch.special.xlogy(target, target) - target * log_q).sum(dim=1)  # (N,)
+    return _weighted_frame_mean(name, per_frame, weight)
+
+
 # ------------------------------------------------------------------------------ registry
 
 # Loss names of the original's command-line options, and the task each one serves.

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from emenet.data.audio_windows import AudioSource, clip_vad, clip_windows
+
 # The original sampled every `ORIGINAL_BASE_FPS // fps` frames, assuming 30 fps video.
 ORIGINAL_BASE_FPS = 30
 
@@ -24,6 +26,7 @@ class LabeledVideo:
     frames: np.ndarray  # (n,) 1-based frame numbers that have a crop, increasing
     labels: dict[str, np.ndarray] = field(default_factory=dict)
     masks: dict[str, np.ndarray] = field(default_factory=dict)
+    audio: AudioSource | None = None  # the video's audio, for EMENet-VA (emenet.data.audio_windows)
 
     def __post_init__(self) -> None:
         for task, lab in self.labels.items():
@@ -33,6 +36,18 @@ class LabeledVideo:
 
     def crop_paths(self, rows: np.ndarray) -> list[Path]:
         return [self.crop_dir / f"{f:05d}.jpg" for f in self.frames[rows]]
+
+    def audio_windows(self, rows: np.ndarray, width: int) -> np.ndarray:
+        """Audio windows (len(rows), width) of these rows' frames (crop frame f is video frame f - 1)."""
+        if self.audio is None:
+            raise ValueError(f"{self.name}: no audio attached (emenet.data.audio_windows.attach_audio)")
+        return clip_windows(self.audio, self.frames[rows] - 1, width)
+
+    def vad_targets(self, rows: np.ndarray) -> np.ndarray:
+        """The voice-activity teacher's speech probability (len(rows),) of these rows' frames."""
+        if self.audio is None:
+            raise ValueError(f"{self.name}: no audio attached (emenet.data.audio_windows.attach_audio)")
+        return clip_vad(self.audio, self.frames[rows] - 1)
 
 
 def frame_stride(fps: int) -> int:

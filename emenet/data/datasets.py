@@ -11,15 +11,30 @@ from emenet.data.clips import LabeledVideo, chunk_bounds, training_windows
 from emenet.data.images import read_crops
 
 
+def _check_audio(videos: list[LabeledVideo], audio_window: int | None, vad: bool) -> None:
+    if (audio_window is not None or vad) and any(v.audio is None for v in videos):
+        missing = next(v.name for v in videos if v.audio is None)
+        raise ValueError(f"{missing}: audio windows were asked for but no audio is attached "
+                         f"(emenet.data.audio_windows.attach_audio)")
+    if vad and any(v.audio.vad is None for v in videos):
+        missing = next(v.name for v in videos if v.audio.vad is None)
+        raise ValueError(f"{missing}: VAD targets were asked for but none are attached (attach_audio(vad_teacher=...))")
+
+
 class MultiTaskClipDataset(Dataset):
     """Every training window of every task; item i is one clip of one task.
 
-    Items: {"task", "frames" (T, 3, H, W) uint8, "labels" (T, C) float32, "mask" (T, C) bool}.
+    Items: {"task", "frames" (T, 3, H, W) uint8, "labels" (T, C) float32, "mask" (T, C) bool}, plus
+    "audio" (T, audio_window) float32 (one window per frame, for EMENet-VA) when `audio_window`
+    is given and "vad" (T,) float32 (the voice-activity teacher's targets) when `vad`.
     """
 
-    def __init__(self, videos: list[LabeledVideo], tasks: tuple[str, ...], seq_len: int, fps: int, image_size: int):
+    def __init__(self, videos: list[LabeledVideo], tasks: tuple[str, ...], seq_len: int, fps: int, image_size: int,
+                 audio_window: int | None = None, vad: bool = False):
+        _check_audio(videos, audio_window, vad)
         self.videos = videos
         self.image_size = image_size
+        self.audio_window, self.vad = audio_window, vad
         self.items: list[tuple[str, int, np.ndarray]] = []
         self.task_ranges: dict[str, range] = {}
         for task in tasks:
@@ -37,16 +52,21 @@ class MultiTaskClipDataset(Dataset):
         rows = np.where(valid, idx, idx[valid][-1])  # pad by repeating the last real frame
         frames = read_crops(video.crop_paths(rows), self.image_size)
         mask = video.masks[task][rows] & valid[:, None]
-        return {"task": task, "frames": torch.from_numpy(frames),
+        item = {"task": task, "frames": torch.from_numpy(frames),
                 "labels": torch.from_numpy(video.labels[task][rows].astype(np.float32)),
                 "mask": torch.from_numpy(mask)}
+        if self.audio_window is not None:
+            item["audio"] = torch.from_numpy(video.audio_windows(rows, self.audio_window))  # (T, W)
+        if self.vad:
+            item["vad"] = torch.from_numpy(video.vad_targets(rows))  # (T,)
+        return item
 
 
 def collate_by_task(items: list[dict]) -> dict[str, dict[str, torch.Tensor]]:
-    """Group a step's clips by task: task -> {"frames" (B, T, 3, H, W), "labels", "mask"}."""
+    """Group a step's clips by task: task -> {"frames" (B, T, 3, H, W), "labels", "mask", ...}."""
     out: dict[str, dict[str, list]] = {}
     for item in items:
-        group = out.setdefault(item["task"], {"frames": [], "labels": [], "mask": []})
+        group = out.setdefault(item["task"], {k: [] for k in item if k != "task"})
         for key in group:
             group[key].append(item[key])
     return {task: {k: torch.stack(v) for k, v in group.items()} for task, group in out.items()}
@@ -87,12 +107,15 @@ class MultiTaskBatchSampler(Sampler[list[int]]):
 class VideoChunkDataset(Dataset):
     """Consecutive chunks of every video's crop frames, in order, for streaming evaluation.
 
-    Items: {"video": position in `videos`, "start", "stop", "frames" (t, 3, H, W) uint8}.
+    Items: {"video": position in `videos`, "start", "stop", "frames" (t, 3, H, W) uint8}, plus
+    "audio" (t, audio_window) float32 when `audio_window` is given (EMENet-VA).
     """
 
-    def __init__(self, videos: list[LabeledVideo], chunk: int, image_size: int):
+    def __init__(self, videos: list[LabeledVideo], chunk: int, image_size: int, audio_window: int | None = None):
+        _check_audio(videos, audio_window, False)
         self.videos = videos
         self.image_size = image_size
+        self.audio_window = audio_window
         self.items = [(vid, s, e) for vid, v in enumerate(videos) for s, e in chunk_bounds(len(v.frames), chunk)]
 
     def __len__(self) -> int:
@@ -102,4 +125,7 @@ class VideoChunkDataset(Dataset):
         vid, start, stop = self.items[i]
         rows = np.arange(start, stop)
         frames = read_crops(self.videos[vid].crop_paths(rows), self.image_size)
-        return {"video": vid, "start": start, "stop": stop, "frames": torch.from_numpy(frames)}
+        item = {"video": vid, "start": start, "stop": stop, "frames": torch.from_numpy(frames)}
+        if self.audio_window is not None:
+            item["audio"] = torch.from_numpy(self.videos[vid].audio_windows(rows, self.audio_window))  # (t, W)
+        return item

@@ -26,7 +26,7 @@ from emenet.distill.members import Member, load_members
 from emenet.errors import EMENetInputError
 from emenet.io_utils import atomic_path, write_json
 from emenet.tasks import AU_NAMES, EMOTION_TASKS, TASKS
-from emenet.training.evaluate import stream_ensemble_logits
+from emenet.training.evaluate import attach_audio_for, stream_ensemble_logits
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +71,14 @@ def annotation_names(data_root: str | os.PathLike, tasks: tuple[str, ...], cache
 
 def create_annotations(members: list[Member], data_root: str | os.PathLike, out_dir: str | os.PathLike,
                        device: str = "cpu", chunk: int = 64, num_workers: int = 0, cache_dir: str | None = None,
-                       progress: bool = True, names: list[str] | None = None, finalize: bool = True) -> Path:
+                       progress: bool = True, names: list[str] | None = None, finalize: bool = True,
+                       audio_dir: str | None = None) -> Path:
     """Annotate every train and validation video with every member's logits; returns `out_dir`.
 
     `names` restricts the work to a shard of the videos and `finalize=False` leaves the
     directory incomplete, so that shards can run in parallel and one last call finishes it.
+    EMENet-VA members hear each video's audio, decoded once into `audio_dir` (default
+    `<cache_dir>/audio`, else `<data_root>/.emenet_cache/audio`).
 
     >>> create_annotations(members_from_names(["t0", "t1"], [4, 4], "checkpoints"), "data/synth", "ann/r0")  # doctest: +SKIP
     """
@@ -97,6 +100,7 @@ def create_annotations(members: list[Member], data_root: str | os.PathLike, out_
             unique.append(v)
     shard = unique if names is None else [v for v in unique if v.name in set(names)]
     todo = [v for v in shard if not (out / "frames" / f"{v.name}.parquet").is_file()]
+    todo = attach_audio_for(models, todo, index, audio_dir, cache_dir, progress)
     log.info("annotating %d videos with %d members (%d already done)", len(todo), len(members), len(shard) - len(todo))
     for vid, member_logits in stream_ensemble_logits(models, todo, chunk, 112, device, num_workers, progress):
         video = todo[vid]

@@ -12,7 +12,7 @@ from emenet.data.labeled import labeled_videos
 from emenet.decoding import decode, task_probs
 from emenet.distill.members import Member, load_members
 from emenet.tasks import EMOTION_TASKS, TASKS
-from emenet.training.evaluate import stream_ensemble_logits
+from emenet.training.evaluate import attach_audio_for, stream_ensemble_logits
 from emenet.uncertainty import ensemble_task_uncertainty
 
 
@@ -21,12 +21,18 @@ def _probs(logits: dict[str, np.ndarray], tasks: tuple[str, ...]) -> dict[str, t
 
 
 def ensemble_validation_scores(members: list[Member], data_root: str | os.PathLike, device: str = "cpu",
-                               chunk: int = 64, cache_dir: str | None = None, progress: bool = True) -> list[dict]:
-    """One row per member and one for the ensemble: challenge metrics, calibration, mean uncertainty."""
+                               chunk: int = 64, cache_dir: str | None = None, progress: bool = True,
+                               audio_dir: str | None = None) -> list[dict]:
+    """One row per member and one for the ensemble: challenge metrics, calibration, mean uncertainty.
+
+    EMENet-VA members hear each video's audio (decoded once into `audio_dir`, see `create_annotations`).
+    """
     from emenet import calibration as C
     models = load_members(members, device)
     tasks = tuple(t for t in models[0].tasks if t in EMOTION_TASKS)
-    videos = labeled_videos(load_affwild2_index(data_root, cache_dir=cache_dir), "Validation_Set", tasks)
+    index = load_affwild2_index(data_root, cache_dir=cache_dir)
+    videos = attach_audio_for(models, labeled_videos(index, "Validation_Set", tasks), index, audio_dir, cache_dir,
+                              progress)
     n = len(members)
     scores = [M.ChallengeMetrics(tasks) for _ in range(n + 1)]
     collected: list[dict[str, list]] = [{t: [] for t in tasks} for _ in range(n + 1)]  # probabilities per method

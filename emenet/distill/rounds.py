@@ -9,9 +9,7 @@ ensemble per round.
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -63,10 +61,12 @@ def train_member(config: dict, student: bool, threads: int | None = None) -> dic
     return {"best_epoch": result.best_epoch, "best_score": result.best_score}
 
 
-def annotate_shard(members: list[dict], data_root: str, out_dir: str, names: list[str], device: str) -> int:
+def annotate_shard(members: list[dict], data_root: str, out_dir: str, names: list[str], device: str,
+                   cache_dir: str | None = None, audio_dir: str | None = None) -> int:
     """Annotate a shard of videos (for Ray); returns how many names it covered."""
     create_annotations([Member(m["name"], m["epoch"], Path(m["checkpoint"])) for m in members], data_root, out_dir,
-                       device=device, names=names, finalize=False, progress=False)
+                       device=device, names=names, finalize=False, progress=False, cache_dir=cache_dir,
+                       audio_dir=audio_dir)
     return len(names)
 
 
@@ -76,12 +76,15 @@ def _annotate(plan: DistillPlan, members: list[Member], base: TrainConfig, out: 
         shards = [names[i::plan.shards] for i in range(plan.shards)]
         spec = [{"name": m.name, "epoch": m.epoch, "checkpoint": str(m.checkpoint)} for m in members]
         outcomes = run_jobs(annotate_shard, [(f"annotation shard {i}", {"members": spec, "data_root": base.data_root,
-                                                                          "out_dir": str(out), "names": s, "device": base.device})
+                                                                          "out_dir": str(out), "names": s, "device": base.device,
+                                                                          "cache_dir": base.cache_dir,
+                                                                          "audio_dir": base.audio_dir})
                                              for i, s in enumerate(shards) if s], plan.ray)
         failed = [o for o in outcomes if not o.ok]
         if failed:
             log.warning("%d annotation shards failed (%s); finishing them here", len(failed), failed[0].error)
-    create_annotations(members, base.data_root, out, device=base.device, progress=progress)
+    create_annotations(members, base.data_root, out, device=base.device, progress=progress, cache_dir=base.cache_dir,
+                       audio_dir=base.audio_dir)
 
 
 def run_rounds(plan: DistillPlan, base: TrainConfig, progress: bool = True) -> pd.DataFrame:
@@ -112,7 +115,7 @@ def run_rounds(plan: DistillPlan, base: TrainConfig, progress: bool = True) -> p
             log.warning("round %d goes on with %d of %d members: %s", r, len(members), plan.members,
                         ", ".join(f["member"] for f in failures if f["round"] == r))
         for row in ensemble_validation_scores(members, base.data_root, base.device, cache_dir=base.cache_dir,
-                                              progress=progress):
+                                              progress=progress, audio_dir=base.audio_dir):
             rows.append({"round": r, **row})
         if r < plan.rounds:
             annotation = ann_root / f"round_{r}"

@@ -46,6 +46,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from emenet import metrics as M
+from emenet.audio import window_length
 from emenet.calibration import (N_BINS, TemperatureScaling, calibration_scores, dropout_modules,
                                 fit_temperature_scaling, mc_dropout_heads, stack_probs, task_reliability)
 from emenet.data.affwild2 import load_affwild2_index
@@ -61,6 +62,7 @@ from emenet.reporting import markdown_table
 from emenet.models.emenet import EMENet
 from emenet.models.emenet_va import EMENetVA
 from emenet.models.mobilefacenet import INPUT_SIZE
+from emenet.training.evaluate import attach_audio_for, audio_window_of
 from emenet.tasks import EMOTION_TASKS, TASKS
 from emenet.uncertainty import ensemble_task_uncertainty
 
@@ -111,6 +113,31 @@ def load_visual_members(members: Sequence[Member], device: str) -> tuple[list[EM
         if isinstance(model, EMENetVA):
             raise EMENetInputError(f"{m.checkpoint}: an EMENet-VA (audio-visual) model; this validation takes visual "
                                    f"EMENet-V members")
+    tasks = tuple(t for t in models[0].tasks if t in EMOTION_TASKS)
+    if not tasks:
+        raise EMENetInputError(f"{members[0].checkpoint}: the model predicts none of {list(EMOTION_TASKS)}")
+    return models, tasks
+
+
+def load_ensemble_members(members: Sequence[Member], device: str, window_size: float | None = None,
+                          sample_rate: int | None = None) -> tuple[list[EMENet], tuple[str, ...]]:
+    """Load visual and audio-visual members alike (checked to share their tasks), and their emotion tasks.
+
+    `window_size` (s) and `sample_rate` (Hz), when given, must be what the EMENet-VA members were
+    trained with (their checkpoints record it): the audio windows are cut to match.
+    """
+    if not members:
+        raise EMENetInputError("no ensemble members given (--names)")
+    models = load_members(list(members), device)
+    for m, model in zip(members, models):
+        if not isinstance(model, EMENetVA):
+            continue
+        cfg = model.config
+        if sample_rate is not None and sample_rate != cfg.sample_rate:
+            raise EMENetInputError(f"{m.checkpoint}: trained on {cfg.sample_rate} Hz audio, but --sr is {sample_rate}")
+        if window_size is not None and window_length(window_size, cfg.sample_rate) != cfg.audio_window:
+            raise EMENetInputError(f"{m.checkpoint}: trained on {cfg.window_seconds:g} s audio windows "
+                                   f"({cfg.audio_window} samples), but --window_size is {window_size:g}")
     tasks = tuple(t for t in models[0].tasks if t in EMOTION_TASKS)
     if not tasks:
         raise EMENetInputError(f"{members[0].checkpoint}: the model predicts none of {list(EMOTION_TASKS)}")
@@ -173,7 +200,8 @@ def stream_members_and_mc_dropout(models: Sequence[EMENet], videos: Sequence[Lab
                                   ) -> Iterator[tuple[int, list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]]:
     """Yield (video position, per member task -> logits (n, C), per MC pass task -> logits (n, C)).
 
-    One pass over the crops: each chunk is read once; every member runs in eval mode carrying its
+    One pass over the crops (and audio windows, for EMENet-VA members: attach the videos' audio
+    first): each chunk is read once; every member runs in eval mode carrying its
     hidden state, exactly as `stream_ensemble_logits`; member `mc_member`'s backbone features are
     then reused by its MC-dropout passes (EMENet's dropout sits after the backbone), each pass
     carrying its own state. Masks are seeded per chunk from `seed` (torch's global generator is
@@ -181,7 +209,8 @@ def stream_members_and_mc_dropout(models: Sequence[EMENet], videos: Sequence[Lab
     """
     for m in models:
         m.eval()
-    loader = DataLoader(VideoChunkDataset(list(videos), chunk, INPUT_SIZE), batch_size=None, shuffle=False,
+    window = audio_window_of(list(models))
+    loader = DataLoader(VideoChunkDataset(list(videos), chunk, INPUT_SIZE, window), batch_size=None, shuffle=False,
                         num_workers=num_workers)
     bar = tqdm(total=sum(len(v.frames) for v in videos), unit="frame", desc="members + MC dropout",
                disable=not progress, leave=False)
@@ -194,8 +223,10 @@ def stream_members_and_mc_dropout(models: Sequence[EMENet], videos: Sequence[Lab
             current, hidden, mc_hidden = vid, [None] * len(models), None
             parts, mc_parts = [[] for _ in models], [[] for _ in range(mc_dropout_passes)]
         frames = to_float_frames(item["frames"].to(device, non_blocking=True))[None]  # (1, t, 3, H, W)
+        audio = item["audio"].to(device, non_blocking=True)[None] if window else None  # (1, t, W)
         for i, model in enumerate(models):
-            features = model.encode_frames(frames)  # (1, t, 512)
+            # (1, t, 512), or (1, t, 640) visual + audio for an EMENet-VA
+            features = model.encode(frames, audio) if isinstance(model, EMENetVA) else model.encode_frames(frames)
             logits, hidden[i] = model.forward_features(features, hidden[i])
             parts[i].append(_numpy_logits(logits, tasks))
             if i == mc_member and mc_dropout_passes > 0:
@@ -370,8 +401,14 @@ def validate_ensemble(members: Sequence[Member], data_root: str | os.PathLike, o
                       calibration_split_fraction: float = 0.5, seed: int = 0, n_bins: int = N_BINS,
                       au_temperature_per_unit: bool = False, chunk: int = 64, device: str = "cpu",
                       num_workers: int = 0, cache_dir: str | os.PathLike | None = None, max_videos: int | None = None,
-                      overwrite: bool = False, progress: bool = True) -> EnsembleValidation:
-    """Score members, ensemble, temperature scaling and MC dropout on `split`; write the files above."""
+                      overwrite: bool = False, progress: bool = True, audio_dir: str | os.PathLike | None = None,
+                      window_size: float | None = None, sample_rate: int | None = None) -> EnsembleValidation:
+    """Score members, ensemble, temperature scaling and MC dropout on `split`; write the files above.
+
+    EMENet-VA members are supported: each video's audio is decoded once into `audio_dir`
+    (default `<cache_dir>/audio`, else `<data_root>/.emenet_cache/audio`); `window_size` and
+    `sample_rate`, when given, are checked against what the members were trained with.
+    """
     from emenet.plots.reliability import plot_reliability  # matplotlib only when writing figures
 
     if mc_dropout_passes < 0:
@@ -384,11 +421,12 @@ def validate_ensemble(members: Sequence[Member], data_root: str | os.PathLike, o
     methods = method_names(len(members), mc_dropout_passes)
     paths = output_paths(out_dir, methods)
     check_outputs_free(paths, overwrite)
-    models, tasks = load_visual_members(members, device)
+    models, tasks = load_ensemble_members(members, device, window_size, sample_rate)
     index = load_affwild2_index(data_root, cache_dir=cache_dir)
     videos = labeled_videos(index, split, tasks, max_videos=max_videos)
     if not videos:
         raise EMENetInputError(f"{data_root}: no {split} videos annotated for {list(tasks)}")
+    videos = attach_audio_for(models, videos, index, audio_dir, cache_dir, progress)
     groups = dict(zip(index.videos["name"].astype(str), index.videos["video"].astype(str)))
     calibration, evaluation = split_videos(videos, calibration_split_fraction, seed, groups)
 

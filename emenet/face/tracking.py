@@ -8,14 +8,22 @@ kept, so a caller can follow every person; `main_track` is the most persistent o
 most frames with a detection), which is the subject of a talking-head video. A spurious
 detection (a face printed on a t-shirt, a poster) comes and goes, so its tracks stay short.
 
+`filter_tracks` keeps the tracks that matter to a whole video, numbered 0, 1, ... in order of
+appearance: it drops tracks with fewer than `min_length` detections and "body faces", tracks
+found mostly on the chest of a more persistent face in the same frames (a face printed on a
+t-shirt, which a frontal-face cascade finds, can be detected for seconds at a time). The most
+persistent track is always kept, so a short clip still gives its face.
+
     >>> tracker = FaceTracker()
     >>> for index, frame in enumerate(frames):  # doctest: +SKIP
     ...     tracker.update(index, detector(frame))
     >>> subject = tracker.main_track()  # doctest: +SKIP
+    >>> kept, dropped = filter_tracks(tracker.tracks, min_length=25)  # doctest: +SKIP
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -144,6 +152,72 @@ def select_main_track(tracks: list[Track]) -> Track | None:
     if not tracks:
         return None
     return max(tracks, key=lambda t: (t.num_detections, t.mean_area()))
+
+
+# A face's body region, where a second "face" is a print on clothing, not a person: centres at
+# most BODY_HALF_WIDTH face widths left or right of the face's centre, between its chin (the
+# box's bottom) and BODY_DEPTH face heights below it.
+BODY_HALF_WIDTH = 1.5
+BODY_DEPTH = 4.0
+
+
+def body_region_hits(candidate: Track, face: Track) -> np.ndarray:
+    """(k,) bool over the frames where both tracks have a detection: is the candidate's box
+    centre in the body region (below the chin, see BODY_HALF_WIDTH/BODY_DEPTH) of `face`'s box?"""
+    _, ic, iface = np.intersect1d(candidate.frame_array(), face.frame_array(), assume_unique=True,
+                                  return_indices=True)
+    cand, other = candidate.box_array()[ic], face.box_array()[iface]  # (k, 4) each
+    width, height = other[:, 2] - other[:, 0], other[:, 3] - other[:, 1]
+    dx = (cand[:, 0] + cand[:, 2]) / 2 - (other[:, 0] + other[:, 2]) / 2
+    cy = (cand[:, 1] + cand[:, 3]) / 2
+    return (np.abs(dx) <= BODY_HALF_WIDTH * width) & (cy > other[:, 3]) & (cy <= other[:, 3] + BODY_DEPTH * height)
+
+
+def is_body_face(candidate: Track, faces: list[Track]) -> bool:
+    """At least half of the candidate's detections lie in the body region of one of `faces`."""
+    return any(body_region_hits(candidate, face).sum() >= 0.5 * candidate.num_detections for face in faces)
+
+
+def _renumbered(track: Track, track_id: int) -> Track:
+    return Track(track_id, list(track.frames), list(track.boxes), list(track.scores))
+
+
+class TrackSelection(NamedTuple):
+    """`kept`: ids 0..K-1 by first appearance (ties: leftmost first); `dropped`: ids K, K+1, ..."""
+
+    kept: list[Track]
+    dropped: list[Track]
+
+    @property
+    def all(self) -> list[Track]:
+        """Every track, its id its index."""
+        return self.kept + self.dropped
+
+
+def filter_tracks(tracks: list[Track], min_length: int = 1, drop_body_faces: bool = True) -> TrackSelection:
+    """Keep the tracks that are people: at least `min_length` detections and (with
+    `drop_body_faces`) not a body face of a more persistent kept track. The most persistent
+    track is always kept. Returns renumbered copies (see TrackSelection); the input is unchanged.
+    """
+    if min_length < 1:
+        raise ValueError(f"min_length must be at least 1, got {min_length}")
+    main = select_main_track(tracks)
+    kept: list[Track] = []
+    dropped: list[Track] = []
+    # Most persistent first, so a candidate is only judged against longer, already kept faces.
+    for track in sorted(tracks, key=lambda t: (-t.num_detections, -t.mean_area(), t.track_id)):
+        long_enough = track.num_detections >= min_length
+        if track is main or (long_enough and not (drop_body_faces and is_body_face(track, kept))):
+            kept.append(track)
+        else:
+            dropped.append(track)
+
+    def order(t: Track) -> tuple[int, float, int]:
+        return t.first_frame, float(t.boxes[0][0]), t.track_id
+
+    kept, dropped = sorted(kept, key=order), sorted(dropped, key=order)
+    return TrackSelection([_renumbered(t, i) for i, t in enumerate(kept)],
+                          [_renumbered(t, len(kept) + i) for i, t in enumerate(dropped)])
 
 
 def smooth_track_boxes(frames: np.ndarray, boxes: np.ndarray, sigma: float = 2.0) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Command-line entry points for inference: `emenet predict VIDEO` and Training/inference_one_image.py.
 
     emenet predict utterance_1.mp4 --names teacher_exp_0 teacher_exp_1 --load_epochs 4 6 --output_dir predictions
+    emenet predict study/videos/ --checkpoint model.pth --output_dir predictions --workers 2   # or --ray auto
     python Training/inference_one_image.py --names teacher_exp_0 --load_epochs 4 --image photo.jpg
 
 Each `add_*_arguments(parser)` fills an argparse parser and sets `func` to its `cmd_*`; the
@@ -32,6 +33,8 @@ def add_checkpoint_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cuda", action="store_true", help="run on the GPU (same as --device cuda)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--batch_size", type=int, default=64, help="frames per forward pass (default 64)")
+    p.add_argument("--backend", default="auto", choices=["auto", "eager", "fused", "compile", "onnx", "int8"],
+                   help="inference path (emenet.fast.runners); auto: fused for EMENet-V, eager for EMENet-VA")
 
 
 def checkpoint_paths_from_args(args: argparse.Namespace) -> list[Path]:
@@ -50,30 +53,90 @@ def checkpoint_paths_from_args(args: argparse.Namespace) -> list[Path]:
 def predictor_from_args(args: argparse.Namespace):
     from emenet.inference.predictor import Predictor
     return Predictor(checkpoint_paths_from_args(args), device="cuda" if args.cuda else args.device,
-                     batch_size=args.batch_size)
+                     batch_size=args.batch_size, backend=getattr(args, "backend", "auto"))
 
 
 # ------------------------------------------------------------------------- emenet predict
 
 def add_predict_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("video", help="a raw video file (any format FFmpeg decodes)")
+    from emenet.inference.video import DEFAULT_MIN_TRACK_LENGTH
+    p.add_argument("video", metavar="VIDEO", help="a raw video file (any format FFmpeg decodes), a folder (searched "
+                   "recursively for videos) or a glob such as 'videos/**/*.mp4' (quoted)")
+    p.add_argument("more_videos", nargs="*", metavar="VIDEO", help="more files, folders or globs")
     add_checkpoint_arguments(p)
-    p.add_argument("--output_dir", default="predictions", help="folder for the CSV, MP4 and PNG (default ./predictions)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--output_dir", default="predictions",
+                   help="folder for the CSV, MP4 and PNG of one video; with several, one folder per video inside "
+                        "it and summary.csv (default ./predictions)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing outputs (several videos: redo finished ones)")
     p.add_argument("--no_progress", action="store_true", help="no progress bars")
+    p.add_argument("--main_face", action="store_true", help="predict only the most persistent face track")
+    p.add_argument("--audio", action="store_true",
+                   help="audio-visual prediction with EMENet-VA checkpoints: each frame also hears a 0.63 s window "
+                        "of the video's audio track, centred on it")
+    p.add_argument("--min_track_length", type=int, default=DEFAULT_MIN_TRACK_LENGTH, metavar="N",
+                   help=f"drop face tracks with fewer than N detected frames (default {DEFAULT_MIN_TRACK_LENGTH}; "
+                        "the most persistent track is always kept)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="videos predicted at a time in local processes (default 1); with --ray, Ray actors "
+                        "(default one per GPU, else one per CPU)")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="'auto' starts a local Ray, an address joins a cluster: one task per video")
     p.set_defaults(func=cmd_predict)
 
 
+def check_audio_flag(checkpoints: list[Path], audio: bool) -> None:
+    """`--audio` goes with EMENet-VA checkpoints, and only with them (one line otherwise)."""
+    from emenet.models.checkpoint import load_checkpoint
+    from emenet.models.emenet_va import EMENetVA
+    for path in checkpoints:
+        is_va = isinstance(load_checkpoint(path), EMENetVA)
+        if is_va and not audio:
+            raise EMENetInputError(f"{path}: an audio-visual (EMENet-VA) model; add --audio to predict with the "
+                                   "video's audio track, or give a visual checkpoint")
+        if audio and not is_va:
+            raise EMENetInputError(f"{path}: a visual (EMENet-V) model; --audio needs EMENet-VA checkpoints")
+
+
 def cmd_predict(args: argparse.Namespace) -> None:
+    from emenet.inference.batch import is_batch_input
+    if args.min_track_length < 1:
+        raise EMENetInputError(f"--min_track_length must be at least 1, got {args.min_track_length}")
+    check_audio_flag(checkpoint_paths_from_args(args), args.audio)
+    if args.more_videos or is_batch_input(args.video):
+        return _predict_many(args)
+    if args.workers or args.ray:
+        log.warning("--workers and --ray apply to several videos; one video runs in this process")
     from emenet.inference.outputs import predict_video_to_files
     predictor = predictor_from_args(args)
     out = predict_video_to_files(predictor, args.video, args.output_dir, overwrite=args.overwrite,
-                                 progress=not args.no_progress)
-    result = out.prediction
-    print(f"{args.video}: {result.num_frames} frames, face found in {int(result.face_found.sum())}, "
-          f"{out.frames_per_second:.1f} frames/s")
+                                 progress=not args.no_progress, main_face=args.main_face,
+                                 min_track_length=args.min_track_length)
+    result = out.result
+    print(f"{args.video}: {result.num_frames} frames, face found in {int(result.any_face.sum())}, "
+          f"{len(result.predictions)} face track(s), {out.frames_per_second:.1f} frames/s")
     for path in (out.csv, out.video, out.timeline):
         print(f"  {path}")
+
+
+def _predict_many(args: argparse.Namespace) -> None:
+    """Several videos: per-video folders, summary.csv, resumable; one error line if any failed."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from emenet.inference.batch import predict_videos
+    from emenet.inference.video_job import PredictSettings
+    from emenet.inference.workers import PredictorSpec
+    spec = PredictorSpec(tuple(str(p) for p in checkpoint_paths_from_args(args)),
+                         "cuda" if args.cuda else args.device, args.batch_size, getattr(args, "backend", "auto"))
+    settings = PredictSettings(main_face=args.main_face, min_track_length=args.min_track_length)
+    with logging_redirect_tqdm():
+        report = predict_videos([args.video, *args.more_videos], args.output_dir, spec, settings,
+                                overwrite=args.overwrite, workers=args.workers, ray_address=args.ray,
+                                progress=not args.no_progress)
+    print(report.format())
+    if report.failed:
+        raise EMENetInputError(f"{len(report.failed)} of {len(report.outcomes)} video(s) failed; "
+                               f"see {report.summary}")
 
 
 # ------------------------------------------------------------- inference_one_image.py

@@ -5,6 +5,9 @@ its aleatoric part (orange) and its epistemic part (red), which add up to the to
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 from matplotlib.figure import Figure
@@ -19,6 +22,8 @@ ACTIVE_COLOUR = (52, 168, 83)
 ALEATORIC_COLOUR = (251, 140, 0)
 EPISTEMIC_COLOUR = (211, 47, 47)
 BOX_COLOUR = (0, 230, 118)
+# One colour per face track (id modulo the palette): box, label and the strip above its panel.
+TRACK_COLOURS = ((0, 230, 118), (41, 182, 246), (255, 112, 67), (206, 147, 216), (255, 238, 88), (240, 98, 146))
 LANDMARK_COLOUR = (255, 235, 59)
 STALE_COLOUR = (150, 150, 150)
 
@@ -149,6 +154,61 @@ def annotate_frame(frame: np.ndarray, box: np.ndarray | None, preds: FramePredic
                 if 0 <= x < w and 0 <= y < h:
                     cv2.circle(out[:h, :w], (int(round(x)), int(round(y))), 1, LANDMARK_COLOUR, -1)
     out[:, w:] = draw_panel(preds, i, out.shape[0], status, stale)
+    return out
+
+
+def track_colour(track_id: int) -> tuple[int, int, int]:
+    return TRACK_COLOURS[track_id % len(TRACK_COLOURS)]
+
+
+@dataclass(frozen=True)
+class TrackOverlay:
+    """What one face track shows in one frame: its box and crop region (None: not found here),
+    the predictions of its panel (one row; an earlier frame's when `stale`), a status line."""
+
+    track_id: int
+    box: np.ndarray | None
+    region: np.ndarray | None
+    predictions: FramePredictions | None
+    status: str
+    stale: bool = False
+
+
+def annotate_tracks(frame: np.ndarray, overlays: Sequence[TrackOverlay], height: int | None = None) -> np.ndarray:
+    """The frame with every track's box (its colour, `#id expression`) and one side panel per
+    track, left to right in the order given: (height, W + len(overlays) * PANEL_WIDTH, 3) RGB.
+
+    `height` defaults to max(H, what the panels need); a video passes one height for all frames.
+    """
+    h, w = frame.shape[:2]
+    tasks = next((o.predictions.tasks for o in overlays if o.predictions is not None), ())
+    height = max(h, height or panel_height(tasks))
+    out = np.zeros((height, w + PANEL_WIDTH * len(overlays), 3), np.uint8)
+    out[:h, :w] = frame
+    image = out[:h, :w]
+    for o in overlays:
+        colour = track_colour(o.track_id)
+        if o.region is not None and np.all(np.isfinite(o.region)):  # what the model saw
+            cx, cy, half = o.region[0], o.region[1], o.region[2] / 2
+            cv2.rectangle(image, (int(round(cx - half)), int(round(cy - half))),
+                          (int(round(cx + half)), int(round(cy + half))), (120, 120, 120), 1)
+        if o.box is not None and np.all(np.isfinite(o.box)):
+            x0, y0, x1, y1 = (int(round(v)) for v in o.box)
+            cv2.rectangle(image, (x0, y0), (x1, y1), colour, 2)
+            label = f"#{o.track_id}"
+            if o.predictions is not None and o.predictions.expr is not None:
+                label += f" {EXPR_NAMES[int(o.predictions.expr[0])]}"
+            _text(image, label, x0, max(12, y0 - 6), 0.5, colour, 1)
+            p = o.predictions
+            if p is not None and p.landmarks is not None and o.region is not None and np.all(np.isfinite(o.region)):
+                for x, y in crop_to_image(p.landmarks[0], o.region):
+                    if 0 <= x < w and 0 <= y < h:
+                        cv2.circle(image, (int(round(x)), int(round(y))), 1, LANDMARK_COLOUR, -1)
+    for k, o in enumerate(overlays):
+        left = w + k * PANEL_WIDTH
+        panel = draw_panel(o.predictions, 0, height, f"#{o.track_id} {o.status}", o.stale)
+        panel[:3] = track_colour(o.track_id)  # the track's colour along the panel's top
+        out[:, left:left + PANEL_WIDTH] = panel
     return out
 
 

@@ -21,14 +21,14 @@ import numpy as np
 from emenet.errors import EMENetInputError
 from emenet.face.detector import FaceDetector
 from emenet.face.tracking import FaceTracker
-from emenet.face.align import crop_regions
-from emenet.inference.drawing import PANEL_WIDTH, annotate_frame, panel_height, plot_image_prediction
+from emenet.inference.drawing import PANEL_WIDTH, TrackOverlay, annotate_tracks, panel_height, plot_image_prediction
 from emenet.inference.image import ImagePrediction
 from emenet.inference.predictor import Predictor
 from emenet.inference.results import FramePredictions
 from emenet.inference.timeline import plot_timeline
-from emenet.inference.video import (DEFAULT_SMOOTH_SIGMA, PredictedChunk, VideoPrediction, VideoTracks, VideoWriter,
-                                    predict_video)
+from emenet.inference.video import (DEFAULT_MIN_TRACK_LENGTH, DEFAULT_SMOOTH_SIGMA, FrameProgress,
+                                    MultiTrackPrediction, PredictedChunk, TrackGeometry, VideoPrediction, VideoTracks,
+                                    VideoWriter, predict_video_tracks)
 from emenet.io_utils import atomic_path
 
 log = logging.getLogger(__name__)
@@ -108,12 +108,21 @@ class VideoOutputs:
     csv: Path
     video: Path
     timeline: Path
-    prediction: VideoPrediction
+    result: MultiTrackPrediction  # every predicted track
     seconds: float  # wall time of the whole run
 
     @property
+    def prediction(self) -> VideoPrediction:
+        """The main (most persistent) face's predictions."""
+        return self.result.main
+
+    @property
     def frames_per_second(self) -> float:
-        return self.prediction.num_frames / max(self.seconds, 1e-9)
+        return self.result.num_frames / max(self.seconds, 1e-9)
+
+    @property
+    def paths(self) -> tuple[Path, Path, Path]:
+        return self.csv, self.video, self.timeline
 
 
 def video_output_paths(output_dir: str | os.PathLike, video_path: str | os.PathLike) -> tuple[Path, Path, Path]:
@@ -122,34 +131,38 @@ def video_output_paths(output_dir: str | os.PathLike, video_path: str | os.PathL
 
 
 class _AnnotatedWriter:
-    """on_chunk callback of predict_video: draws every decoded frame and encodes it."""
+    """on_chunk callback of predict_video_tracks: draws every decoded frame (a box and a panel
+    per predicted track) and encodes it."""
 
     def __init__(self, path: Path, tasks: tuple[str, ...]):
         self.path = path
         self.tasks = tasks
         self.writer: VideoWriter | None = None
         self.height = 0
-        self.last: FramePredictions | None = None  # the latest face frame's prediction (one row)
+        self.last: dict[int, FramePredictions] = {}  # track -> its latest face frame's prediction (one row)
 
-    def __call__(self, chunk: PredictedChunk, tracks: VideoTracks, boxes: np.ndarray) -> None:
+    def __call__(self, chunk: PredictedChunk, tracks: VideoTracks, geometries: list[TrackGeometry]) -> None:
         frames = chunk.frames
         if self.writer is None:
             h, w = frames.frames.shape[1:3]
             self.height = max(h, panel_height(self.tasks))
-            self.writer = VideoWriter(self.path, tracks.meta.rate, w + PANEL_WIDTH, self.height)
-        rows = np.cumsum(chunk.face_found) - 1
+            self.writer = VideoWriter(self.path, tracks.meta.rate, w + PANEL_WIDTH * len(geometries), self.height)
+        rows = {part.track_id: np.cumsum(part.face_found) - 1 for part in chunk.tracks}
         for k, frame in enumerate(frames.frames):
             index = frames.start + k
-            if chunk.face_found[k]:
-                self.last = chunk.predictions.take(slice(rows[k], rows[k] + 1))
-                image = annotate_frame(frame, boxes[index], self.last, 0, crop_regions(boxes[index]),
-                                       status=f"frame {index}   t = {frames.times[k]:.2f} s", height=self.height)
-            elif self.last is not None:
-                image = annotate_frame(frame, None, self.last, 0, status=f"frame {index}: no face (last shown)",
-                                       stale=True, height=self.height)
-            else:
-                image = annotate_frame(frame, None, None, status=f"frame {index}: no face yet", height=self.height)
-            self.writer.write(image)
+            overlays = []
+            for part, g in zip(chunk.tracks, geometries):
+                tid = part.track_id
+                if part.face_found[k]:
+                    self.last[tid] = part.predictions.take(slice(rows[tid][k], rows[tid][k] + 1))
+                    overlays.append(TrackOverlay(tid, g.boxes[index], g.regions[index], self.last[tid],
+                                                 f"frame {index}   t = {frames.times[k]:.2f} s"))
+                elif tid in self.last:
+                    overlays.append(TrackOverlay(tid, None, None, self.last[tid],
+                                                 f"frame {index}: no face (last shown)", stale=True))
+                else:
+                    overlays.append(TrackOverlay(tid, None, None, None, f"frame {index}: no face yet"))
+            self.writer.write(annotate_tracks(frame, overlays, self.height))
 
     def close(self) -> None:
         if self.writer is not None:
@@ -159,15 +172,20 @@ class _AnnotatedWriter:
 def predict_video_to_files(predictor: Predictor, video_path: str | os.PathLike, output_dir: str | os.PathLike,
                            overwrite: bool = False, detector: FaceDetector | None = None,
                            tracker: FaceTracker | None = None, smooth_sigma: float = DEFAULT_SMOOTH_SIGMA,
-                           progress: bool = True) -> VideoOutputs:
-    """Predict a raw video's main face and write, in `output_dir`:
+                           progress: bool | FrameProgress = True, main_face: bool = False,
+                           min_track_length: int = DEFAULT_MIN_TRACK_LENGTH) -> VideoOutputs:
+    """Predict every face track of a raw video (only the main one with `main_face`) and write,
+    in `output_dir`:
 
-    - `<stem>_predictions.csv`: one row per video frame: frame, time, face_found, the face box,
-      every probability, prediction and uncertainty (frames without a face repeat the nearest
-      earlier face frame's predictions; the first available before the first face);
-    - `<stem>_annotated.mp4`: the video with the face box and a side panel of predictions and
-      uncertainty bars, same frame count and rate;
-    - `<stem>_timeline.png`: valence and arousal with bands, uncertainty, expressions, AUs.
+    - `<stem>_predictions.csv`: per track, one row per video frame: track, frame, time,
+      face_found, the face box, every probability, prediction and uncertainty (frames without
+      that face repeat its nearest earlier face frame's predictions; the first available before
+      its first face);
+    - `<stem>_annotated.mp4`: the video with each track's box and id and one side panel of
+      predictions and uncertainty bars per track, same frame count and rate;
+    - `<stem>_timeline.png`: per track, valence and arousal with bands, uncertainty, expressions, AUs.
+
+    The three files appear together or not at all (each is written to a temporary name first).
     """
     start = time.perf_counter()
     csv_path, mp4_path, png_path = video_output_paths(output_dir, video_path)
@@ -178,13 +196,14 @@ def predict_video_to_files(predictor: Predictor, video_path: str | os.PathLike, 
         tmp_csv, tmp_mp4, tmp_png = (stack.enter_context(atomic_path(p)) for p in (csv_path, mp4_path, png_path))
         writer = _AnnotatedWriter(tmp_mp4, predictor.tasks)
         try:
-            result = predict_video(predictor, video_path, detector=detector, tracker=tracker, smooth_sigma=smooth_sigma,
-                                   progress=progress, on_chunk=writer)
+            result = predict_video_tracks(predictor, video_path, detector=detector, tracker=tracker,
+                                          smooth_sigma=smooth_sigma, progress=progress, main_face=main_face,
+                                          min_track_length=min_track_length, on_chunk=writer)
         finally:
             writer.close()
         result.to_dataframe().to_csv(tmp_csv, index=False, float_format="%.6g")
         plot_timeline(result).savefig(tmp_png, format="png", dpi=120)
     seconds = time.perf_counter() - start
-    log.info("%s: %d frames in %.1f s (%.1f frames/s) -> %s", video_path, result.num_frames, seconds,
-             result.num_frames / max(seconds, 1e-9), Path(output_dir))
+    log.info("%s: %d frames, %d track(s) in %.1f s (%.1f frames/s) -> %s", video_path, result.num_frames,
+             len(result.predictions), seconds, result.num_frames / max(seconds, 1e-9), Path(output_dir))
     return VideoOutputs(csv_path, mp4_path, png_path, result, seconds)

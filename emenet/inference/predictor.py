@@ -5,6 +5,10 @@ carries each model's hidden state from one call to the next through a `StreamSta
 feeds one frame per call, a video is fed in chunks (memory stays flat in the video's length),
 and both give the same numbers as one call over all frames. Within a call the backbone runs
 over up to `batch_size` frames at once; decoding and uncertainty are vectorised over frames.
+The backbones run on a `backend` (emenet.fast.runners): `auto` picks `fused` (batch norm
+folded into the convolutions, channels-last, micro-batches on CPU worker threads; logits
+equal eager fp32 to about 1e-5) for EMENet-V and `eager` for EMENet-VA; `eager`, `compile`,
+`onnx` and `int8` can be asked for by name (`emenet predict --backend NAME`).
 
     >>> predictor = Predictor(["checkpoints/teacher_exp_0/net_epoch_4_teacher_exp_0.pth"])  # doctest: +SKIP
     >>> preds, state = predictor.predict_frames(crops)  # (N, 112, 112, 3) uint8 RGB  # doctest: +SKIP
@@ -29,9 +33,11 @@ import torch
 
 from emenet.decoding import decode, task_probs
 from emenet.errors import EMENetInputError
+from emenet.fast.runners import Runner, make_runner
 from emenet.inference.results import FramePredictions, TaskUncertainty
 from emenet.models.checkpoint import checkpoint_path, load_checkpoint
 from emenet.models.emenet import EMENet
+from emenet.models.emenet_va import EMENetVA
 from emenet.models.mobilefacenet import INPUT_SIZE
 from emenet.models.temporal import Hidden
 from emenet.tasks import EMOTION_TASKS, NUM_LANDMARKS, TASKS
@@ -97,7 +103,7 @@ class Predictor:
     """
 
     def __init__(self, checkpoints: Sequence[str | os.PathLike], device: str | torch.device = "cpu",
-                 batch_size: int = 64):
+                 batch_size: int = 64, backend: str = "auto", num_workers: int | None = None):
         if isinstance(checkpoints, (str, os.PathLike)):
             checkpoints = [checkpoints]
         if not checkpoints:
@@ -118,19 +124,29 @@ class Predictor:
                                        f"{list(first_tasks)}; every checkpoint of an ensemble must have the same tasks")
         self.tasks: tuple[str, ...] = first_tasks
         self._fa_members = [i for i, m in enumerate(self.models) if "FA" in m.tasks]
-        log.info("loaded %d model(s) on %s: tasks %s%s", len(self.models), self.device, list(self.tasks),
-                 " + landmarks" if self._fa_members else "")
+        self.audio_window, self.audio_sample_rate = self._audio_input()
+        self.runner: Runner = make_runner(backend, self.models, self.device, num_workers=num_workers)
+        log.info("loaded %d model(s) on %s: tasks %s%s; %s backend", len(self.models), self.device, list(self.tasks),
+                 " + landmarks" if self._fa_members else "", self.runner.name)
 
     @classmethod
     def from_names(cls, names: Sequence[str], load_epochs: Sequence[int],
                    checkpoints_dir: str | os.PathLike = "./checkpoints",
-                   device: str | torch.device = "cpu", batch_size: int = 64) -> "Predictor":
+                   device: str | torch.device = "cpu", batch_size: int = 64, backend: str = "auto") -> "Predictor":
         """The original layout: `<checkpoints_dir>/<name>/net_epoch_<E>_<name>.pth` per (name, epoch).
 
         One epoch applies to every name; otherwise give one epoch per name.
         """
         paths = named_checkpoint_paths(names, load_epochs, checkpoints_dir)
-        return cls(paths, device=device, batch_size=batch_size)
+        return cls(paths, device=device, batch_size=batch_size, backend=backend)
+
+    def _audio_input(self) -> tuple[int, int | None]:
+        """(samples per frame's audio window, sample rate) of the EMENet-VA members; (0, None) if none."""
+        shapes = {(m.config.audio_window, m.config.sample_rate) for m in self.models if isinstance(m, EMENetVA)}
+        if len(shapes) > 1:
+            raise EMENetInputError(f"the EMENet-VA members of an ensemble must hear the same audio window; got "
+                                   f"(samples, rate) {sorted(shapes)}")
+        return shapes.pop() if shapes else (0, None)
 
     @staticmethod
     def _emotion_tasks(model: EMENet) -> tuple[str, ...]:
@@ -144,9 +160,18 @@ class Predictor:
     def has_landmarks(self) -> bool:
         return bool(self._fa_members)
 
+    @property
+    def backend(self) -> str:
+        """The inference path in use (emenet.fast.runners): eager, fused, compile, onnx or int8."""
+        return self.runner.name
+
+    def close(self) -> None:
+        """Stop the backend's worker threads (optional: they end with the process)."""
+        self.runner.close()
+
     def __repr__(self) -> str:
         return (f"Predictor({[str(p) for p in self.paths]}, device={str(self.device)!r}, batch_size={self.batch_size}, "
-                f"tasks={list(self.tasks)}, landmarks={self.has_landmarks})")
+                f"backend={self.backend!r}, tasks={list(self.tasks)}, landmarks={self.has_landmarks})")
 
     def new_state(self) -> StreamState:
         """The state of a sequence that has not started (no hidden state yet)."""
@@ -155,8 +180,8 @@ class Predictor:
     # ------------------------------------------------------------------------- hot path
 
     @torch.inference_mode()
-    def _run(self, crops: np.ndarray, state: StreamState | None) -> _Logits:
-        """Logits of every model for N crops, in chunks of `batch_size` frames.
+    def _run(self, crops: np.ndarray, state: StreamState | None, audio: torch.Tensor | None = None) -> _Logits:
+        """Logits of every model for N crops (and their audio windows), in chunks of `batch_size` frames.
 
         With a `state`, the crops are one sequence continuing it; without, each crop is a
         sequence of its own (length 1, no hidden state), run as a batch.
@@ -165,12 +190,13 @@ class Predictor:
         uint8 = torch.from_numpy(crops)  # (N, 112, 112, 3), shares memory
         for start in range(0, len(crops), self.batch_size):
             chunk = uint8[start:start + self.batch_size].to(self.device, non_blocking=True)
-            frames = chunk.permute(0, 3, 1, 2).float().div_(255.0)  # (n, 3, 112, 112) RGB in [0, 1]
-            for i, model in enumerate(self.models):
-                if state is None:
-                    logits, _ = model(frames[:, None])  # (n, 1, ...): n sequences of one frame
-                else:
-                    logits, state.hidden[i] = model(frames[None], state.hidden[i])  # (1, n, ...): one sequence
+            frames = chunk.permute(0, 3, 1, 2).float().div_(255.0)  # (n, 3, 112, 112) RGB in [0, 1], channels-last
+            sound = None if audio is None else audio[start:start + self.batch_size].to(self.device)  # (n, window)
+            # every member over the same frames; with a state one sequence (1, n, ...), else n of one frame (n, 1, ...)
+            outputs = self.runner.forward(frames, sound, None if state is None else state.hidden)
+            for i, (logits, hidden) in enumerate(outputs):
+                if state is not None:
+                    state.hidden[i] = hidden
                 for task, value in logits.items():
                     per_model[i][task].append(value.flatten(0, 1).float().cpu())  # (n, C)
         if state is not None:
@@ -205,24 +231,40 @@ class Predictor:
             kwargs["landmarks"] = logits.fa.mean(dim=0).view(n, NUM_LANDMARKS, 2).numpy().astype(np.float32)
         return FramePredictions(num_models=self.num_models, uncertainty=unc, **kwargs)
 
-    def predict_frames(self, crops: np.ndarray, state: StreamState | None = None
-                       ) -> tuple[FramePredictions, StreamState]:
+    def _check_audio(self, audio: np.ndarray | torch.Tensor | None, n: int) -> torch.Tensor | None:
+        """(n, audio_window) float32 windows for EMENet-VA members; None (ignored) for EMENet-V only."""
+        if not self.audio_window:
+            return None
+        if audio is None:
+            raise EMENetInputError(f"this predictor has EMENet-VA members: pass audio=(N, {self.audio_window}) "
+                                   f"windows at {self.audio_sample_rate} Hz, one per frame")
+        audio = torch.as_tensor(np.asarray(audio, np.float32) if isinstance(audio, np.ndarray) else audio).float()
+        if audio.shape != (n, self.audio_window):
+            raise EMENetInputError(f"expected audio windows of shape ({n}, {self.audio_window}), got {tuple(audio.shape)}")
+        return audio
+
+    def predict_frames(self, crops: np.ndarray, state: StreamState | None = None,
+                       audio: np.ndarray | torch.Tensor | None = None) -> tuple[FramePredictions, StreamState]:
         """Predict N consecutive aligned crops of one face, continuing the sequence in `state`.
 
-        `crops` is (N, 112, 112, 3) uint8 RGB (one (112, 112, 3) crop is N=1). Returns the
-        predictions and the state to pass with the next frames of the same face; `state`
-        is updated in place too. Start a new face (or a cut) with `state=None`.
+        `crops` is (N, 112, 112, 3) uint8 RGB (one (112, 112, 3) crop is N=1); `audio` the
+        (N, audio_window) windows centred on each frame when the predictor has EMENet-VA
+        members (`audio_window` > 0), else None. Returns the predictions and the state to pass
+        with the next frames of the same face; `state` is updated in place too. Start a new
+        face (or a cut) with `state=None`.
         """
         crops = check_crops(crops)
+        audio = self._check_audio(audio, len(crops))
         state = self.new_state() if state is None else state
         if len(state.hidden) != len(self.models):
             raise ValueError(f"state holds {len(state.hidden)} models' hidden states, the predictor has {len(self.models)}")
-        return self._decode(self._run(crops, state), len(crops)), state
+        return self._decode(self._run(crops, state, audio), len(crops)), state
 
-    def predict_independent(self, crops: np.ndarray) -> FramePredictions:
+    def predict_independent(self, crops: np.ndarray, audio: np.ndarray | torch.Tensor | None = None
+                            ) -> FramePredictions:
         """Each crop alone, as a sequence of length 1 with no hidden state (unrelated photos)."""
         crops = check_crops(crops)
-        return self._decode(self._run(crops, None), len(crops))
+        return self._decode(self._run(crops, None, self._check_audio(audio, len(crops))), len(crops))
 
     def stream(self) -> "PredictionStream":
         """A stateful wrapper for live use: `stream(crop)` per frame, `stream.reset()` on a cut."""
@@ -253,8 +295,8 @@ class PredictionStream:
         self.predictor = predictor
         self.state = predictor.new_state()
 
-    def __call__(self, crops: np.ndarray) -> FramePredictions:
-        preds, self.state = self.predictor.predict_frames(crops, self.state)
+    def __call__(self, crops: np.ndarray, audio: np.ndarray | None = None) -> FramePredictions:
+        preds, self.state = self.predictor.predict_frames(crops, self.state, audio=audio)
         return preds
 
     def reset(self) -> None:

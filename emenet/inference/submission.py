@@ -52,6 +52,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from emenet.audio import SAMPLE_RATE as AUDIO_SAMPLE_RATE
+from emenet.audio import frame_windows, read_audio_track
 from emenet.data.annotations import read_annotation_file
 from emenet.data.images import read_rgb
 from emenet.decoding import decode
@@ -245,10 +247,21 @@ def predict_test_video(predictors: Sequence[Predictor], video: TestVideo, chunk_
     the crops fed as one sequence per predictor, its hidden state carried across chunks."""
     states = [None] * len(predictors)
     parts: list[list[FramePredictions]] = [[] for _ in predictors]
+    # audio-visual members hear the video's track: one window per cropped frame (crop k+1 is frame k)
+    sound = {p.audio_window: None for p in predictors if p.audio_window}
+    if sound:
+        track = read_audio_track(video.video_path, AUDIO_SAMPLE_RATE)
+    done = 0
     for crops in iter_crop_chunks(video.crop_paths(), chunk_size, num_workers):
+        frames = video.crop_frames[done:done + len(crops)] - 1
+        for width in sound:
+            sound[width] = frame_windows(track.samples, track.fps, frames, track.sample_rate,
+                                         width / track.sample_rate)
         for i, predictor in enumerate(predictors):
-            preds, states[i] = predictor.predict_frames(crops, states[i])
+            audio = sound[predictor.audio_window] if predictor.audio_window else None
+            preds, states[i] = predictor.predict_frames(crops, states[i], audio=audio)
             parts[i].append(preds)
+        done += len(crops)
         if on_chunk is not None:
             on_chunk(len(crops))
     return [FramePredictions.concatenate(p) for p in parts]

@@ -1,6 +1,8 @@
 """A video's predictions over time: valence and arousal with bands, uncertainty, expressions, AUs.
 
-    >>> fig = plot_timeline(result)  # result: VideoPrediction  # doctest: +SKIP
+One block of panels per face track, stacked, on one time axis.
+
+    >>> fig = plot_timeline(result)  # result: VideoPrediction or MultiTrackPrediction  # doctest: +SKIP
     >>> fig.savefig("timeline.png")  # doctest: +SKIP
 
 Bands around valence and arousal are +-1 standard deviation of the predicted 20-bin
@@ -11,11 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.colors import ListedColormap
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure, SubFigure
 from matplotlib.patches import Patch
 
-from emenet.inference.drawing import ALEATORIC_COLOUR, EPISTEMIC_COLOUR, PROB_COLOUR
-from emenet.inference.video import VideoPrediction
+from emenet.inference.drawing import ALEATORIC_COLOUR, EPISTEMIC_COLOUR, PROB_COLOUR, track_colour
+from emenet.inference.video import MultiTrackPrediction, VideoPrediction
 from emenet.tasks import AU_NAMES, EXPR_NAMES
 
 # One colour per expression (Neutral, Anger, Disgust, Fear, Happiness, Sadness, Surprise).
@@ -29,24 +31,52 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2], edges[1::2]))
 
 
-def plot_timeline(result: VideoPrediction, title: str | None = None) -> Figure:
-    """The figure described in the module docstring; one column per video frame."""
-    preds = result.frame_predictions
-    t = result.times
-    dt = float(np.median(np.diff(t))) if len(t) > 1 else 1.0 / max(result.meta.fps, 1e-9)
-    extent_x = (t[0] - dt / 2, t[-1] + dt / 2)
-    panels = []
-    if preds.va is not None:
-        panels += ["valence", "arousal"]
+PANEL_RATIOS = {"valence": 2, "arousal": 2, "uncertainty": 1.6, "expression": 0.5, "au": 2.6}
+
+
+def _panels(result: VideoPrediction) -> list[str]:
+    preds = result.face_predictions
+    panels = ["valence", "arousal"] if preds.va is not None else []
     panels.append("uncertainty")
     if preds.expr is not None:
         panels.append("expression")
     if preds.au is not None:
         panels.append("au")
-    ratios = {"valence": 2, "arousal": 2, "uncertainty": 1.6, "expression": 0.5, "au": 2.6}
-    fig = Figure(figsize=(12, 1.0 + 0.8 * sum(ratios[p] for p in panels)), layout="constrained")
-    axes = fig.subplots(len(panels), 1, sharex=True, gridspec_kw={"height_ratios": [ratios[p] for p in panels]})
+    return panels
+
+
+def plot_timeline(result: VideoPrediction | MultiTrackPrediction, title: str | None = None) -> Figure:
+    """The figure described in the module docstring; one column per video frame, one block per track."""
+    tracks = result.predictions if isinstance(result, MultiTrackPrediction) else [result]
+    heights = [0.8 * sum(PANEL_RATIOS[p] for p in _panels(t)) + (0.35 if len(tracks) > 1 else 0.0) for t in tracks]
+    fig = Figure(figsize=(12, 1.0 + sum(heights)), layout="constrained")
+    if len(tracks) == 1:
+        _draw_track(fig, tracks[0], label=None)
+    else:
+        for sub, track in zip(np.atleast_1d(fig.subfigures(len(tracks), 1, height_ratios=heights)), tracks):
+            _draw_track(sub, track, label=f"track {track.track_id}")
+    first = tracks[0]
+    n_models = first.face_predictions.num_models
+    names = ", ".join(f"{t.track_id}: face in {int(t.face_found.sum())}" for t in tracks)
+    fig.suptitle(title or f"{first.meta.path}: {first.num_frames} frames; "
+                 + (f"face in {int(first.face_found.sum())}" if len(tracks) == 1 else f"tracks {names}")
+                 + f"; {n_models} model{'s' if n_models > 1 else ''} (grey: no face)", fontsize=9)
+    return fig
+
+
+def _draw_track(fig: Figure | SubFigure, result: VideoPrediction, label: str | None) -> None:
+    """The panels of one track into `fig` (a figure or a subfigure)."""
+    preds = result.frame_predictions
+    t = result.times
+    dt = float(np.median(np.diff(t))) if len(t) > 1 else 1.0 / max(result.meta.fps, 1e-9)
+    extent_x = (t[0] - dt / 2, t[-1] + dt / 2)
+    panels = _panels(result)
+    axes = fig.subplots(len(panels), 1, sharex=True, gridspec_kw={"height_ratios": [PANEL_RATIOS[p] for p in panels]})
     axes = np.atleast_1d(axes)
+    if label is not None:
+        colour = np.array(track_colour(result.track_id)) / 255
+        fig.suptitle(f"{label}: face in {int(result.face_found.sum())} of {result.num_frames} frames", fontsize=9,
+                     color="black", backgroundcolor=(*colour, 0.35), ha="left", x=0.01)
     no_face = _runs(~result.face_found)
     blue, orange, red = (np.array(c) / 255 for c in (PROB_COLOUR, ALEATORIC_COLOUR, EPISTEMIC_COLOUR))
 
@@ -97,7 +127,3 @@ def plot_timeline(result: VideoPrediction, title: str | None = None) -> Figure:
             ax.axvspan(t[start] - dt / 2, t[min(end, len(t)) - 1] + dt / 2, color="grey", alpha=0.3, lw=0)
     axes[-1].set_xlabel("time (s)")
     axes[-1].set_xlim(*extent_x)
-    n_models = preds.num_models
-    fig.suptitle(title or f"{result.meta.path}: {result.num_frames} frames, face in {int(result.face_found.sum())}"
-                 f"; {n_models} model{'s' if n_models > 1 else ''} (grey: no face)", fontsize=9)
-    return fig

@@ -1,23 +1,27 @@
-"""Raw video -> the main face's predictions for every frame, decoded in chunks (memory flat).
+"""Raw video -> every face track's predictions for every frame, decoded in chunks (memory flat).
 
 Two passes over the file, each decoding with PyAV a chunk of frames at a time:
 
-1. detect faces in every frame and link them into tracks (`track_video_faces`); the main
-   subject is the most persistent track, so a face printed on a t-shirt that the detector
-   finds now and then does not become the subject;
-2. decode again, crop the subject's face with its boxes smoothed over time, and predict the
-   crops chunk by chunk, carrying the models' hidden state (`iter_face_predictions`).
+1. detect faces in every frame and link them into tracks (`track_video_faces`); tracks that
+   are too short to matter or that sit on another face's chest (a face printed on a t-shirt)
+   are dropped (`emenet.face.tracking.filter_tracks`), the others are numbered 0, 1, ... in
+   order of appearance; the main face is the most persistent track;
+2. decode again, crop each kept track's face with its boxes smoothed over time, and predict
+   the crops chunk by chunk, carrying one hidden state per track (`iter_track_predictions`):
+   every person is a sequence of their own.
 
-Only boxes and predictions are kept for the whole video (a few hundred bytes per frame),
-never frames. Frames where the subject's face was not found are marked (`face_found`);
-outputs that need every frame take the prediction of the nearest earlier frame with a face
+Only boxes and predictions are kept for the whole video (a few hundred bytes per frame and
+track), never frames. Frames where a track's face was not found are marked (`face_found`);
+outputs that need every frame take the prediction of the nearest earlier frame with that face
 (the first available one before the first face), as the challenge's submission format does.
 
-    >>> result = predict_video(predictor, "utterance_1.mp4")  # doctest: +SKIP
-    >>> result.to_dataframe().head()  # doctest: +SKIP
+    >>> result = predict_video_tracks(predictor, "two_people.mp4")  # doctest: +SKIP
+    >>> result.to_dataframe().groupby("track").size()  # doctest: +SKIP
+    >>> predict_video(predictor, "utterance_1.mp4").to_dataframe().head()  # the main face only  # doctest: +SKIP
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -30,17 +34,36 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from emenet.audio import AudioTrack, frame_windows, read_audio_track
 from emenet.errors import EMENetInputError
 from emenet.face.align import crop_face, crop_regions
 from emenet.face.detector import FaceDetector, HaarFaceDetector
-from emenet.face.tracking import FaceTracker, Track, select_main_track, smooth_track_boxes
+from emenet.face.tracking import FaceTracker, Track, filter_tracks, select_main_track, smooth_track_boxes
 from emenet.inference.predictor import Predictor
 from emenet.inference.results import FramePredictions
 from emenet.models.mobilefacenet import INPUT_SIZE
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SMOOTH_SIGMA = 2.0  # frames; Gaussian smoothing of the subject's boxes (see smooth_track_boxes)
+DEFAULT_SMOOTH_SIGMA = 2.0  # frames; Gaussian smoothing of each track's boxes (see smooth_track_boxes)
+# A track that misses its face for up to this long (a hand over the face, a turn of the head) goes on.
+DEFAULT_MAX_GAP_SECONDS = 1.0
+# Tracks with fewer detections are too short to matter (the most persistent track is always kept).
+DEFAULT_MIN_TRACK_LENGTH = 25
+
+FrameProgress = Callable[[str, int], None]
+"""A progress callback: `progress(stage, frames)` after each chunk ("detecting", then "predicting")."""
+
+
+@contextlib.contextmanager
+def _frame_counter(progress: bool | FrameProgress, stage: str, total: int | None, desc: str
+                   ) -> Iterator[Callable[[int], None]]:
+    """`update(n)` for one pass: a tqdm bar (progress=True), the caller's callback, or nothing."""
+    if callable(progress):
+        yield lambda n: progress(stage, n)
+        return
+    with tqdm(total=total, unit="frame", desc=desc, disable=not progress) as bar:
+        yield bar.update
 
 
 # ------------------------------------------------------------------------------ decoding
@@ -133,36 +156,72 @@ def iter_video_chunks(path: str | os.PathLike, chunk_size: int = 64, progress: b
 
 @dataclass
 class VideoTracks:
-    """Every face track of a video, with the time of every frame."""
+    """The face tracks of a video, with the time of every frame.
+
+    `tracks` holds every track, its id its index: the `num_kept` kept ones first (0..K-1, in
+    order of appearance), then the dropped ones (too short, or body faces).
+    """
 
     meta: VideoMeta
     times: np.ndarray  # (N,) seconds
     tracks: list[Track] = field(default_factory=list)
     main_track_id: int | None = None
+    num_kept: int = 0
 
     @property
     def num_frames(self) -> int:
         return len(self.times)
 
+    @property
+    def kept(self) -> list[Track]:
+        return self.tracks[:self.num_kept]
+
+    @property
+    def dropped(self) -> list[Track]:
+        return self.tracks[self.num_kept:]
+
     def main_track(self) -> Track | None:
         return None if self.main_track_id is None else self.tracks[self.main_track_id]
 
 
+def max_gap_frames(fps: float, seconds: float = DEFAULT_MAX_GAP_SECONDS) -> int:
+    """The tracker's `max_gap` (frames) for a gap of `seconds` at `fps` (at least 1)."""
+    return max(1, int(round(seconds * fps)))
+
+
 def track_video_faces(path: str | os.PathLike, detector: FaceDetector | None = None,
-                      tracker: FaceTracker | None = None, chunk_size: int = 64, progress: bool = True) -> VideoTracks:
-    """Pass 1: detect faces in every frame and link them into tracks."""
+                      tracker: FaceTracker | None = None, chunk_size: int = 64, progress: bool | FrameProgress = True,
+                      min_track_length: int = DEFAULT_MIN_TRACK_LENGTH, drop_body_faces: bool = True) -> VideoTracks:
+    """Pass 1: detect faces in every frame, link them into tracks, keep those that are people.
+
+    The default tracker bridges gaps of up to DEFAULT_MAX_GAP_SECONDS; see `filter_tracks`
+    for `min_track_length` and `drop_body_faces`.
+    """
     detector = detector or HaarFaceDetector()
-    tracker = tracker or FaceTracker()
     meta = read_video_meta(path)
+    tracker = tracker or FaceTracker(max_gap=max_gap_frames(meta.fps))
     times: list[np.ndarray] = []
-    with tqdm(total=meta.num_frames_hint, unit="frame", desc="detecting faces", disable=not progress) as bar:
+    with _frame_counter(progress, "detecting", meta.num_frames_hint, "detecting faces") as update:
         for chunk in iter_video_chunks(path, chunk_size):
             for k, frame in enumerate(chunk.frames):
                 tracker.update(chunk.start + k, detector(frame))
             times.append(chunk.times)
-            bar.update(len(chunk))
-    main = tracker.main_track()
-    return VideoTracks(meta, np.concatenate(times), tracker.tracks, None if main is None else main.track_id)
+            update(len(chunk))
+    selection = filter_tracks(tracker.tracks, min_length=min_track_length, drop_body_faces=drop_body_faces)
+    main = select_main_track(selection.kept)
+    return VideoTracks(meta, np.concatenate(times), selection.all, None if main is None else main.track_id,
+                       len(selection.kept))
+
+
+@dataclass(frozen=True)
+class TrackGeometry:
+    """Where one track's face is, per video frame: `face_found` (N,), smoothed `boxes` (N, 4)
+    `[x0, y0, x1, y1]` and crop `regions` (N, 3) `(cx, cy, side)`, NaN where it has no face."""
+
+    track_id: int
+    face_found: np.ndarray
+    boxes: np.ndarray
+    regions: np.ndarray
 
 
 def track_crop_geometry(track: Track, num_frames: int, smooth_sigma: float = DEFAULT_SMOOTH_SIGMA
@@ -177,35 +236,88 @@ def track_crop_geometry(track: Track, num_frames: int, smooth_sigma: float = DEF
     return face_found, boxes, regions
 
 
+def track_geometry(track: Track, num_frames: int, smooth_sigma: float = DEFAULT_SMOOTH_SIGMA) -> TrackGeometry:
+    return TrackGeometry(track.track_id, *track_crop_geometry(track, num_frames, smooth_sigma))
+
+
 # ------------------------------------------------------------------ pass 2: predictions
 
 @dataclass(frozen=True)
-class PredictedChunk:
-    """Decoded frames with the subject's predictions for those of them that show the face."""
+class TrackChunk:
+    """One track's part of a chunk: which frames show its face, and their predictions."""
 
-    frames: FrameChunk
+    track_id: int
     face_found: np.ndarray  # (n,) bool
     predictions: FramePredictions  # face_found.sum() rows, in frame order
 
 
-def iter_face_predictions(predictor: Predictor, path: str | os.PathLike, face_found: np.ndarray, regions: np.ndarray,
-                          chunk_size: int | None = None, progress: bool = True) -> Iterator[PredictedChunk]:
-    """Pass 2: crop `regions` (N, 3) where `face_found` and predict them as one sequence."""
+@dataclass(frozen=True)
+class PredictedChunk:
+    """Decoded frames with each predicted track's predictions for those frames that show its face."""
+
+    frames: FrameChunk
+    tracks: list[TrackChunk]
+
+    @property
+    def face_found(self) -> np.ndarray:
+        """(n,) bool of the only track (single-face pipelines)."""
+        return self._single().face_found
+
+    @property
+    def predictions(self) -> FramePredictions:
+        return self._single().predictions
+
+    def _single(self) -> TrackChunk:
+        if len(self.tracks) != 1:
+            raise ValueError(f"this chunk holds {len(self.tracks)} tracks; use .tracks")
+        return self.tracks[0]
+
+
+def _chunk_mask(face_found: np.ndarray, start: int, n: int) -> np.ndarray:
+    """(n,) face_found of frames start..start+n-1 (a second decode may see extra frames: False)."""
+    found = np.zeros(n, bool)
+    valid = min(n, max(0, len(face_found) - start))
+    found[:valid] = face_found[start:start + valid]
+    return found
+
+
+def iter_track_predictions(predictor: Predictor, path: str | os.PathLike, geometries: list[TrackGeometry],
+                           chunk_size: int | None = None, progress: bool | FrameProgress = True,
+                           sound: AudioTrack | None = None) -> Iterator[PredictedChunk]:
+    """Pass 2: crop every track's face where it was found and predict each track as its own
+    sequence (one `StreamState` per track, carried from chunk to chunk)."""
     chunk_size = chunk_size or predictor.batch_size
-    state = predictor.new_state()
-    with tqdm(total=len(face_found), unit="frame", desc="predicting", disable=not progress) as bar:
+    states = {g.track_id: predictor.new_state() for g in geometries}
+    num_frames = len(geometries[0].face_found) if geometries else None
+    # An audio-visual predictor hears the video's own track: decoded once (16 kHz mono), then one
+    # window per predicted frame, centred on that frame's time (emenet.audio).
+    if predictor.audio_window and sound is None:
+        sound = read_audio_track(path, predictor.audio_sample_rate)
+    with _frame_counter(progress, "predicting", num_frames, "predicting") as update:
         for chunk in iter_video_chunks(path, chunk_size):
-            n = len(chunk)
-            found = np.zeros(n, bool)
-            valid = min(n, max(0, len(face_found) - chunk.start))  # a second decode may see extra frames
-            found[:valid] = face_found[chunk.start:chunk.start + valid]
-            local = np.flatnonzero(found)
-            crops = np.empty((len(local), INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
-            for j, k in enumerate(local):  # one warp per frame: OpenCV works image by image
-                crops[j] = crop_face(chunk.frames[k], regions[chunk.start + k])
-            predictions, state = predictor.predict_frames(crops, state)
-            yield PredictedChunk(chunk, found, predictions)
-            bar.update(n)
+            parts = []
+            for g in geometries:
+                found = _chunk_mask(g.face_found, chunk.start, len(chunk))
+                local = np.flatnonzero(found)
+                crops = np.empty((len(local), INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
+                for j, k in enumerate(local):  # one warp per frame: OpenCV works image by image
+                    crops[j] = crop_face(chunk.frames[k], g.regions[chunk.start + k])
+                windows = None if sound is None else frame_windows(
+                    sound.samples, sound.fps, chunk.start + local, sound.sample_rate,
+                    predictor.audio_window / sound.sample_rate)
+                predictions, states[g.track_id] = predictor.predict_frames(crops, states[g.track_id], audio=windows)
+                parts.append(TrackChunk(g.track_id, found, predictions))
+            yield PredictedChunk(chunk, parts)
+            update(len(chunk))
+
+
+def iter_face_predictions(predictor: Predictor, path: str | os.PathLike, face_found: np.ndarray, regions: np.ndarray,
+                          chunk_size: int | None = None, progress: bool | FrameProgress = True
+                          ) -> Iterator[PredictedChunk]:
+    """Pass 2 for one face: crop `regions` (N, 3) where `face_found` and predict them as one sequence."""
+    boxes = np.full((len(face_found), 4), np.nan, np.float32)
+    yield from iter_track_predictions(predictor, path, [TrackGeometry(0, face_found, boxes, regions)], chunk_size,
+                                      progress)
 
 
 # ---------------------------------------------------------------------------- encoding
@@ -276,12 +388,13 @@ def fill_index(face_found: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class VideoPrediction:
-    """The subject's predictions for a whole video.
+    """One face track's predictions for a whole video.
 
-    `face_predictions` has one row per frame with a face (`face_found`), `frame_predictions`
+    `face_predictions` has one row per frame with this face (`face_found`), `frame_predictions`
     one row per video frame (gaps filled from the nearest earlier face frame). `boxes` are the
-    subject's smoothed detector boxes `[x0, y0, x1, y1]` and `regions` its crop squares
-    `(cx, cy, side)`, NaN where no face was found. `tracks` holds every face track.
+    track's smoothed detector boxes `[x0, y0, x1, y1]` and `regions` its crop squares
+    `(cx, cy, side)`, NaN where the face was not found. `track_id` indexes `tracks`, every
+    track of the video.
     """
 
     meta: VideoMeta
@@ -302,37 +415,112 @@ class VideoPrediction:
         return self.face_predictions.take(fill_index(self.face_found))
 
     def to_dataframe(self) -> pd.DataFrame:
-        """One row per video frame: frame, time, face_found, face box, then every prediction."""
-        head = pd.DataFrame({"frame": np.arange(self.num_frames), "time": self.times, "face_found": self.face_found,
+        """One row per video frame: track, frame, time, face_found, face box, then every prediction."""
+        head = pd.DataFrame({"track": np.full(self.num_frames, self.track_id), "frame": np.arange(self.num_frames),
+                             "time": self.times, "face_found": self.face_found,
                              "box_x0": self.boxes[:, 0], "box_y0": self.boxes[:, 1],
                              "box_x1": self.boxes[:, 2], "box_y1": self.boxes[:, 3]})
         return pd.concat([head, self.frame_predictions.to_dataframe()], axis=1)
 
 
-def predict_video(predictor: Predictor, path: str | os.PathLike, detector: FaceDetector | None = None,
-                  tracker: FaceTracker | None = None, smooth_sigma: float = DEFAULT_SMOOTH_SIGMA,
-                  chunk_size: int | None = None, progress: bool = True,
-                  select_track: Callable[[list[Track]], Track | None] = select_main_track,
-                  on_chunk: Callable[[PredictedChunk, VideoTracks, np.ndarray], None] | None = None) -> VideoPrediction:
-    """Track the faces of a video and predict every frame of one of them (the main face).
+@dataclass(frozen=True)
+class MultiTrackPrediction:
+    """Every predicted face track of a video (one `VideoPrediction` each, in id order).
 
-    `select_track(tracks)` picks the subject among all tracks (default: the most persistent).
-    `on_chunk(chunk, tracks, boxes)` is called for each predicted chunk of decoded frames
-    (the annotated-video writer uses it, so frames are decoded twice, not three times).
-    Raises EMENetInputError when the video cannot be decoded, has no frames, or no face.
+    `tracks` is every track found (kept ones first, id = index); `predictions` covers the kept
+    ones, or only the main face's with `main_face=True`.
+    """
+
+    meta: VideoMeta
+    times: np.ndarray
+    tracks: list[Track]
+    predictions: list[VideoPrediction]
+    main_track_id: int
+    num_kept: int
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.times)
+
+    @property
+    def track_ids(self) -> list[int]:
+        return [p.track_id for p in self.predictions]
+
+    @property
+    def main(self) -> VideoPrediction:
+        """The most persistent track's predictions."""
+        return next(p for p in self.predictions if p.track_id == self.main_track_id)
+
+    def track(self, track_id: int) -> VideoPrediction:
+        for p in self.predictions:
+            if p.track_id == track_id:
+                return p
+        raise KeyError(f"no predictions for track {track_id}; predicted tracks: {self.track_ids}")
+
+    @property
+    def any_face(self) -> np.ndarray:
+        """(N,) bool: some predicted track has a face in the frame."""
+        return np.logical_or.reduce([p.face_found for p in self.predictions])
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """Every predicted track's rows (one per video frame each), by track then frame."""
+        return pd.concat([p.to_dataframe() for p in self.predictions], ignore_index=True)
+
+
+def predict_video_tracks(predictor: Predictor, path: str | os.PathLike, detector: FaceDetector | None = None,
+                         tracker: FaceTracker | None = None, smooth_sigma: float = DEFAULT_SMOOTH_SIGMA,
+                         chunk_size: int | None = None, progress: bool | FrameProgress = True,
+                         main_face: bool = False, min_track_length: int = DEFAULT_MIN_TRACK_LENGTH,
+                         select_track: Callable[[list[Track]], Track | None] = select_main_track,
+                         on_chunk: Callable[[PredictedChunk, VideoTracks, list[TrackGeometry]], None] | None = None
+                         ) -> MultiTrackPrediction:
+    """Track the faces of a video and predict every frame of every kept track.
+
+    With `main_face`, only the track that `select_track(kept tracks)` picks (default: the
+    most persistent) is predicted. `on_chunk(chunk, tracks, geometries)` is called for each
+    predicted chunk of decoded frames (the annotated-video writer uses it, so frames are
+    decoded twice, not three times). Raises EMENetInputError when the video cannot be
+    decoded, has no frames, or no face.
     """
     chunk_size = chunk_size or predictor.batch_size
-    tracks = track_video_faces(path, detector, tracker, chunk_size=chunk_size, progress=progress)
-    subject = select_track(tracks.tracks)
-    if subject is None:
+    # an audio-visual predictor needs the audio track: decode it first, so a video without one fails at once
+    sound = read_audio_track(path, predictor.audio_sample_rate) if predictor.audio_window else None
+    tracks = track_video_faces(path, detector, tracker, chunk_size=chunk_size, progress=progress,
+                               min_track_length=min_track_length)
+    if not tracks.kept:
         raise EMENetInputError(f"{path}: no face found in any of its {tracks.num_frames} frames")
-    face_found, boxes, regions = track_crop_geometry(subject, tracks.num_frames, smooth_sigma)
-    log.info("%s: %d frames, %d face track(s); subject track %d has a face in %d frames", path, tracks.num_frames,
-             len(tracks.tracks), subject.track_id, int(face_found.sum()))
-    parts = []
-    for chunk in iter_face_predictions(predictor, path, face_found, regions, chunk_size, progress):
+    chosen = tracks.kept
+    if main_face:
+        subject = select_track(tracks.kept)
+        if subject is None:
+            raise EMENetInputError(f"{path}: no face selected among its {len(tracks.kept)} face track(s)")
+        chosen = [subject]
+    geometries = [track_geometry(t, tracks.num_frames, smooth_sigma) for t in chosen]
+    log.info("%s: %d frames, %d face track(s) kept (%d dropped: short or on a body); predicting %s", path,
+             tracks.num_frames, tracks.num_kept, len(tracks.dropped),
+             ", ".join(f"track {g.track_id} ({int(g.face_found.sum())} face frames)" for g in geometries))
+    parts: dict[int, list[FramePredictions]] = {g.track_id: [] for g in geometries}
+    for chunk in iter_track_predictions(predictor, path, geometries, chunk_size, progress, sound):
         if on_chunk is not None:
-            on_chunk(chunk, tracks, boxes)
-        parts.append(chunk.predictions)
-    return VideoPrediction(tracks.meta, tracks.times, face_found, boxes, regions, FramePredictions.concatenate(parts),
-                           subject.track_id, tracks.tracks)
+            on_chunk(chunk, tracks, geometries)
+        for part in chunk.tracks:
+            parts[part.track_id].append(part.predictions)
+    predictions = [VideoPrediction(tracks.meta, tracks.times, g.face_found, g.boxes, g.regions,
+                                   FramePredictions.concatenate(parts[g.track_id]), g.track_id, tracks.tracks)
+                   for g in geometries]
+    main_id = chosen[0].track_id if main_face else tracks.main_track_id
+    return MultiTrackPrediction(tracks.meta, tracks.times, tracks.tracks, predictions, main_id, tracks.num_kept)
+
+
+def predict_video(predictor: Predictor, path: str | os.PathLike, detector: FaceDetector | None = None,
+                  tracker: FaceTracker | None = None, smooth_sigma: float = DEFAULT_SMOOTH_SIGMA,
+                  chunk_size: int | None = None, progress: bool | FrameProgress = True,
+                  select_track: Callable[[list[Track]], Track | None] = select_main_track,
+                  min_track_length: int = DEFAULT_MIN_TRACK_LENGTH) -> VideoPrediction:
+    """Track the faces of a video and predict every frame of one of them (the main face).
+
+    `select_track(tracks)` picks the subject among the kept tracks (default: the most
+    persistent). Raises EMENetInputError when the video cannot be decoded, has no frames, or no face.
+    """
+    return predict_video_tracks(predictor, path, detector, tracker, smooth_sigma, chunk_size, progress,
+                                main_face=True, min_track_length=min_track_length, select_track=select_track).main

@@ -16,6 +16,7 @@ import yaml
 
 from emenet.errors import EMENetInputError
 from emenet.models.emenet import EMENetConfig
+from emenet.models.emenet_va import EMENetVAConfig
 from emenet.tasks import EMOTION_TASKS, validate_tasks
 
 
@@ -48,9 +49,19 @@ class TrainConfig:
     nhid: int = 128
     nlayers: int = 1
     dropout: float = 0.5
-    auxiliary: bool = False  # face-alignment head taught by a fixed landmark network
+    # auxiliary heads: FA (face alignment, a fixed landmark network teaches it) and, for the
+    # audio-visual model, VAD (voice activity, a fixed VAD model teaches it). A bare
+    # `--auxiliary` means FA, as in the original visual tree; True/False are read as [FA]/[].
+    auxiliary: list[str] = field(default_factory=list)
     fa_teacher: str | None = None  # MobileFaceNet-136 checkpoint (mobilefacenet_model_best.pth.tar)
     pretrained_backbone: str | None = None  # same format; initialises the backbone as the original did
+    # audio (the audio-visual model, EMENet-VA; Train_Multimodal/ sets modality audiovisual)
+    modality: str = "visual"  # visual: EMENet-V; audiovisual: EMENet-VA
+    window_size: float = 0.63  # seconds of audio per frame, centred on it (the original's)
+    sr: int = 16000  # audio sample rate; MarbleNet's front end is fixed at 16 kHz
+    audio_dir: str | None = None  # decoded tracks (extract_audio_files.py); default <cache_dir>/audio
+    vad_teacher: str | None = None  # NeMo vad_marblenet .nemo file; default: silero-vad (the `vad` extra)
+    pretrained_audio_backbone: str | None = None  # a NeMo MarbleNet 3x2x64 .nemo file for the audio branch
     # optimisation
     optimizer: str = "Adam"
     lr: float = 1e-3
@@ -68,6 +79,7 @@ class TrainConfig:
     lambda_EXPR: float = 1.0
     lambda_VA: float = 1.0
     lambda_FA: float = 1.0
+    lambda_VAD: float = 1.0
     adaptive_lambda: bool = False  # the original's rule: lambda_t = log2(epochs without improvement) once above 1
     class_weights: str = "original"  # original | dataset (from the training set's label frequencies)
     # students (train_student.py)
@@ -77,7 +89,16 @@ class TrainConfig:
     distill_weights: str = "uniform"  # uniform | certainty (1 - the ensemble's normalised entropy per frame)
 
     def __post_init__(self) -> None:
-        self.tasks = list(validate_tasks([t for t in self.tasks if t != "FA"]))
+        self.tasks = list(validate_tasks([t for t in self.tasks if t not in AUXILIARY_HEADS]))
+        self.auxiliary = _auxiliary_list(self.auxiliary)
+        if self.modality not in MODALITIES:
+            raise EMENetInputError(f"--modality must be one of {list(MODALITIES)}, got {self.modality!r}")
+        if "VAD" in self.auxiliary and self.modality != "audiovisual":
+            raise EMENetInputError("--auxiliary VAD needs the audio-visual model (--modality audiovisual)")
+        if self.window_size <= 0 or self.sr <= 0:
+            raise EMENetInputError(f"--window_size and --sr must be positive, got {self.window_size} and {self.sr}")
+        if self.audiovisual:
+            self.model_config()  # the audio model's own checks (16 kHz, a long enough window), as one-line errors
         if self.cuda and self.device == "cpu":
             self.device = "cuda"
         if self.lr_policy not in ("step", "cosine"):
@@ -104,11 +125,24 @@ class TrainConfig:
 
     @property
     def model_tasks(self) -> tuple[str, ...]:
-        return tuple(self.tasks) + (("FA",) if self.auxiliary else ())
+        return tuple(self.tasks) + tuple(self.auxiliary)
+
+    @property
+    def audiovisual(self) -> bool:
+        return self.modality == "audiovisual"
+
+    @property
+    def audio_window(self) -> int:
+        """Samples per frame's audio window: round(window_size * sr), 10080 by default."""
+        return int(round(self.window_size * self.sr))
 
     def model_config(self) -> EMENetConfig:
-        return EMENetConfig(tasks=self.model_tasks, temporal_model=self.TModel, hidden_size=self.nhid,
-                            num_layers=self.nlayers, dropout=self.dropout)
+        """EMENetConfig, or EMENetVAConfig (with the audio window) for the audio-visual model."""
+        common = dict(tasks=self.model_tasks, temporal_model=self.TModel, hidden_size=self.nhid,
+                      num_layers=self.nlayers, dropout=self.dropout)
+        if self.audiovisual:
+            return EMENetVAConfig(**common, audio_window=self.audio_window, sample_rate=self.sr)
+        return EMENetConfig(**common)
 
     @property
     def run_dir(self) -> Path:
@@ -127,6 +161,28 @@ class TrainConfig:
 
 
 OPTIMIZERS = ("Adam", "AdamW", "SGD")
+MODALITIES = ("visual", "audiovisual")
+AUXILIARY_HEADS = ("FA", "VAD")
+
+
+def _auxiliary_list(value: Any) -> list[str]:
+    """[] / [FA] / [VAD] / [FA, VAD] from a list, a name, or the original's boolean flag (True = FA)."""
+    if value is None or value is False:
+        return []
+    if value is True:
+        return ["FA"]
+    names = [value] if isinstance(value, str) else list(value)
+    unknown = [n for n in names if n not in AUXILIARY_HEADS]
+    if unknown:
+        raise EMENetInputError(f"--auxiliary: unknown head(s) {unknown}; valid ones are {list(AUXILIARY_HEADS)}")
+    return [h for h in AUXILIARY_HEADS if h in names]
+
+
+class _AuxiliaryAction(argparse.Action):
+    """`--auxiliary` alone means FA (the original's flag); `--auxiliary VAD`, `--auxiliary FA VAD` name heads."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, list(values) if values else ["FA"])
 
 # Flags whose spelling differs from the field name (the original's typo included).
 _ALIASES = {"auxiliary": ["--auxillary"]}
@@ -134,7 +190,9 @@ _HELP = {
     "load_epoch": "0 starts a new run; -1 resumes from the latest checkpoint; E resumes after epoch E",
     "tasks": "emotion tasks to learn (EXPR AU VA)",
     "TModel": "temporal model: GRU, LSTM, RNN_TANH, RNN_RELU or transformer",
-    "auxiliary": "add the face-alignment head (needs --fa_teacher)",
+    "auxiliary": "auxiliary heads: bare = FA (needs --fa_teacher); VAD (audio-visual model) or FA VAD",
+    "modality": "visual (EMENet-V) or audiovisual (EMENet-VA)",
+    "vad_teacher": "NeMo vad_marblenet .nemo teaching the VAD head (default: silero-vad, pip install 'emenet[vad]')",
     "config": "YAML file of defaults; command-line flags override it",
     "annotation": "students: the ensemble annotation directory to learn from",
 }
@@ -148,7 +206,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type = Tra
         names = [f"--{f.name}"] + _ALIASES.get(f.name, [])
         default = getattr(defaults, f.name)
         help_text = f"{_HELP.get(f.name, '')} (default: {default})".strip()
-        if isinstance(default, bool):
+        if f.name == "auxiliary":
+            parser.add_argument(*names, dest=f.name, nargs="*", action=_AuxiliaryAction, default=None,
+                                metavar="HEAD", help=help_text)
+        elif isinstance(default, bool):
             parser.add_argument(*names, dest=f.name, action="store_true", default=None, help=help_text)
         elif isinstance(default, list):
             parser.add_argument(*names, dest=f.name, nargs="+", default=None, help=help_text)

@@ -1,7 +1,9 @@
 """Streaming a model over whole videos and scoring it with the challenge metrics."""
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -9,12 +11,49 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from emenet import metrics as M
+from emenet.data.affwild2 import AffWild2Index
+from emenet.data.audio_windows import attach_audio, default_audio_dir
 from emenet.data.augment import to_float_frames
 from emenet.data.clips import LabeledVideo
 from emenet.data.datasets import VideoChunkDataset
 from emenet.decoding import decode, task_probs
+from emenet.errors import EMENetInputError
 from emenet.models.emenet import EMENet
-from emenet.tasks import TASKS
+from emenet.models.emenet_va import EMENetVA
+from emenet.models.temporal import Hidden
+from emenet.tasks import EMOTION_TASKS, TASKS
+
+
+def audio_window_of(models: list[EMENet]) -> int | None:
+    """Samples per frame's audio window the EMENet-VA members need (None: all visual).
+
+    Members that hear audio must agree on it, since each chunk's windows are cut once for all.
+    """
+    windows = {m.config.audio_window for m in models if isinstance(m, EMENetVA)}
+    if len(windows) > 1:
+        raise EMENetInputError(f"the audio-visual members use different audio windows {sorted(windows)} (samples); "
+                               f"an ensemble needs one")
+    return windows.pop() if windows else None
+
+
+def attach_audio_for(models: list[EMENet], videos: list[LabeledVideo], index: AffWild2Index,
+                     audio_dir: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
+                     progress: bool = True) -> list[LabeledVideo]:
+    """`videos` with their audio attached when any member is an EMENet-VA (decoded once into the
+    audio cache: `audio_dir`, default `emenet.data.audio_windows.default_audio_dir`); else unchanged."""
+    if audio_window_of(models) is None:
+        return videos
+    sample_rate = next(m.config.sample_rate for m in models if isinstance(m, EMENetVA))
+    audio_dir = Path(audio_dir) if audio_dir else default_audio_dir(index.data_root, cache_dir)
+    return attach_audio(videos, index, audio_dir, sample_rate, progress=progress)
+
+
+def run_model(model: EMENet, frames: torch.Tensor, audio: torch.Tensor | None, hidden: dict[str, Hidden] | None = None
+              ) -> tuple[dict[str, torch.Tensor], dict[str, Hidden]]:
+    """`model(frames, hidden)`, or `model(frames, audio, hidden)` for an EMENet-VA."""
+    if isinstance(model, EMENetVA):
+        return model(frames, audio, hidden)
+    return model(frames, hidden)
 
 
 @torch.no_grad()
@@ -23,12 +62,15 @@ def stream_ensemble_logits(models: list[EMENet], videos: list[LabeledVideo], chu
                            ) -> Iterator[tuple[int, list[dict[str, np.ndarray]]]]:
     """Yield (video position, per model: task -> logits (n, C)) per video.
 
-    Each model carries its own hidden state in frame order; every chunk of crops is read once
-    and shared by all models. Memory holds one video's logits at a time.
+    Each model carries its own hidden state in frame order; every chunk of crops (and, for
+    EMENet-VA members, of audio windows: the videos need their audio attached, see
+    `emenet.data.audio_windows.attach_audio`) is read once and shared by all models. Memory
+    holds one video's logits at a time.
     """
     for m in models:
         m.eval()
-    loader = DataLoader(VideoChunkDataset(videos, chunk, image_size), batch_size=None, shuffle=False,
+    window = audio_window_of(models)
+    loader = DataLoader(VideoChunkDataset(videos, chunk, image_size, window), batch_size=None, shuffle=False,
                         num_workers=num_workers)
     current, hidden, parts = None, [], []
     bar = tqdm(total=sum(len(v.frames) for v in videos), unit="frame", desc="predict", disable=not progress, leave=False)
@@ -39,8 +81,9 @@ def stream_ensemble_logits(models: list[EMENet], videos: list[LabeledVideo], chu
                 yield current, [_concat(p) for p in parts]
             current, hidden, parts = vid, [None] * len(models), [[] for _ in models]
         frames = to_float_frames(item["frames"].to(device, non_blocking=True))[None]  # (1, t, 3, H, W)
+        audio = item["audio"].to(device, non_blocking=True)[None] if window else None  # (1, t, W)
         for i, model in enumerate(models):
-            logits, hidden[i] = model(frames, hidden[i])
+            logits, hidden[i] = run_model(model, frames, audio, hidden[i])
             parts[i].append({t: v[0].float().cpu().numpy() for t, v in logits.items()})
         bar.update(frames.shape[1])
     bar.close()
@@ -62,7 +105,7 @@ def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 def decoded_predictions(logits: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """task -> decoded prediction per frame (AU 0/1 (n, 12), EXPR (n,), VA (n, 2))."""
-    return {t: decode(t, task_probs(t, torch.from_numpy(v))).numpy() for t, v in logits.items() if t != "FA"}
+    return {t: decode(t, task_probs(t, torch.from_numpy(v))).numpy() for t, v in logits.items() if t in EMOTION_TASKS}
 
 
 def evaluate_videos(model: EMENet, videos: list[LabeledVideo], chunk: int = 64, image_size: int = 112,

@@ -71,8 +71,25 @@ class TeacherObjective:
         fa = _landmark_loss(self.landmark_teacher, logits, frames)
         if fa is not None:
             out["loss_FA"] = fa
+        vad = _voice_activity_loss(logits, batch, clip_slices)
+        if vad is not None:
+            out["loss_VAD"] = vad
         out["loss"] = sum(weights[k.removeprefix("loss_")] * v for k, v in out.items())
         return out
+
+
+def _voice_activity_loss(logits: dict[str, torch.Tensor], batch: dict[str, dict[str, torch.Tensor]],
+                         clip_slices: dict[str, slice]) -> torch.Tensor | None:
+    """Binary KL between the VAD head and the fixed VAD teacher's per-frame targets ("vad" in the batch)."""
+    if "VAD" not in logits:
+        return None
+    missing = [t for t in clip_slices if "vad" not in batch[t]]
+    if missing:
+        raise ValueError(f"the model has a VAD head but the batch of {missing} has no 'vad' targets")
+    order = sorted(clip_slices, key=lambda t: clip_slices[t].start)  # clips in the order of the logits
+    target = torch.cat([batch[t]["vad"] for t in order]).flatten()  # (sum B * T,)
+    student = torch.cat([logits["VAD"][clip_slices[t]] for t in order]).flatten(0, 1)  # (sum B * T, 2)
+    return L.vad_distill_loss(student, target)
 
 
 def _landmark_loss(teacher: nn.Module | None, logits: dict[str, torch.Tensor], frames: torch.Tensor) -> torch.Tensor | None:
@@ -138,5 +155,8 @@ class StudentObjective:
         fa = _landmark_loss(self.landmark_teacher, logits, frames)
         if fa is not None:
             out["loss_FA"] = fa
+        vad = _voice_activity_loss(logits, batch, clip_slices)
+        if vad is not None:
+            out["loss_VAD"] = vad
         out["loss"] = sum(weights[k.removeprefix("loss_")] * v for k, v in out.items())
         return out

@@ -11,6 +11,7 @@ import torch
 
 from emenet import losses as L
 from emenet.data.affwild2 import load_affwild2_index
+from emenet.data.audio_windows import attach_audio, default_audio_dir
 from emenet.data.augment import AugmentConfig
 from emenet.data.clips import LabeledVideo
 from emenet.data.datasets import MultiTaskClipDataset
@@ -19,7 +20,10 @@ from emenet.distill.soft_labels import DISTILL_KEY, soft_label_videos
 from emenet.errors import EMENetInputError
 from emenet.models.checkpoint import load_state_dict_strict, read_checkpoint_file
 from emenet.models.emenet import EMENet
+from emenet.models.emenet_va import EMENetVA
 from emenet.models.landmark_teacher import init_backbone_from_landmark_network, load_landmark_network
+from emenet.models.marblenet import load_nemo_marblenet
+from emenet.models.vad_teacher import load_vad_teacher
 from emenet.training.config import TrainConfig, save_config
 from emenet.training.evaluate import evaluate_videos
 from emenet.training.hooks import (AdaptiveTaskWeightHook, CheckpointHook, MetricsFileHook, TensorBoardHook,
@@ -92,11 +96,27 @@ def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer) -> tu
 
 
 def build_model(config: TrainConfig) -> EMENet:
+    """EMENet-V, or EMENet-VA for `--modality audiovisual`, with the optional pretrained backbones."""
     torch.manual_seed(config.seed)
-    model = EMENet(config.model_config())
+    model = EMENetVA(config.model_config()) if config.audiovisual else EMENet(config.model_config())
     if config.pretrained_backbone:
         init_backbone_from_landmark_network(model, config.pretrained_backbone)
+    if config.pretrained_audio_backbone:
+        if not config.audiovisual:
+            raise EMENetInputError("--pretrained_audio_backbone needs the audio-visual model (--modality audiovisual)")
+        init_audio_backbone(model, config.pretrained_audio_backbone)
     return model
+
+
+def init_audio_backbone(model: EMENetVA, path: str) -> None:
+    """Initialise the audio branch from a NeMo MarbleNet 3x2x64 (its classification decoder dropped)."""
+    net = load_nemo_marblenet(path)
+    load_state_dict_strict(model.audio_backbone, net.state_dict(), str(path))
+
+
+def audio_dir_of(config: TrainConfig) -> Path:
+    """Where decoded tracks live: --audio_dir, else <cache_dir>/audio, else <data_root>/.emenet_cache/audio."""
+    return Path(config.audio_dir) if config.audio_dir else default_audio_dir(config.data_root, config.cache_dir)
 
 
 def train_teacher(config: TrainConfig, progress: bool = True) -> RunResult:
@@ -120,7 +140,7 @@ def train_student(config: TrainConfig, progress: bool = True) -> RunResult:
 def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
     if not config.data_root:
         raise EMENetInputError("--data_root is required (the Aff-wild2 root, or `emenet synth` output)")
-    if config.auxiliary and not config.fa_teacher:
+    if "FA" in config.auxiliary and not config.fa_teacher:
         raise EMENetInputError("--auxiliary needs --fa_teacher PATH: the MobileFaceNet-136 landmark checkpoint that teaches the FA head")
     device = resolve_device(config)
     start = start_epoch_for(config)
@@ -131,17 +151,24 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
     if not train_videos:
         raise EMENetInputError(f"{config.data_root}: no training videos annotated for {list(tasks)}")
     layout = None
+    clip_videos, clip_tasks = train_videos, tasks
     if student:
-        soft_videos, layout = soft_label_videos(config.annotation, config.data_root, "Train_Set", tasks)
-        train_set = MultiTaskClipDataset(soft_videos, (DISTILL_KEY,), config.seq_len, config.fps, config.image_size)
-    else:
-        train_set = MultiTaskClipDataset(train_videos, tasks, config.seq_len, config.fps, config.image_size)
+        clip_videos, layout = soft_label_videos(config.annotation, config.data_root, "Train_Set", tasks)
+        clip_tasks = (DISTILL_KEY,)
+    audio_window, vad = None, "VAD" in config.auxiliary
+    if config.audiovisual:  # decode (once) and attach every video's audio; the VAD teacher's targets too
+        audio_window, audio_dir = config.audio_window, audio_dir_of(config)
+        teacher = load_vad_teacher(config.vad_teacher) if vad else None
+        clip_videos = attach_audio(clip_videos, index, audio_dir, config.sr, teacher, audio_window, progress)
+        val_videos = attach_audio(val_videos, index, audio_dir, config.sr, progress=progress)
+    train_set = MultiTaskClipDataset(clip_videos, clip_tasks, config.seq_len, config.fps, config.image_size,
+                                     audio_window, vad)
     log.info("training on %d videos (%s clips), validating on %d videos", len(train_videos),
              {t: len(r) for t, r in train_set.task_ranges.items()}, len(val_videos))
 
     model = build_model(config).to(device)
     pos_weight, expr_weight = class_weights(config, train_videos)
-    landmarks = load_landmark_network(config.fa_teacher, device) if config.auxiliary else None
+    landmarks = load_landmark_network(config.fa_teacher, device) if "FA" in config.auxiliary else None
     objective = TeacherObjective(config.au_loss, config.expr_loss, config.va_loss, config.fa_loss, pos_weight, expr_weight,
                                  landmarks)
     if student:

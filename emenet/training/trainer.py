@@ -10,7 +10,6 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,8 +17,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from emenet.data.augment import AugmentConfig, augment_clips, to_float_frames
-from emenet.data.clips import LabeledVideo
 from emenet.data.datasets import MultiTaskBatchSampler, MultiTaskClipDataset, collate_by_task
+from emenet.fast.training import TrainSpeed
 from emenet.models.emenet import EMENet
 from emenet.training.objectives import TaskWeights
 
@@ -70,6 +69,8 @@ class Trainer:
     hooks: list[Hook] = field(default_factory=list)
     state: TrainState = field(default_factory=TrainState)
     progress: bool = True
+    speed: TrainSpeed = field(default_factory=TrainSpeed)  # channels-last / bf16 / compile (emenet.fast.training)
+    _forward: Callable[..., Any] | None = field(default=None, init=False, repr=False)
 
     def run(self) -> TrainState:
         for epoch in range(self.state.epoch + 1, self.nepochs + 1):
@@ -112,13 +113,22 @@ class Trainer:
         tasks = list(batch)
         frames = torch.cat([batch[t]["frames"] for t in tasks]).to(self.device, non_blocking=True)
         frames = augment_clips(to_float_frames(frames), self.augment, aug_gen)  # (sum B, T, 3, H, W)
+        frames = self.speed.frames(frames)
+        if self._forward is None:
+            self._forward = self.speed.prepare(self.model)
         slices, start = {}, 0
         for t in tasks:
             n = batch[t]["frames"].shape[0]
             slices[t] = slice(start, start + n)
             start += n
-        batch = {t: {k: v.to(self.device, non_blocking=True) for k, v in b.items() if k != "frames"} for t, b in batch.items()}
-        logits, _ = self.model(frames)
+        audio = None
+        if "audio" in batch[tasks[0]]:  # EMENet-VA: one window per frame, (sum B, T, W)
+            audio = torch.cat([batch[t]["audio"] for t in tasks]).to(self.device, non_blocking=True)
+        batch = {t: {k: v.to(self.device, non_blocking=True) for k, v in b.items() if k not in ("frames", "audio")}
+                 for t, b in batch.items()}
+        with self.speed.autocast(self.device):
+            logits, _ = self._forward(frames) if audio is None else self._forward(frames, audio)
+        logits = {k: v.float() for k, v in logits.items()}
         losses = self.objective(logits, batch, slices, frames, self.task_weights.normalised())
         self.optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import torch
 
@@ -12,20 +11,27 @@ from emenet.errors import EMENetInputError
 from emenet.io_utils import write_json
 from emenet.models.checkpoint import load_checkpoint
 from emenet.tasks import EMOTION_TASKS
-from emenet.training.evaluate import evaluate_videos
+from emenet.training.evaluate import attach_audio_for, evaluate_videos
 
 
 def validate_checkpoint(checkpoint: str | os.PathLike, data_root: str | os.PathLike, out: str | os.PathLike | None = None,
                         split: str = "Validation_Set", chunk: int = 64, device: str = "cpu", num_workers: int = 0,
-                        cache_dir: str | None = None, overwrite: bool = True, progress: bool = True) -> dict[str, float]:
-    """Challenge metrics of one checkpoint on `split`; written as JSON to `out` when given."""
+                        cache_dir: str | None = None, overwrite: bool = True, progress: bool = True,
+                        audio_dir: str | None = None) -> dict[str, float]:
+    """Challenge metrics of one checkpoint on `split`; written as JSON to `out` when given.
+
+    An EMENet-VA checkpoint hears each video's audio, decoded once into `audio_dir` (default:
+    `<cache_dir>/audio`, else `<data_root>/.emenet_cache/audio`).
+    """
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise EMENetInputError(f"--device {device}: CUDA is not available on this machine")
     model = load_checkpoint(checkpoint, device)
     tasks = tuple(t for t in model.tasks if t in EMOTION_TASKS)
-    videos = labeled_videos(load_affwild2_index(data_root, cache_dir=cache_dir), split, tasks)
+    index = load_affwild2_index(data_root, cache_dir=cache_dir)
+    videos = labeled_videos(index, split, tasks)
     if not videos:
         raise EMENetInputError(f"{data_root}: no {split} videos annotated for {list(tasks)}")
+    videos = attach_audio_for([model], videos, index, audio_dir, cache_dir, progress)
     metrics = evaluate_videos(model, videos, chunk, 112, device, num_workers, progress)
     if out is not None:
         write_json(out, {"checkpoint": str(checkpoint), "split": split, "num_videos": len(videos), "metrics": metrics},

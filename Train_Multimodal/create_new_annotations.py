@@ -1,0 +1,11 @@
+"""Run an ensemble (EMENet-VA members hear each video's audio) over every frame of every train and
+validation video; writes Parquet soft labels.
+
+Example:
+    python Train_Multimodal/create_new_annotations.py --data_root data/affwild2 --names teacher_exp_0 teacher_exp_1 \
+        --load_epochs 4 8 --out annotations/round_0 [--audio_dir data/affwild2/audio]
+"""
+from emenet.cli import run_create_annotations
+
+if __name__ == "__main__":
+    raise SystemExit(run_create_annotations())

@@ -1,0 +1,227 @@
+"""The benchmark report: ratios against the baseline, the issue's targets, and a markdown rendering."""
+from __future__ import annotations
+
+BASELINE = "baseline"
+
+# issue 6's targets on the 2-core CPU
+TARGET_ONE_MODEL_SPEEDUP = 4.0  # one model, batched, x the eager baseline
+TARGET_ENSEMBLE_FPS = 60.0  # five members, batched
+TARGET_VIDEO_FPS = 30.0  # video pipeline with five members, end to end
+TARGET_TRAIN_SPEEDUP = 1.5  # teacher and student steps, x the eager baseline
+LOADER_MARGIN = 10.0  # the loader must deliver frames >= 10x as fast as the step consumes them
+FLAT_MEMORY_MB = 64.0  # peak growth allowed from the short to the long video
+
+
+def _ok(result: dict | None) -> bool:
+    return isinstance(result, dict) and "error" not in result
+
+
+def _inference_rows(results: dict, members: int) -> dict[str, dict]:
+    prefix = f"inference/{members}/"
+    return {k[len(prefix):]: v for k, v in results.items() if k.startswith(prefix) and _ok(v)}
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if not a or not b else a / b
+
+
+def _best(rows: dict[str, dict], mode: str) -> tuple[str | None, float | None]:
+    fast = {k: v[mode]["frames_per_s"] for k, v in rows.items() if k != BASELINE}
+    if not fast:
+        return None, None
+    name = max(fast, key=fast.get)
+    return name, fast[name]
+
+
+def _target(name: str, required: str, measured: str, met: bool | None, detail: str = "") -> dict:
+    return {"target": name, "required": required, "measured": measured, "met": met, "detail": detail}
+
+
+def evaluate_targets(report: dict) -> list[dict]:
+    """Each target of the issue with its measured value; `met` is None where it was not measured."""
+    r = report["results"]
+    members = report["config"]["members"]
+    out = []
+    one = _inference_rows(r, 1)
+    name, fps = _best(one, "batched")
+    base = one.get(BASELINE, {}).get("batched", {}).get("frames_per_s")
+    ratio = _ratio(fps, base)
+    auto = _ratio(one.get("fused", {}).get("batched", {}).get("frames_per_s"), base)
+    out.append(_target("one model, batched", f">= {TARGET_ONE_MODEL_SPEEDUP:g}x eager baseline",
+                       "n/a" if ratio is None else f"{ratio:.2f}x ({name}, {fps:.1f} vs {base:.1f} frames/s)",
+                       None if ratio is None else ratio >= TARGET_ONE_MODEL_SPEEDUP,
+                       "" if auto is None else f"default path (fused): {auto:.2f}x"))
+    ens = _inference_rows(r, members)
+    name, fps = _best(ens, "batched")
+    base = ens.get(BASELINE, {}).get("batched", {}).get("frames_per_s")
+    out.append(_target(f"{members}-member ensemble, batched", f">= {TARGET_ENSEMBLE_FPS:g} frames/s",
+                       "n/a" if fps is None else f"{fps:.1f} frames/s ({name}; baseline {base or 0:.1f})",
+                       None if fps is None else fps >= TARGET_ENSEMBLE_FPS))
+    video = r.get(f"video/{members}/auto")
+    vbase = r.get(f"video/{members}/{BASELINE}")
+    if _ok(video):
+        out.append(_target(f"video pipeline, {members}-member ensemble", f">= {TARGET_VIDEO_FPS:g} frames/s end to end",
+                           f"{video['frames_per_s']:.1f} frames/s"
+                           + (f" (baseline {vbase['frames_per_s']:.1f})" if _ok(vbase) else ""),
+                           video["frames_per_s"] >= TARGET_VIDEO_FPS))
+    else:
+        out.append(_target(f"video pipeline, {members}-member ensemble", f">= {TARGET_VIDEO_FPS:g} frames/s", "n/a", None))
+    ratios, parts = [], []
+    for role in ("teacher", "student"):
+        fast, slow = r.get(f"train/{role}/fast"), r.get(f"train/{role}/{BASELINE}")
+        if _ok(fast) and _ok(slow):
+            ratio = fast["frames_per_s"] / slow["frames_per_s"]
+            ratios.append(ratio)
+            parts.append(f"{role} {ratio:.2f}x ({fast['frames_per_s']:.1f} vs {slow['frames_per_s']:.1f} frames/s)")
+    out.append(_target("training step", f">= {TARGET_TRAIN_SPEEDUP:g}x eager baseline", "; ".join(parts) or "n/a",
+                       None if not ratios else min(ratios) >= TARGET_TRAIN_SPEEDUP))
+    load, step = r.get("train/loader"), r.get("train/teacher/fast")
+    if _ok(load) and _ok(step):
+        slowest = min(run["frames_per_s"] for run in load["runs"])
+        margin = slowest / step["frames_per_s"]
+        out.append(_target("loader keeps up with the step", f">= {LOADER_MARGIN:g}x the step's frames/s",
+                           f"{margin:.0f}x ({slowest:.0f} vs {step['frames_per_s']:.1f} frames/s)",
+                           margin >= LOADER_MARGIN))
+    longv = r.get("long_video")
+    if _ok(longv):
+        out.append(_target("long video: memory flat in length", f"peak grows <= {FLAT_MEMORY_MB:g} MB",
+                           f"{longv['peak_growth_mb']:+.0f} MB for {longv['length_ratio']:.0f}x the frames",
+                           longv["peak_growth_mb"] <= FLAT_MEMORY_MB))
+    return out
+
+
+# -------------------------------------------------------------------------------- markdown
+
+def _f(x: float | None, digits: int = 1) -> str:
+    return "" if x is None else f"{x:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def _load(result: dict) -> str:
+    meta = result.get("_meta", {})
+    before = meta.get("load_before")
+    return "" if not before else f"{before[0]:.1f}"
+
+
+def _inference_table(r: dict, members_list: list[int]) -> str:
+    rows = []
+    for members in members_list:
+        prefix = f"inference/{members}/"
+        group = {k[len(prefix):]: v for k, v in r.items() if k.startswith(prefix)}
+        base = group.get(BASELINE, {})
+        for mode in ("batched", "streaming"):
+            for name, res in group.items():
+                if not _ok(res):
+                    rows.append([str(members), mode, name, "failed: " + res.get("error", "")[:80], "", "", "", "", "", ""])
+                    continue
+                m, b = res[mode], base.get(mode, {}) if _ok(base) else {}
+                speed = _ratio(m["frames_per_s"], b.get("frames_per_s"))
+                cpu = _ratio(b.get("cpu_s_per_frame"), m["cpu_s_per_frame"])
+                rows.append([str(members), mode, name, _f(m["frames_per_s"]), _f(speed, 2) + "x" if speed else "",
+                             _f(1e3 * m["cpu_s_per_frame"]), _f(cpu, 2) + "x" if cpu else "", _f(m["peak_rss_mb"], 0),
+                             _f(res.get("setup_s")), _load(res)])
+    return _table(["members", "mode", "path", "frames/s", "x baseline", "CPU ms/frame", "x baseline (CPU)",
+                   "peak RSS MB", "set-up s", "load"], rows)
+
+
+def _video_table(r: dict, members_list: list[int]) -> str:
+    rows = []
+    for members in members_list:
+        base = r.get(f"video/{members}/{BASELINE}")
+        for name in (BASELINE, "auto"):
+            res = r.get(f"video/{members}/{name}")
+            if res is None:
+                continue
+            if not _ok(res):
+                rows.append([str(members), name, "failed: " + res["error"][:80], "", "", "", ""])
+                continue
+            speed = _ratio(res["frames_per_s"], base["frames_per_s"]) if _ok(base) else None
+            rows.append([str(members), f"{name} ({res['backend']})", str(res["num_frames"]), _f(res["frames_per_s"]),
+                         _f(speed, 2) + "x" if speed else "", _f(res["peak_rss_mb"], 0), _load(res)])
+    return _table(["members", "path", "frames", "frames/s", "x baseline", "peak RSS MB", "load"], rows)
+
+
+def _train_table(r: dict) -> str:
+    rows = []
+    for role in ("teacher", "student"):
+        base = r.get(f"train/{role}/{BASELINE}")
+        for speed in (BASELINE, "fast"):
+            res = r.get(f"train/{role}/{speed}")
+            if res is None:
+                continue
+            if not _ok(res):
+                rows.append([role, speed, "failed: " + res["error"][:80], "", "", "", "", "", ""])
+                continue
+            ratio = _ratio(res["frames_per_s"], base["frames_per_s"]) if _ok(base) else None
+            cpu = _ratio(base["cpu_s_per_frame"], res["cpu_s_per_frame"]) if _ok(base) else None
+            on = ", ".join(k for k, v in res["settings"].items() if v) or "none"
+            rows.append([role, f"{speed} ({on})", f"{res['clips']} x {res['seq_len']}", _f(res["frames_per_s"], 2),
+                         _f(ratio, 2) + "x" if ratio else "", _f(1e3 * res["cpu_s_per_frame"], 0),
+                         _f(cpu, 2) + "x" if cpu else "", _f(res["peak_rss_mb"], 0), _load(res)])
+    return _table(["step", "path (settings)", "clips x frames", "frames/s", "x baseline", "CPU ms/frame",
+                   "x baseline (CPU)", "peak RSS MB", "load"], rows)
+
+
+def render_markdown(report: dict) -> str:
+    r, m, cfg = report["results"], report["machine"], report["config"]
+    v = report["versions"]
+    members_list = sorted({1, cfg["members"]})
+    loads = [x["_meta"]["load_before"][0] for x in r.values() if x.get("_meta", {}).get("load_before")]
+    parts = [f"# EMENet speed: {m['cpu']}, {m['usable_cpus']} CPU(s){', ' + m['gpu'] if m.get('gpu') else ''}",
+             "",
+             f"Run {report['started']} ({report['seconds'] / 60:.1f} min){' (quick smoke run)' if cfg['quick_mode'] else ''}; "
+             f"torch {v.get('torch_build')} ({m['torch_threads']} threads), onnxruntime {v.get('onnxruntime')}, "
+             f"numpy {v.get('numpy')}, Python {m['python']}, {m['platform']}. "
+             + (f"1-min load average before the measurements: {min(loads):.1f} to {max(loads):.1f} "
+                f"(other processes share this machine; compare ratios within this run)." if loads else ""),
+             "",
+             f"Method: {report['method']['timing']}; training: {report['method']['training_timing']}; videos: "
+             f"{report['method']['video_timing']}. Peak memory: {report['method']['memory']}. "
+             f"Baseline: {report['method']['baseline']}. {report['method']['isolation']}.",
+             ""]
+    for note in report.get("notes", []):
+        parts += [f"Note: {note}", ""]
+    parts += ["## Targets", "", _table(["target", "required", "measured", "met", "detail"],
+                                      [[t["target"], t["required"], t["measured"],
+                                        {True: "yes", False: "**no**", None: "not measured"}[t["met"]], t["detail"]]
+                                       for t in report["targets"]]), ""]
+    if any(k.startswith("inference/") for k in r):
+        parts += ["## Inference: EMENet-V logits (backbone + GRU heads)", "",
+                  f"Batched: {cfg['batch']} frames per call; streaming: one frame per call with the hidden state, "
+                  f"{cfg['stream_frames']} frames per repetition.", "", _inference_table(r, members_list), ""]
+    if any(k.startswith("video") for k in r) or "long_video" in r:
+        parts += ["## Video pipeline (decode, detect, track, align, predict, write CSV + MP4 + PNG)", ""]
+        stages = r.get("video_stages")
+        if _ok(stages):
+            parts += [f"Stages on their own: decoding {stages['decode_frames_per_s']:.0f} frames/s; decoding + face "
+                      f"detection and tracking {stages['decode_detect_track_frames_per_s']:.1f} frames/s "
+                      f"({stages['num_frames']} frames).", ""]
+        parts += [_video_table(r, members_list), ""]
+        longv = r.get("long_video")
+        if _ok(longv):
+            parts += ["Long synthetic video (the source's frames played forward and back), one model, default path:",
+                      "", _table(["frames", "frames/s", "peak RSS MB"],
+                                 [[str(x["num_frames"]), _f(x["frames_per_s"]), _f(x["peak_rss_mb"], 0)]
+                                  for x in longv["runs"]]), ""]
+    if any(k.startswith("train/") for k in r):
+        parts += ["## Training step (forward, losses, backward, Adam; data in memory)", "", _train_table(r), ""]
+        load = r.get("train/loader")
+        if _ok(load):
+            parts += ["Data loader alone (JPEG crops -> clips -> batches, " + f"{load['clips_per_task']} clips x "
+                      f"{load['seq_len']} frames per task per step):", "",
+                      _table(["workers", "steps", "frames/s", "peak RSS MB"],
+                             [[str(x["workers"]), str(x["steps"]), _f(x["frames_per_s"], 0), _f(x["peak_rss_mb"], 0)]
+                              for x in load["runs"]]), ""]
+    for key, title in (("profile/inference", "Profile: fused ensemble backbones, one batch on one thread"),
+                       ("profile/train", "Profile: fast teacher step")):
+        res = r.get(key)
+        if _ok(res):
+            parts += [f"## {title} (torch.profiler, self CPU time)", "",
+                      _table(["op", "calls", "self CPU ms", "share"],
+                             [[x["op"], str(x["calls"]), _f(x["self_cpu_ms"]), f"{100 * x['share']:.1f}%"]
+                              for x in res["top_ops"]]), ""]
+    return "\n".join(parts)

@@ -1,0 +1,266 @@
+"""The benchmark suite: every speed figure of issue 6 in one run, against a plain baseline measured alongside.
+
+    emenet bench                      # full suite -> benchmarks/results/<machine>.md and .json
+    emenet bench --quick --out_dir /tmp/bench   # a smoke run on tiny settings (seconds, not numbers)
+
+Each measurement runs in its own Python process (peak memory, allocator and thread state
+are its own) unless `in_process`; results are saved after each one to a partial file, so an
+interrupted run continues where it stopped when started again with the same settings.
+The report gives every figure with its baseline, the ratio between them (both measured in
+the same run, so the ratio survives a loaded machine better than either number), the load
+average around each measurement, and whether each target of the issue is met.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from emenet.bench.child import RESULT_MARKER, run_spec
+from emenet.bench.measure import library_versions, load_average, machine_info, machine_slug, timing_method
+from emenet.bench.report import evaluate_targets, render_markdown
+from emenet.errors import EMENetInputError
+from emenet.io_utils import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+BASELINE = "baseline"
+SECTIONS = ("inference", "video", "train", "profile")
+DEFAULT_VIDEO = Path("../shared/data/utterance_1.mp4")
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    """What to measure and how often; `quick()` gives the smoke-test settings."""
+
+    out_dir: Path = Path("benchmarks/results")
+    name: str | None = None  # results file stem; default: the machine's slug
+    members: int = 5  # ensemble size
+    batch: int = 64  # frames per batched call
+    stream_frames: int = 16  # frames per streaming measurement (one per call)
+    warmup: int = 1
+    repeat: int = 3
+    budget_s: float = 60.0  # fewer timed calls once a measurement has taken this long
+    backends: tuple[str, ...] = ("fused", "compile", "onnx", "int8")  # fast paths of one model
+    ensemble_backends: tuple[str, ...] = ("fused", "onnx")  # fast paths of the ensemble
+    video: Path | None = DEFAULT_VIDEO
+    video_frames: int | None = None  # cut the video to its first N frames (quick runs)
+    video_repeat: int = 1
+    long_video_frames: tuple[int, int] = (300, 1200)
+    data_root: Path | None = None  # training data for the loader; default: a small synthetic set
+    train_clips: int = 2  # clips per task (the original's batch_size)
+    seq_len: int = 30
+    train_warmup: int = 1
+    train_repeat: int = 2
+    loader_steps: int = 20
+    loader_workers: tuple[int, ...] = (0, 1)
+    skip: tuple[str, ...] = ()
+    in_process: bool = False
+    overwrite: bool = False
+    quick_mode: bool = False
+
+    @classmethod
+    def quick(cls, **overrides) -> "SuiteConfig":
+        base = cls(members=2, batch=8, stream_frames=2, warmup=0, repeat=1, backends=("fused",),
+                   ensemble_backends=("fused",), video_frames=8, long_video_frames=(8, 16), train_clips=1, seq_len=2,
+                   train_warmup=0, train_repeat=1, loader_steps=2, loader_workers=(0,), in_process=True,
+                   quick_mode=True)
+        return replace(base, **overrides)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
+
+
+@dataclass
+class Measurement:
+    id: str
+    section: str
+    spec: dict
+    label: str = ""
+
+
+def plan(config: SuiteConfig, video: Path | None, data_root: Path | None) -> list[Measurement]:
+    """Every measurement of a run, baseline first in each group."""
+    c = config
+    out: list[Measurement] = []
+    if "inference" not in c.skip:
+        for members, backends in ((1, c.backends), (c.members, c.ensemble_backends)):
+            for backend in (BASELINE, *backends):
+                spec = {"kind": "inference", "members": members, "backend": backend, "batch": c.batch,
+                        "stream_frames": c.stream_frames, "warmup": c.warmup, "repeat": c.repeat,
+                        "budget_s": c.budget_s}
+                out.append(Measurement(f"inference/{members}/{backend}", "inference", spec))
+    if "video" not in c.skip and video is not None:
+        out.append(Measurement("video_stages", "video", {"kind": "video_stages", "video": str(video)}))
+        for members in (1, c.members):
+            for backend in (BASELINE, "auto"):
+                spec = {"kind": "video", "members": members, "backend": backend, "video": str(video), "batch": c.batch,
+                        "repeat": c.video_repeat}
+                out.append(Measurement(f"video/{members}/{backend}", "video", spec))
+        spec = {"kind": "long_video", "members": 1, "backend": "auto", "video": str(video),
+                "lengths": list(c.long_video_frames)}
+        out.append(Measurement("long_video", "video", spec))
+    if "train" not in c.skip:
+        for role in ("teacher", "student"):
+            for speed in (BASELINE, "fast"):
+                spec = {"kind": "train_step", "role": role, "speed": speed, "clips": c.train_clips, "seq_len": c.seq_len,
+                        "warmup": c.train_warmup, "repeat": c.train_repeat, "budget_s": c.budget_s}
+                out.append(Measurement(f"train/{role}/{speed}", "train", spec))
+        if data_root is not None:
+            spec = {"kind": "loader", "data_root": str(data_root), "clips": c.train_clips, "seq_len": c.seq_len,
+                    "steps": c.loader_steps, "workers": list(c.loader_workers)}
+            out.append(Measurement("train/loader", "train", spec))
+    if "profile" not in c.skip:
+        out.append(Measurement("profile/inference", "profile", {"kind": "profile", "target": "inference",
+                                                                 "backend": "fused", "members": c.members,
+                                                                 "batch": c.batch}))
+        if "train" not in c.skip:
+            out.append(Measurement("profile/train", "profile", {"kind": "profile", "target": "train", "role": "teacher",
+                                                                 "speed": "fast", "clips": c.train_clips,
+                                                                 "seq_len": c.seq_len, "warmup": 0, "repeat": 1}))
+    return out
+
+
+def run_child(spec: dict) -> dict:
+    """One measurement in a fresh interpreter (`python -m emenet.bench.child`)."""
+    proc = subprocess.run([sys.executable, "-m", "emenet.bench.child"], input=json.dumps(spec), capture_output=True,
+                          text=True, check=False)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_MARKER):
+            return json.loads(line[len(RESULT_MARKER):])
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+    raise RuntimeError(f"exit status {proc.returncode}: {' | '.join(tail)[:400]}")
+
+
+def _prepare_inputs(config: SuiteConfig, work: Path) -> tuple[Path | None, Path | None, list[str]]:
+    """The video to measure (cut for quick runs) and the loader's data root (a small synthetic set)."""
+    notes = []
+    video = config.video
+    if video is not None and not Path(video).is_file():
+        if video != DEFAULT_VIDEO:
+            raise EMENetInputError(f"{video}: video not found")
+        notes.append(f"video measurements skipped: {video} not found (pass --video)")
+        video = None
+    if video is not None and config.video_frames:
+        from emenet.bench.workloads import make_looped_video
+        video = make_looped_video(video, work / f"first_{config.video_frames}.mp4", config.video_frames)
+    data_root = config.data_root
+    if data_root is None and "train" not in config.skip:
+        from emenet.data.synth import generate_synthetic_dataset
+        frames = 30 if config.quick_mode else 150
+        data_root = generate_synthetic_dataset(work / "synth", num_videos=1 if config.quick_mode else 4,
+                                               min_frames=frames, max_frames=frames, two_person_videos=0,
+                                               num_test_videos=0, progress=False, num_workers=1).out_dir
+    return video, data_root, notes
+
+
+def output_paths(config: SuiteConfig, info: dict) -> tuple[Path, Path, Path]:
+    stem = config.name or machine_slug(info)
+    out = Path(config.out_dir)
+    return out / f"{stem}.md", out / f"{stem}.json", out / f".{stem}.partial.json"
+
+
+def run_suite(config: SuiteConfig, progress: bool = True) -> tuple[Path, Path]:
+    """Run every measurement of `config`, write the markdown and JSON reports; returns their paths."""
+    info = machine_info()
+    md_path, json_path, partial_path = output_paths(config, info)
+    existing = [str(p) for p in (md_path, json_path) if p.exists()]
+    if existing and not config.overwrite:
+        raise EMENetInputError(f"{', '.join(existing)} already exist; pass --overwrite to replace them")
+    settings = config.to_dict()
+    done: dict = {}
+    if partial_path.is_file():
+        saved = json.loads(partial_path.read_text())
+        if saved.get("config") == settings:
+            done = {k: v for k, v in saved["results"].items() if "error" not in v}  # failed ones run again
+            log.info("resuming: %d measurement(s) already done in %s", len(done), partial_path)
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="emenet-bench-") as tmp:
+        video, data_root, notes = _prepare_inputs(config, Path(tmp))
+        measurements = plan(config, video, data_root)
+        for m in tqdm(measurements, desc="benchmarks", unit="measurement", disable=not progress):
+            if m.id in done:
+                continue
+            load_before = load_average()
+            t0 = time.perf_counter()
+            try:
+                result = run_spec(m.spec) if config.in_process else run_child(m.spec)
+            except Exception as exc:  # noqa: BLE001 - a failed path is reported, the others still run
+                log.warning("%s failed: %s", m.id, exc)
+                result = {"error": f"{type(exc).__name__}: {str(exc)[:400]}"}
+            result["_meta"] = {"load_before": load_before, "load_after": load_average(),
+                               "seconds": time.perf_counter() - t0, "spec": m.spec}
+            done[m.id] = result
+            log.info("%s done in %.1f s", m.id, result["_meta"]["seconds"])
+            write_json(partial_path, {"config": settings, "results": done})
+    report = {
+        "machine": info, "versions": library_versions(), "config": settings,
+        "method": {"timing": timing_method(config.warmup, config.repeat, config.budget_s),
+                   "training_timing": timing_method(config.train_warmup, config.train_repeat, config.budget_s),
+                   "video_timing": f"{config.video_repeat} run(s) of the whole pipeline, median wall time",
+                   "memory": "peak resident memory (VmHWM) of the measuring process, reset before each measurement",
+                   "isolation": "one process per measurement" if not config.in_process else "one process for all",
+                   "baseline": "eager fp32 model(frames) per member at the same batch; training: the trainer's step "
+                               "with every speed setting off"},
+        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+        "seconds": time.time() - started, "notes": notes, "results": done,
+    }
+    report["targets"] = evaluate_targets(report)
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(json_path, report)
+    with atomic_path(md_path) as tmp_md:
+        tmp_md.write_text(render_markdown(report))
+    partial_path.unlink(missing_ok=True)
+    return md_path, json_path
+
+
+# ------------------------------------------------------------------------------ the CLI
+
+def add_bench_arguments(p) -> None:
+    d = SuiteConfig()
+    p.add_argument("--quick", action="store_true", help="tiny settings: proves the suite runs (numbers mean little)")
+    p.add_argument("--out_dir", default=str(d.out_dir), help=f"folder for <machine>.md/.json (default {d.out_dir})")
+    p.add_argument("--name", default=None, help="results file stem (default: the machine, e.g. amd-epyc-2cpu)")
+    p.add_argument("--members", type=int, default=None, help=f"ensemble size (default {d.members})")
+    p.add_argument("--batch", type=int, default=None, help=f"frames per batched call (default {d.batch})")
+    p.add_argument("--repeat", type=int, default=None, help=f"timed calls per measurement (default {d.repeat})")
+    p.add_argument("--video", default=None, help=f"video for the pipeline measurements (default {DEFAULT_VIDEO})")
+    p.add_argument("--data_root", default=None, help="training data for the loader (default: a small synthetic set)")
+    p.add_argument("--skip", nargs="+", default=[], choices=SECTIONS, help="sections to leave out")
+    p.add_argument("--in_process", action="store_true", help="measure in this process (faster start, less isolation)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing results")
+    p.set_defaults(func=cmd_bench)
+
+
+def config_from_args(args) -> SuiteConfig:
+    overrides: dict = {"out_dir": Path(args.out_dir), "name": args.name, "skip": tuple(args.skip),
+                       "overwrite": args.overwrite}
+    for key in ("members", "batch", "repeat"):
+        if getattr(args, key) is not None:
+            if getattr(args, key) < 1:
+                raise EMENetInputError(f"--{key} must be at least 1, got {getattr(args, key)}")
+            overrides[key] = getattr(args, key)
+    if args.video is not None:
+        overrides["video"] = Path(args.video)
+    if args.data_root is not None:
+        overrides["data_root"] = Path(args.data_root)
+    if args.in_process:
+        overrides["in_process"] = True
+    return SuiteConfig.quick(**overrides) if args.quick else SuiteConfig(**overrides)
+
+
+def cmd_bench(args) -> None:
+    md, js = run_suite(config_from_args(args))
+    print(md.read_text())
+    print(f"written: {md}, {js}")
+
+
+__all__ = ["SuiteConfig", "add_bench_arguments", "cmd_bench", "plan", "run_suite"]

@@ -1,0 +1,308 @@
+"""What the benchmark suite measures. Each workload takes a JSON-able spec and returns a JSON-able dict.
+
+The baseline of every comparison is the plain path written the obvious way: the eager fp32
+model called on the same frames (`model(frames)` per member, whole batch), and for training
+the trainer's step with every speed setting off (`TrainSpeed()`).
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emenet.bench.measure import measure_memory, time_calls
+from emenet.models.emenet import EMENet
+from emenet.models.mobilefacenet import INPUT_SIZE
+
+BASELINE = "baseline"
+
+
+def _models(members: int, seed: int = 0) -> list[EMENet]:
+    from emenet.models import create_model
+    out = []
+    for i in range(members):
+        torch.manual_seed(seed + i)  # speed does not depend on the weights; distinct members all the same
+        out.append(create_model("emenet_v").eval())
+    return out
+
+
+def _frames(n: int, seed: int = 0) -> torch.Tensor:
+    return torch.rand(n, 3, INPUT_SIZE, INPUT_SIZE, generator=torch.Generator().manual_seed(seed))
+
+
+# ---------------------------------------------------------------------------- inference
+
+def _baseline_fns(models: list[EMENet], batch: torch.Tensor, stream: torch.Tensor) -> tuple[Callable, Callable]:
+    def batched():
+        with torch.no_grad():
+            return [m(batch[None])[0] for m in models]  # one 64-frame sequence per member
+
+    def streaming():
+        hidden: list = [None] * len(models)
+        with torch.no_grad():
+            for frame in stream:  # one frame at a time, carrying each member's hidden state
+                for i, m in enumerate(models):
+                    _, hidden[i] = m(frame[None, None], hidden[i])
+    return batched, streaming
+
+
+def _runner_fns(runner, models: list[EMENet], batch: torch.Tensor, stream: torch.Tensor) -> tuple[Callable, Callable]:
+    """The Predictor's hot path (`Runner.forward`): the same calls, without decoding."""
+    def batched():
+        return [logits for logits, _ in runner.forward(batch, hidden=[None] * len(models))]
+
+    def streaming():
+        hidden: list = [None] * len(models)
+        for frame in stream:
+            hidden = [h for _, h in runner.forward(frame[None], hidden=hidden)]
+    return batched, streaming
+
+
+def inference(spec: dict) -> dict:
+    """Streaming (one frame per call with the hidden state) and batched frames/s of one path."""
+    from emenet.fast import make_runner
+    models = _models(spec["members"])
+    batch, stream = _frames(spec["batch"], 1), _frames(spec["stream_frames"], 2)
+    out: dict = {"members": spec["members"], "backend": spec["backend"]}
+    runner = None
+    if spec["backend"] == BASELINE:
+        batched, streaming = _baseline_fns(models, batch, stream)
+        out["setup_s"] = 0.0
+    else:
+        t0 = time.perf_counter()
+        runner = make_runner(spec["backend"], models, "cpu", **spec.get("options", {}))
+        out["setup_s"] = time.perf_counter() - t0
+        batched, streaming = _runner_fns(runner, models, batch, stream)
+    try:
+        for mode, fn, frames in (("streaming", streaming, spec["stream_frames"]), ("batched", batched, spec["batch"])):
+            timing, mem = measure_memory(lambda f=fn: time_calls(f, spec["warmup"], spec["repeat"], spec.get("budget_s")))
+            out[mode] = {**timing.to_dict(frames), **mem}
+        if runner is not None:  # parity with the baseline on the benchmark's own frames
+            ref, _ = _baseline_fns(models, batch, stream)
+            out["max_abs_logit_diff_vs_baseline"] = max(float((a[t] - b[t]).abs().max()) for a, b in
+                                                        zip(batched(), ref()) for t in a)
+    finally:
+        if runner is not None:
+            runner.close()
+    return out
+
+
+# ------------------------------------------------------------------------------- videos
+
+def _checkpoints(members: int, folder: Path) -> list[Path]:
+    from emenet.models import save_checkpoint
+    return [save_checkpoint(folder / f"member_{i}.pth", m, epoch=1) for i, m in enumerate(_models(members))]
+
+
+def make_looped_video(source: str | Path, out: str | Path, num_frames: int) -> Path:
+    """A synthetic video of `num_frames` frames: `source`'s frames played forward, backward, forward...
+
+    Its faces move like the source's, so detection and tracking do their usual work, and the
+    length is whatever the memory check needs.
+    """
+    from emenet.inference.video import VideoWriter, iter_video_chunks, read_video_meta
+    meta = read_video_meta(source)
+    frames = np.concatenate([c.frames for c in iter_video_chunks(source, 64)])
+    order = np.concatenate([np.arange(len(frames)), np.arange(len(frames) - 2, 0, -1)])  # ping-pong, no repeats
+    with VideoWriter(out, Fraction(meta.rate), meta.width, meta.height) as writer:
+        for k in range(num_frames):
+            writer.write(frames[order[k % len(order)]])
+    return Path(out)
+
+
+def video(spec: dict) -> dict:
+    """End to end: decode, detect, track, align, predict, write CSV + annotated MP4 + timeline."""
+    from emenet.inference.outputs import predict_video_to_files
+    from emenet.inference.predictor import Predictor
+    backend = "eager" if spec["backend"] == BASELINE else spec["backend"]
+    with tempfile.TemporaryDirectory(prefix="emenet-bench-") as tmp:
+        predictor = Predictor(_checkpoints(spec["members"], Path(tmp)), backend=backend, batch_size=spec["batch"])
+        runs = []
+        for k in range(spec["repeat"]):
+            t0 = time.perf_counter()
+            result, mem = measure_memory(lambda k=k: predict_video_to_files(
+                predictor, spec["video"], Path(tmp) / f"out_{k}", overwrite=True, progress=False))
+            runs.append((time.perf_counter() - t0, result.prediction.num_frames, mem))
+        predictor.close()
+    seconds = sorted(r[0] for r in runs)[len(runs) // 2]
+    frames = runs[0][1]
+    return {"members": spec["members"], "backend": backend, "video": str(spec["video"]), "num_frames": frames,
+            "repeat": len(runs), "wall_s": [r[0] for r in runs], "median_s": seconds, "frames_per_s": frames / seconds,
+            "peak_rss_mb": max(r[2]["peak_rss_mb"] for r in runs), "memory_method": runs[0][2]["memory_method"]}
+
+
+def video_stages(spec: dict) -> dict:
+    """Where the pipeline's time goes: decoding alone, decoding + face detection and tracking."""
+    from emenet.inference.video import iter_video_chunks, track_video_faces
+    t0 = time.perf_counter()
+    frames = sum(len(c) for c in iter_video_chunks(spec["video"], 64))
+    decode_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    track_video_faces(spec["video"], progress=False)
+    detect_s = time.perf_counter() - t0
+    return {"num_frames": frames, "decode_s": decode_s, "decode_frames_per_s": frames / decode_s,
+            "decode_detect_track_s": detect_s, "decode_detect_track_frames_per_s": frames / detect_s}
+
+
+def long_video(spec: dict) -> dict:
+    """Peak memory of the whole pipeline on a short and a long looped video: flat in length?"""
+    from emenet.inference.outputs import predict_video_to_files
+    from emenet.inference.predictor import Predictor
+    out: dict = {"backend": spec["backend"], "members": spec["members"], "runs": []}
+    with tempfile.TemporaryDirectory(prefix="emenet-bench-") as tmp:
+        predictor = Predictor(_checkpoints(spec["members"], Path(tmp)), backend=spec["backend"])
+        for n in spec["lengths"]:
+            path = make_looped_video(spec["video"], Path(tmp) / f"looped_{n}.mp4", n)
+            t0 = time.perf_counter()
+            result, mem = measure_memory(lambda p=path, n=n: predict_video_to_files(
+                predictor, p, Path(tmp) / f"out_{n}", overwrite=True, progress=False))
+            seconds = time.perf_counter() - t0
+            out["runs"].append({"num_frames": result.prediction.num_frames, "seconds": seconds,
+                                "frames_per_s": result.prediction.num_frames / seconds, **mem})
+        predictor.close()
+    first, last = out["runs"][0], out["runs"][-1]
+    out["peak_growth_mb"] = last["peak_rss_mb"] - first["peak_rss_mb"]
+    out["length_ratio"] = last["num_frames"] / first["num_frames"]
+    return out
+
+
+# ------------------------------------------------------------------------------ training
+
+def _teacher_batch(clips: int, seq_len: int, rng: np.random.Generator) -> dict:
+    batch = {}
+    for task in ("EXPR", "AU", "VA"):
+        frames = torch.from_numpy(rng.integers(0, 256, (clips, seq_len, 3, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8))
+        if task == "EXPR":
+            labels = rng.integers(0, 7, (clips, seq_len, 1)).astype(np.float32)
+        elif task == "AU":
+            labels = rng.integers(0, 2, (clips, seq_len, 12)).astype(np.float32)
+        else:
+            labels = rng.uniform(-1, 1, (clips, seq_len, 2)).astype(np.float32)
+        batch[task] = {"frames": frames, "labels": torch.from_numpy(labels),
+                       "mask": torch.ones(labels.shape, dtype=torch.bool)}
+    return batch
+
+
+def _student_batch(clips: int, seq_len: int, rng: np.random.Generator) -> tuple[dict, object]:
+    from emenet.distill.soft_labels import DISTILL_KEY, SoftLabelLayout
+    layout = SoftLabelLayout(("AU", "EXPR", "VA"))
+    labels = np.full((clips, seq_len, layout.width), -1.0, np.float32)  # ground-truth columns unannotated
+    soft = layout.soft
+    labels[..., soft["AU"]] = rng.uniform(0.01, 0.99, (clips, seq_len, 12))
+    expr = rng.dirichlet(np.ones(7), (clips, seq_len))
+    labels[..., soft["EXPR"]] = expr
+    labels[..., soft["VA"]] = rng.dirichlet(np.ones(20), (clips, seq_len, 2)).reshape(clips, seq_len, 40)
+    mask = np.ones(labels.shape, bool)
+    frames = torch.from_numpy(rng.integers(0, 256, (clips, seq_len, 3, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8))
+    return {DISTILL_KEY: {"frames": frames, "labels": torch.from_numpy(labels), "mask": torch.from_numpy(mask)}}, layout
+
+
+def _trainer(spec: dict):
+    """(trainer, batch, generator) of a teacher or student step with the spec's speed settings."""
+    from emenet.data.augment import AugmentConfig
+    from emenet.fast.training import TrainSpeed
+    from emenet.training.objectives import StudentObjective, TaskWeights, TeacherObjective
+    from emenet.training.trainer import Trainer
+    rng = np.random.default_rng(0)
+    model = _models(1)[0].train()
+    teacher = TeacherObjective()
+    if spec["role"] == "teacher":
+        batch = _teacher_batch(spec["clips"], spec["seq_len"], rng)
+        objective = teacher
+    else:
+        batch, layout = _student_batch(spec["clips"], spec["seq_len"], rng)
+        objective = StudentObjective(layout, supervised=teacher)
+    speed = TrainSpeed() if spec["speed"] == BASELINE else TrainSpeed.recommended("cpu")
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    trainer = Trainer(model, objective, optimizer, torch.optim.lr_scheduler.StepLR(optimizer, 10), False,
+                      None, lambda m: {}, TaskWeights({t: 1.0 for t in model.tasks}), AugmentConfig(),
+                      batch_size=spec["clips"], nepochs=1, seed=0, device=torch.device("cpu"), speed=speed,
+                      progress=False)
+    return trainer, batch, torch.Generator().manual_seed(0)
+
+
+def train_step(spec: dict) -> dict:
+    """Seconds per optimisation step of the trainer (teacher or student), data already in memory."""
+    trainer, batch, gen = _trainer(spec)
+    speed = trainer.speed
+    frames = sum(b["frames"].shape[0] * b["frames"].shape[1] for b in batch.values())
+    timing, mem = measure_memory(lambda: time_calls(lambda: trainer.train_step(batch, gen), spec["warmup"],
+                                                    spec["repeat"], spec.get("budget_s")))
+    return {"role": spec["role"], "speed": spec["speed"], "settings": speed.to_dict(), "clips": sum(
+        b["frames"].shape[0] for b in batch.values()), "seq_len": spec["seq_len"], **timing.to_dict(frames), **mem}
+
+
+def loader(spec: dict) -> dict:
+    """Frames/s of the training data loader alone (JPEG decoding, clip assembly, collation)."""
+    from torch.utils.data import DataLoader
+
+    from emenet.data.affwild2 import load_affwild2_index
+    from emenet.data.datasets import MultiTaskBatchSampler, MultiTaskClipDataset, collate_by_task
+    from emenet.data.labeled import labeled_videos
+    tasks = ("EXPR", "AU", "VA")
+    data_root = spec["data_root"]
+    ds = MultiTaskClipDataset(labeled_videos(load_affwild2_index(data_root), "Train_Set", tasks), tasks,
+                              spec["seq_len"], 30, INPUT_SIZE)
+    out = {"data_root": str(data_root), "clips_per_task": spec["clips"], "seq_len": spec["seq_len"], "runs": []}
+    for workers in spec["workers"]:
+        loader_ = DataLoader(ds, batch_sampler=MultiTaskBatchSampler(ds.task_ranges, spec["clips"], 0, 1, spec["steps"]),
+                             collate_fn=collate_by_task, num_workers=workers)
+
+        def run():
+            return sum(b["frames"].shape[0] * b["frames"].shape[1] for batch in loader_ for b in batch.values())
+        t0 = time.perf_counter()
+        frames, mem = measure_memory(run)
+        seconds = time.perf_counter() - t0
+        out["runs"].append({"workers": workers, "steps": spec["steps"], "frames": frames, "seconds": seconds,
+                            "frames_per_s": frames / seconds, **mem})
+    return out
+
+
+# ------------------------------------------------------------------------------- profiles
+
+def _top_ops(prof, rows: int) -> list[dict]:
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+    return [{"op": e.key, "calls": e.count, "self_cpu_ms": e.self_cpu_time_total / 1e3,
+             "share": e.self_cpu_time_total / total} for e in events[:rows]]
+
+
+def profile(spec: dict) -> dict:
+    """torch.profiler's top operators (self CPU time) of the fused ensemble's backbones or a fast train step."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+    if spec["target"] == "inference":
+        # what each fused worker thread runs, here in the profiled thread (the profiler records
+        # the thread that starts it): every member over 8-frame channels-last micro-batches
+        from emenet.fast.runners import DEFAULT_MICRO_BATCH, FusedRunner
+        models = _models(spec["members"])
+        runner = FusedRunner(models, torch.device("cpu"), num_workers=1)
+        batch = _frames(spec["batch"]).contiguous(memory_format=torch.channels_last)
+        torch.set_num_threads(1)
+
+        def fn():
+            with torch.inference_mode():
+                for backbone in runner.backbones:
+                    for chunk in batch.split(DEFAULT_MICRO_BATCH):
+                        backbone(chunk)
+    else:
+        runner = None
+        trainer, batch, gen = _trainer(spec)
+        fn = lambda: trainer.train_step(batch, gen)  # noqa: E731
+    fn()
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    if runner is not None:
+        runner.close()
+    return {"target": spec["target"], "top_ops": _top_ops(prof, spec.get("rows", 12))}
+
+
+WORKLOADS: dict[str, Callable[[dict], dict]] = {
+    "inference": inference, "video": video, "video_stages": video_stages, "long_video": long_video,
+    "train_step": train_step, "loader": loader, "profile": profile,
+}

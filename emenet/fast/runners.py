@@ -1,0 +1,340 @@
+"""Backbone runners: one loaded model or ensemble, frames in, every member's per-frame features out.
+
+A runner computes what costs: the MobileFaceNet features of every member (99.7% of the
+multiply-adds). The GRU heads stay in torch for every backend (`EMENet.forward_features`),
+so streaming with a hidden state is one code path and each backend only has to match the
+eager backbone. Members share the decoded, normalised batch: it is converted once and each
+member's backbone runs over the same tensor.
+
+| backend | what runs | where |
+|---|---|---|
+| `eager` | the model as trained, whole batch per member (the plain baseline; EMENet-VA too) | any device |
+| `fused` | BN folded into the convolutions, channels-last, inference mode; on the CPU micro-batches of 8 frames on a `WorkerPool` (members and micro-batches concurrently) | any device |
+| `compile` | `fused` through `torch.compile` (inductor, frozen weights); compiles once per process and shape (tens of seconds) | any device with a compiler |
+| `onnx` | the fused backbone exported to ONNX, run by ONNX Runtime (`pip install 'emenet[onnx]'`) | CPU |
+| `int8` | that ONNX graph statically quantized to int8, accepted only if it passes the accuracy gate of emenet.fast.int8 | CPU |
+
+`auto` (`resolve_backend`) picks `fused` for EMENet-V models and `eager` when any member is an
+EMENet-VA model: on the 2-core CPU of benchmarks/results, `fused` was the fastest path with no
+set-up cost (onnx within a few percent of it after a 10-20 s export per model, int8 no faster
+without VNNI instructions, compile a little faster after a 30-100 s compilation).
+
+    >>> import emenet
+    >>> model = emenet.create_model("emenet_v").eval()
+    >>> runner = make_runner("fused", [model], torch.device("cpu"))
+    >>> [f.shape for f in runner.encode(torch.rand(3, 3, 112, 112))]
+    [torch.Size([3, 512])]
+    >>> runner.close()
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from emenet.errors import EMENetInputError
+from emenet.fast.fold import fused_backbone
+from emenet.fast.pool import WorkerPool
+from emenet.models.emenet import EMENet
+from emenet.models.emenet_va import EMENetVA
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("eager", "fused", "compile", "onnx", "int8")
+AUTO = "auto"
+DEFAULT_MICRO_BATCH = 8  # frames per CPU forward: activations stay in cache (see emenet.fast.pool)
+
+
+class Runner:
+    """Per-member backbone features of a batch of frames. Subclasses implement `_encode`."""
+
+    name = "base"
+
+    def __init__(self, models: Sequence[EMENet], device: torch.device):
+        self.models = list(models)
+        self.device = torch.device(device)
+        self.setup_seconds = 0.0  # export/compile/quantize time spent building the runner
+
+    def encode(self, frames: torch.Tensor, audio: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """frames (N, 3, 112, 112) float RGB in [0, 1] on the device; audio (N, window) for EMENet-VA
+        members, else None -> one (N, F) feature tensor per member, on the device."""
+        if frames.ndim != 4:
+            raise ValueError(f"expected frames of shape (N, 3, H, W), got {tuple(frames.shape)}")
+        with torch.inference_mode():
+            return self._encode(frames, audio)
+
+    def _encode(self, frames: torch.Tensor, audio: torch.Tensor | None) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, frames: torch.Tensor, audio: torch.Tensor | None = None, hidden: Sequence | None = None
+                ) -> list[tuple[dict[str, torch.Tensor], dict]]:
+        """Every member's (logits, new hidden) for N frames: backbones (`encode`) then the GRU heads.
+
+        With `hidden` (one entry per member, None to start), the frames are one sequence
+        continuing it: logits (1, N, C). Without, each frame is a sequence of its own with no
+        state: logits (N, 1, C). Pooled runners run each member's heads on a worker thread too,
+        so no small op of the hot path waits at an intra-op thread barrier.
+        """
+        features = self.encode(frames, audio)
+
+        def heads(i: int) -> tuple[dict[str, torch.Tensor], dict]:
+            model = self.models[i]
+            if hidden is None:
+                return model.forward_features(features[i][:, None])  # (N, 1, ...)
+            return model.forward_features(features[i][None], hidden[i])  # (1, N, ...)
+        return self._map(heads, range(len(self.models)))
+
+    def _map(self, fn, items) -> list:
+        with torch.inference_mode():
+            return [fn(item) for item in items]
+
+    def close(self) -> None:
+        """Release worker threads (the runner cannot be used afterwards)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self.models)} model(s), device={str(self.device)!r})"
+
+
+class EagerRunner(Runner):
+    """The model as trained: each member's backbone over the whole batch (EMENet-VA: with its audio)."""
+
+    name = "eager"
+
+    def _encode(self, frames: torch.Tensor, audio: torch.Tensor | None) -> list[torch.Tensor]:
+        out = []
+        for model in self.models:
+            if isinstance(model, EMENetVA):
+                if audio is None:
+                    raise EMENetInputError("an EMENet-VA model needs the audio window of every frame")
+                out.append(model.encode(frames[None], audio[None])[0])  # (N, 640)
+            else:
+                out.append(model.encode_frames(frames[None])[0])  # (N, 512)
+        return out
+
+
+class PooledRunner(Runner):
+    """Micro-batches x members on a WorkerPool on the CPU; whole batches on an accelerator."""
+
+    def __init__(self, models: Sequence[EMENet], device: torch.device, micro_batch: int = DEFAULT_MICRO_BATCH,
+                 num_workers: int | None = None):
+        super().__init__(models, device)
+        for model in self.models:
+            if isinstance(model, EMENetVA):
+                raise EMENetInputError(f"the {self.name} backend runs EMENet-V models only; use --backend eager "
+                                       f"for EMENet-VA")
+        if micro_batch < 1:
+            raise EMENetInputError(f"micro_batch must be at least 1, got {micro_batch}")
+        self.micro_batch = micro_batch
+        self.pool = WorkerPool(num_workers) if self.device.type == "cpu" else None
+
+    def _forward(self, member: int, frames: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _encode(self, frames: torch.Tensor, audio: torch.Tensor | None) -> list[torch.Tensor]:
+        members = range(len(self.models))
+        if self.pool is None:
+            return [self._forward(i, frames) for i in members]
+        chunks = frames.split(self.micro_batch)
+        if not chunks:  # no frames: nothing worth a thread
+            return [self._forward(i, frames) for i in members]
+        jobs = [(i, c) for i in members for c in chunks]  # every member shares the same frames
+        outs = self.pool.map(lambda job: self._forward(*job), jobs)
+        k = len(chunks)
+        return [torch.cat(outs[i * k:(i + 1) * k]) if k > 1 else outs[i * k] for i in members]
+
+    def _map(self, fn, items) -> list:
+        return super()._map(fn, items) if self.pool is None else self.pool.map(fn, list(items))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+
+
+class FusedRunner(PooledRunner):
+    """BN-folded, channels-last backbones in inference mode."""
+
+    name = "fused"
+
+    def __init__(self, models: Sequence[EMENet], device: torch.device, micro_batch: int = DEFAULT_MICRO_BATCH,
+                 num_workers: int | None = None):
+        super().__init__(models, device, micro_batch, num_workers)
+        start = time.perf_counter()
+        self.backbones: list[nn.Module] = [fused_backbone(m.backbone, self.device) for m in self.models]
+        self.setup_seconds = time.perf_counter() - start
+
+    def _forward(self, member: int, frames: torch.Tensor) -> torch.Tensor:
+        return self.backbones[member](frames.contiguous(memory_format=torch.channels_last))
+
+
+def compiler_available() -> str | None:
+    """None if torch.compile can build CPU kernels here, else why not."""
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+        get_cpp_compiler()
+    except Exception as exc:  # noqa: BLE001 - any failure means: no compiler
+        return f"torch.compile has no C++ compiler here ({type(exc).__name__}: {str(exc)[:120]})"
+    return None
+
+
+class CompiledRunner(FusedRunner):
+    """`torch.compile` (inductor, frozen weights) of the fused backbones.
+
+    On the CPU every forward has the shape (micro_batch, ...) or (1, ...): a shorter tail is
+    padded with zeros (frames are independent in eval mode), so at most two graphs compile.
+    The first compilation happens here, so `setup_seconds` holds the compile time.
+    """
+
+    name = "compile"
+
+    def __init__(self, models: Sequence[EMENet], device: torch.device, micro_batch: int = DEFAULT_MICRO_BATCH,
+                 num_workers: int | None = None):
+        reason = compiler_available()
+        if reason:
+            raise EMENetInputError(f"the compile backend is unavailable: {reason}; use --backend fused")
+        super().__init__(models, device, micro_batch, num_workers)
+        start = time.perf_counter()
+        dynamic = None if self.device.type != "cpu" else False
+        self.compiled = [torch.compile(b, dynamic=dynamic, options={"freezing": True}) for b in self.backbones]
+        warm = torch.zeros(micro_batch if self.pool is not None else 2, 3, 112, 112, device=self.device)
+        self.encode(warm)
+        self.setup_seconds += time.perf_counter() - start
+
+    def _forward(self, member: int, frames: torch.Tensor) -> torch.Tensor:
+        n = len(frames)
+        if self.pool is None or n in (1, self.micro_batch):
+            return self.compiled[member](frames.contiguous(memory_format=torch.channels_last))
+        padded = frames.new_zeros((self.micro_batch, *frames.shape[1:]))
+        padded[:n] = frames
+        return self.compiled[member](padded.contiguous(memory_format=torch.channels_last))[:n]
+
+
+class OnnxRunner(PooledRunner):
+    """Each member's fused backbone exported to ONNX and run by ONNX Runtime on the CPU."""
+
+    name = "onnx"
+
+    def __init__(self, models: Sequence[EMENet], device: torch.device, micro_batch: int = DEFAULT_MICRO_BATCH,
+                 num_workers: int | None = None):
+        from emenet.fast.onnx_backend import require_onnx
+        require_onnx()
+        if torch.device(device).type != "cpu":
+            raise EMENetInputError(f"the {self.name} backend runs on the CPU; use --backend fused on {device}")
+        super().__init__(models, device, micro_batch, num_workers)
+        start = time.perf_counter()
+        self.graphs = self._graphs()
+        self.sessions = [self._session(g) for g in self.graphs]
+        self.setup_seconds = time.perf_counter() - start
+
+    def _graphs(self) -> list[bytes]:
+        from emenet.fast.onnx_backend import export_backbone
+        return [export_backbone(m.backbone) for m in self.models]
+
+    @staticmethod
+    def _session(graph: bytes):
+        from emenet.fast.onnx_backend import make_session
+        return make_session(graph, threads=1)
+
+    def _forward(self, member: int, frames: torch.Tensor) -> torch.Tensor:
+        from emenet.fast.onnx_backend import run_session
+        return run_session(self.sessions[member], frames)
+
+
+class Int8Runner(OnnxRunner):
+    """Statically quantized int8 backbones; each member must pass the accuracy gate (emenet.fast.int8).
+
+    Calibration (MinMax activation ranges) and validation use synthetic faces of different
+    seeds, unless `calibration` frames are given; a member that fails the gate raises
+    EMENetInputError naming the numbers. `gates` keeps every member's result.
+    """
+
+    name = "int8"
+
+    def __init__(self, models: Sequence[EMENet], device: torch.device, micro_batch: int = DEFAULT_MICRO_BATCH,
+                 num_workers: int | None = None, calibration: np.ndarray | None = None, calibration_frames: int = 64,
+                 validation_frames: int = 256):
+        self.calibration = calibration  # (N, 3, 112, 112) float32 frames; None: synthetic faces
+        self.calibration_frames = calibration_frames
+        self.validation_frames = validation_frames
+        self.gates = []
+        super().__init__(models, device, micro_batch, num_workers)
+        start = time.perf_counter()
+        self._check_gates()
+        self.setup_seconds += time.perf_counter() - start
+
+    def _graphs(self) -> list[bytes]:
+        from emenet.fast.int8 import CALIBRATION_SEED, synthetic_faces
+        from emenet.fast.onnx_backend import export_backbone, quantize_backbone
+        calibration = self.calibration
+        if calibration is None:
+            calibration = synthetic_faces(self.calibration_frames, CALIBRATION_SEED).float_frames().numpy()
+        return [quantize_backbone(export_backbone(m.backbone), calibration) for m in self.models]
+
+    def _check_gates(self) -> None:
+        from emenet.fast.int8 import VALIDATION_SEED, int8_gate, synthetic_faces
+        faces = synthetic_faces(self.validation_frames, VALIDATION_SEED)
+        frames = faces.float_frames()
+        features = self.encode(frames)
+        with torch.inference_mode():
+            for i, model in enumerate(self.models):
+                ref, _ = model(frames[:, None])  # each frame alone, eager fp32
+                new, _ = model.forward_features(features[i][:, None])
+                gate = int8_gate({t: v[:, 0] for t, v in ref.items()}, {t: v[:, 0] for t, v in new.items()}, faces.va)
+                self.gates.append(gate)
+                log.info("int8 member %d: %s", i, gate.summary())
+                if not gate.passed:
+                    self.close()
+                    raise EMENetInputError(f"int8 quantization of member {i} fails its accuracy gate: {gate.summary()}; "
+                                           f"use --backend fused")
+
+
+RUNNERS: dict[str, type[Runner]] = {"eager": EagerRunner, "fused": FusedRunner, "compile": CompiledRunner,
+                                    "onnx": OnnxRunner, "int8": Int8Runner}
+
+
+def unavailable_reason(backend: str, device: torch.device) -> str | None:
+    """None if `backend` can run on `device` here, else one line saying why not."""
+    device = torch.device(device)
+    if backend in ("onnx", "int8"):
+        from emenet.fast.onnx_backend import onnx_available
+        if not onnx_available():
+            return "needs the onnx extra: pip install 'emenet[onnx]'"
+        if device.type != "cpu":
+            return "runs on the CPU only"
+    if backend == "compile":
+        return compiler_available()
+    return None
+
+
+def available_backends(device: torch.device | str = "cpu") -> list[str]:
+    """The backends that can run on `device` on this machine, in BACKENDS order."""
+    return [b for b in BACKENDS if unavailable_reason(b, torch.device(device)) is None]
+
+
+def resolve_backend(backend: str, models: Sequence[EMENet], device: torch.device | str) -> str:
+    """The concrete backend for `backend` ("auto" or a name in BACKENDS); one-line error if unusable.
+
+    auto: `eager` when any member is EMENet-VA (its audio branch has no fast path), else `fused`.
+    """
+    if backend == AUTO:
+        return "eager" if any(isinstance(m, EMENetVA) for m in models) else "fused"
+    if backend not in RUNNERS:
+        raise EMENetInputError(f"unknown backend {backend!r}; valid ones are {[AUTO, *BACKENDS]}")
+    reason = unavailable_reason(backend, torch.device(device))
+    if reason:
+        raise EMENetInputError(f"the {backend} backend is unavailable: {reason}")
+    return backend
+
+
+def make_runner(backend: str, models: Sequence[EMENet], device: torch.device | str, **options) -> Runner:
+    """Build the runner of `backend` ("auto" allowed); `options` (micro_batch, num_workers) go to pooled runners."""
+    device = torch.device(device)
+    name = resolve_backend(backend, models, device)
+    cls = RUNNERS[name]
+    if cls is EagerRunner:
+        return EagerRunner(models, device)
+    return cls(models, device, **{k: v for k, v in options.items() if v is not None})

@@ -1,0 +1,96 @@
+"""`test_ensemble.py` of both trees: the challenge submission of an ensemble, from the shell.
+
+Training/test_ensemble.py (visual) and Train_Multimodal/test_ensemble.py (visual-audio) are
+this module with different defaults: the visual-audio one documents `--window_size` and `--sr`
+and requires the members to be EMENet-VA models, whose audio windows are cut from each test
+video's own track (the checkpoint fixes the window; the options are checked against it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from emenet.errors import EMENetInputError
+
+EXAMPLES = """
+Layout under --save_dir (see emenet.inference.submission):
+    <member>/<AU|EXPR|VA>/<name>.txt, merged/<AU|EXPR|VA>/<name>.txt    challenge format
+    <member>_with_uncertainty/..., merged_with_uncertainty/.../<name>.csv  + probabilities, uncertainty
+Test names already done are skipped on a rerun unless --overwrite.
+
+Example:
+    python Training/create_test_set_file.py --data_dir data/affwild2 --video_dir data/videos --out test_set.parquet
+    python {prog} --names teacher_0 teacher_1 --load_epochs 4 6 --test_set_file test_set.parquet
+    python {prog} --checkpoint a.pth b.pth --save_dir submission --cuda \\
+        --ground_truth_dir data/synth/synthetic_ground_truth
+"""
+
+
+def build_parser(prog: str = "test_ensemble.py", audio: bool = False) -> argparse.ArgumentParser:
+    from emenet.audio import SAMPLE_RATE, WINDOW_SECONDS
+    from emenet.inference.cli_predict import add_checkpoint_arguments
+    what = "an EMENet-VA (visual-audio) ensemble" if audio else "an ensemble"
+    parser = argparse.ArgumentParser(prog=prog, description=f"Write the challenge submission of {what}: one file "
+                                     "per test name and task, for each member and for the merged ensemble, each "
+                                     "beside a CSV with probabilities and uncertainty." + EXAMPLES.format(prog=prog),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_checkpoint_arguments(parser)
+    parser.add_argument("--test_set_file", default="test_set.parquet",
+                        help="written by Training/create_test_set_file.py (default %(default)s)")
+    parser.add_argument("--save_dir", default="submission", help="output folder (default %(default)s)")
+    parser.add_argument("--overwrite", action="store_true", help="redo test names that are already done")
+    parser.add_argument("--chunk_size", type=int, default=256, help="crops read per step (default %(default)s)")
+    parser.add_argument("--num_workers", type=int, default=2, help="threads reading crops (default %(default)s)")
+    parser.add_argument("--ground_truth_dir", default=None,
+                        help="score the merged files against ground truth in this folder (<AU_Set|EXPR_Set|VA_Set>/)")
+    parser.add_argument("--no_progress", action="store_true")
+    if audio:
+        parser.add_argument("--window_size", type=float, default=WINDOW_SECONDS,
+                            help="seconds of audio per frame (default %(default)s; must match the checkpoints)")
+        parser.add_argument("--sr", type=int, default=SAMPLE_RATE, help="audio sample rate (default %(default)s)")
+    parser.set_defaults(audio=audio)
+    return parser
+
+
+def _check_audio_members(members, window_size: float, sr: int) -> None:
+    """Every member of the visual-audio tree is an EMENet-VA with the asked window."""
+    from emenet.models.checkpoint import load_checkpoint
+    from emenet.models.emenet_va import EMENetVA
+    want = int(round(window_size * sr))
+    for m in members:
+        model = load_checkpoint(m.checkpoint)
+        if not isinstance(model, EMENetVA):
+            raise EMENetInputError(f"{m.checkpoint}: a visual (EMENet-V) model; Train_Multimodal/test_ensemble.py "
+                                   "takes EMENet-VA checkpoints (use Training/test_ensemble.py)")
+        if model.config.audio_window != want or model.config.sample_rate != sr:
+            raise EMENetInputError(f"{m.checkpoint}: trained with {model.config.audio_window} samples at "
+                                   f"{model.config.sample_rate} Hz per frame, but --window_size {window_size} "
+                                   f"--sr {sr} asks for {want}")
+
+
+def main(argv: list[str] | None = None, prog: str = "test_ensemble.py", audio: bool = False) -> int:
+    args = build_parser(prog, audio).parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from emenet.inference.submission import members_from_names, score_submission, write_submission
+    try:
+        members = members_from_names(args.names, args.load_epochs, args.checkpoints_dir, args.checkpoint)
+        if audio:
+            _check_audio_members(members, args.window_size, args.sr)
+        result = write_submission(members, args.test_set_file, args.save_dir, overwrite=args.overwrite,
+                                  device="cuda" if args.cuda else args.device, batch_size=args.batch_size,
+                                  chunk_size=args.chunk_size, num_workers=args.num_workers,
+                                  progress=not args.no_progress)
+        scores = None
+        if args.ground_truth_dir:
+            scores = score_submission(result.merged_dir, args.ground_truth_dir, args.test_set_file)
+    except EMENetInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{result.save_dir}: {len(result.done)} test names predicted, {len(result.skipped)} already done "
+          f"({len(members)} member(s): {', '.join(result.members)})")
+    if scores is not None:
+        from emenet.metrics import flatten_scores
+        print(json.dumps({k: round(v, 4) for k, v in flatten_scores(scores).items()}, indent=1))
+    return 0

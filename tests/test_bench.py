@@ -1,0 +1,113 @@
+"""The benchmark suite runs end to end and writes its report (timings are not tested: numbers vary)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from emenet.bench.measure import Timing, machine_slug, measure_memory, time_calls
+from emenet.bench.report import evaluate_targets, render_markdown
+from emenet.bench.suite import SuiteConfig, plan
+from emenet.cli import main
+
+
+def test_time_calls_counts_warmup_and_repetitions():
+    calls = []
+    timing = time_calls(lambda: calls.append(1), warmup=2, repeat=3)
+    assert len(calls) == 5 and len(timing.wall) == 3 and len(timing.cpu) == 3
+    d = Timing(wall=[1.0, 3.0, 2.0], cpu=[2.0, 2.0, 4.0]).to_dict(frames_per_call=10)
+    assert d["median_s"] == 2.0 and d["frames_per_s"] == 5.0 and d["cpu_s_per_frame"] == 0.2
+
+
+def test_peak_memory_sees_an_allocation():
+    import numpy as np
+    _, small = measure_memory(lambda: None)
+    _, big = measure_memory(lambda: np.ones(64 * 2 ** 20 // 8).sum())  # 64 MiB touched
+    assert big["peak_rss_mb"] >= small["peak_rss_mb"] + 48 or big["memory_method"].startswith("ru_maxrss")
+
+
+def test_machine_slug_is_a_file_name():
+    assert machine_slug({"cpu": "AMD EPYC 7B13 64-Core Processor", "usable_cpus": 2, "gpu": None}) == "amd-epyc-7b13-2cpu"
+    assert machine_slug({"cpu": "Intel(R) Xeon(R) CPU @ 2.20GHz", "usable_cpus": 4, "gpu": "NVIDIA H100 80GB HBM3"}) \
+        == "intel-xeon-4cpu-nvidia-h100-80gb"
+
+
+def test_plan_has_a_baseline_for_every_group(tmp_path):
+    measurements = plan(SuiteConfig(), tmp_path / "v.mp4", tmp_path)
+    ids = {m.id for m in measurements}
+    for group in ("inference/1", "inference/5", "video/1", "video/5", "train/teacher", "train/student"):
+        assert f"{group}/baseline" in ids
+    assert {"inference/1/fused", "inference/1/int8", "inference/5/onnx", "train/loader", "long_video"} <= ids
+    assert not any(m.id.startswith("video") for m in plan(SuiteConfig(skip=("video",)), None, None))
+
+
+def _result(fps: float, cpu: float = 0.01) -> dict:
+    return {"frames_per_s": fps, "cpu_s_per_frame": cpu, "peak_rss_mb": 500.0}
+
+
+def test_targets_use_ratios_within_the_run():
+    results = {
+        "inference/1/baseline": {"batched": _result(20.0), "streaming": _result(20.0), "setup_s": 0.0},
+        "inference/1/fused": {"batched": _result(90.0), "streaming": _result(50.0), "setup_s": 0.5},
+        "inference/5/baseline": {"batched": _result(4.0), "streaming": _result(4.0), "setup_s": 0.0},
+        "inference/5/fused": {"batched": _result(18.0), "streaming": _result(9.0), "setup_s": 0.5},
+        "train/teacher/baseline": {**_result(4.0), "settings": {}, "clips": 6, "seq_len": 30},
+        "train/teacher/fast": {**_result(8.0), "settings": {"channels_last": True}, "clips": 6, "seq_len": 30},
+        "train/loader": {"runs": [{"workers": 0, "steps": 2, "frames_per_s": 500.0, "peak_rss_mb": 1.0}],
+                         "clips_per_task": 2, "seq_len": 30},
+        "long_video": {"runs": [], "peak_growth_mb": 3.0, "length_ratio": 4.0},
+        "video/5/auto": {"error": "RuntimeError: boom"},
+    }
+    report = {"results": results, "config": {"members": 5}}
+    targets = {t["target"]: t for t in evaluate_targets(report)}
+    assert targets["one model, batched"]["met"] is True and "4.50x" in targets["one model, batched"]["measured"]
+    assert targets["5-member ensemble, batched"]["met"] is False
+    assert targets["video pipeline, 5-member ensemble"]["met"] is None  # failed: not measured
+    assert targets["training step"]["met"] is True and "teacher 2.00x" in targets["training step"]["measured"]
+    assert targets["loader keeps up with the step"]["met"] is True  # 500 / 8 = 62x
+    assert targets["long video: memory flat in length"]["met"] is True
+
+
+def test_quick_suite_writes_markdown_and_json(tmp_path, shared_dir):
+    out = tmp_path / "results"
+    argv = ["bench", "--quick", "--out_dir", str(out), "--name", "smoke", "--video",
+            str(shared_dir / "data" / "utterance_1.mp4")]
+    assert main(argv) == 0
+    report = json.loads((out / "smoke.json").read_text())
+    for key in ("machine", "versions", "method", "config", "results", "targets", "started"):
+        assert key in report
+    assert report["versions"]["torch"] and report["machine"]["usable_cpus"] >= 1
+    r = report["results"]
+    errors = {k: v["error"] for k, v in r.items() if "error" in v}
+    assert not errors
+    for key in ("inference/1/baseline", "inference/1/fused", "inference/2/baseline", "inference/2/fused"):
+        for mode in ("batched", "streaming"):
+            assert {"frames_per_s", "cpu_s_per_frame", "peak_rss_mb", "median_s", "wall_s"} <= set(r[key][mode])
+        assert r[key]["_meta"]["load_before"] is not None
+    assert r["inference/2/fused"]["max_abs_logit_diff_vs_baseline"] < 1e-4
+    assert {"video/1/baseline", "video/2/auto", "video_stages", "long_video", "train/teacher/fast",
+            "train/student/baseline", "train/loader", "profile/inference", "profile/train"} <= set(r)
+    assert [len(x) for x in (r["long_video"]["runs"],)] == [2]
+    assert r["profile/inference"]["top_ops"][0]["op"].startswith("aten::")
+    md = (out / "smoke.md").read_text()
+    for heading in ("## Targets", "## Inference", "## Video pipeline", "## Training step", "## Profile"):
+        assert heading in md
+    assert "| members | mode | path | frames/s | x baseline | CPU ms/frame |" in md
+    assert not (out / ".smoke.partial.json").exists()
+    assert main(argv) == 2  # refuses to overwrite without --overwrite
+
+
+def test_render_markdown_reports_a_failed_path():
+    report = {"results": {"inference/1/baseline": {"error": "RuntimeError: x"}}, "machine": {
+        "cpu": "c", "usable_cpus": 2, "gpu": None, "torch_threads": 2, "python": "3", "platform": "p"},
+        "config": {"members": 1, "batch": 4, "stream_frames": 2, "quick_mode": True}, "versions": {},
+        "method": {"timing": "t", "training_timing": "t", "video_timing": "v", "memory": "m", "baseline": "b",
+                   "isolation": "i"}, "started": "now", "seconds": 1.0, "targets": []}
+    assert "failed: RuntimeError: x" in render_markdown(report)
+
+
+@pytest.mark.parametrize("flag", [["--members", "0"], ["--video", "/nonexistent.mp4"]])
+def test_bad_bench_arguments_are_one_line_errors(flag, tmp_path, capsys):
+    assert main(["bench", "--quick", "--out_dir", str(tmp_path), "--skip", "train", "profile", "inference",
+                 *flag]) == 2
+    assert capsys.readouterr().err.startswith("error: ")

@@ -39,3 +39,13 @@ def require_extra():
                             f"does not import: {exc}")
             pytest.skip(f"the {extra} extra is not installed (pip install .[{extra}]): {exc}")
     return _require
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread: the suite shares two cores, where more threads only wait on each other."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -65,13 +65,6 @@ def ckpt(tmp_path_factory) -> Path:
     return emenet.save_checkpoint(tmp_path_factory.mktemp("ckpt") / "m.pth", model, 1)
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def sequential(folder, ckpt, tmp_path_factory, one_thread):

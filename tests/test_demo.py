@@ -25,14 +25,6 @@ DEMO = REPO / "Demo" / "Demo_Visual_Model.py"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    """Torch on one thread: the suite shares two cores, where more threads only wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):

@@ -58,13 +58,6 @@ def _one_error_line(returncode: int, stderr: str) -> str:
     return lines[0]
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):

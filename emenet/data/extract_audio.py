@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -32,6 +31,7 @@ from emenet.audio import SAMPLE_RATE, audio_cache_path
 from emenet.data.audio_windows import decode_to_cache, is_fresh
 from emenet.data.video_info import VIDEO_EXTENSIONS
 from emenet.errors import EMENetInputError
+from emenet.processes import process_pool_context
 from emenet.io_utils import atomic_path
 
 log = logging.getLogger(__name__)
@@ -66,10 +66,6 @@ def _decode_one(video: Path, audio_outdir: Path, sample_rate: int) -> tuple[Path
         return video, time.perf_counter() - started, 0, str(exc)
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-
 
 def extract_audio_files(video_dir: str | os.PathLike, audio_outdir: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
                         overwrite: bool = False, num_workers: int = 1, progress: bool = True) -> ExtractionReport:
@@ -96,7 +92,7 @@ def extract_audio_files(video_dir: str | os.PathLike, audio_outdir: str | os.Pat
             results = (_decode_one(v, out, sample_rate) for v in todo)
             _collect(results, report, rows, bar)
         else:
-            with ProcessPoolExecutor(min(num_workers, len(todo)), mp_context=_pool_context()) as pool:
+            with ProcessPoolExecutor(min(num_workers, len(todo)), mp_context=process_pool_context()) as pool:
                 _collect(pool.map(_decode_one, todo, [out] * len(todo), [sample_rate] * len(todo)), report, rows, bar)
     finally:
         bar.close()

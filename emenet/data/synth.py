@@ -19,7 +19,6 @@ not depend on how many worker processes write it.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import shutil
 import time
@@ -35,6 +34,7 @@ import numpy as np
 from emenet.data.synth_audio import Voice, room_noise, speech_track
 from emenet.data.synth_face import AU, EXTRA_NAMES, FaceRenderer, FaceState, Identity
 from emenet.errors import EMENetInputError
+from emenet.processes import process_pool_context
 from emenet.io_utils import write_json
 from emenet.tasks import AU_NAMES, EMOTION_TASKS, EXPR_NAMES, TASKS
 
@@ -560,11 +560,6 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)   # one process per video already uses every core
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
-    # fork avoids re-importing torch (via emenet/__init__) in every worker; elsewhere, spawn.
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-
 
 def generate_synthetic_dataset(out_dir: str | Path, num_videos: int = 16, seed: int = 0, min_frames: int = 150,
                                max_frames: int = 300, two_person_videos: int = 2, num_test_videos: int = 3,
@@ -604,7 +599,7 @@ def generate_synthetic_dataset(out_dir: str | Path, num_videos: int = 16, seed: 
             cv2_threads = cv2.getNumThreads()
             cv2.setNumThreads(1)   # stop OpenCV's thread pool: a forked child would hang on it
             try:
-                with ProcessPoolExecutor(workers, mp_context=_pool_context(), initializer=_init_worker) as pool:
+                with ProcessPoolExecutor(workers, mp_context=process_pool_context(), initializer=_init_worker) as pool:
                     for result in pool.map(_make_video, order, [str(out)] * len(order)):
                         facts.update(result)
                         bar.update()

@@ -45,7 +45,11 @@ def test_plan_has_a_baseline_for_every_group(tmp_path):
     ids = {m.id for m in measurements}
     for group in ("inference/1", "inference/5", "video/1", "video/5", "train/teacher", "train/student"):
         assert f"{group}/baseline" in ids
-    assert {"inference/1/fused", "inference/1/int8", "inference/5/onnx", "train/loader", "long_video"} <= ids
+    assert {"inference/1/fused", "inference/1/int8", "inference/5/onnx", "train/loader", "long_video",
+            "train/student/fast_passive"} <= ids
+    passive = next(m for m in measurements if m.id == "train/teacher/fast_passive")
+    assert passive.spec["env"] == {"OMP_WAIT_POLICY": "PASSIVE"} and passive.spec["speed"] == "fast"
+    assert not any(m.id.endswith("fast_passive") for m in plan(SuiteConfig.quick(), None, tmp_path))  # in-process
     assert not any(m.id.startswith("video") for m in plan(SuiteConfig(skip=("video",)), None, None))
 
 
@@ -60,7 +64,8 @@ def test_targets_use_ratios_within_the_run():
         "inference/5/baseline": {"batched": _result(4.0), "streaming": _result(4.0), "setup_s": 0.0},
         "inference/5/fused": {"batched": _result(18.0), "streaming": _result(9.0), "setup_s": 0.5},
         "train/teacher/baseline": {**_result(4.0), "settings": {}, "clips": 6, "seq_len": 30},
-        "train/teacher/fast": {**_result(8.0), "settings": {"channels_last": True}, "clips": 6, "seq_len": 30},
+        "train/teacher/fast": {**_result(6.0), "settings": {"channels_last": True}, "clips": 6, "seq_len": 30},
+        "train/teacher/fast_passive": {**_result(8.0), "settings": {}, "clips": 6, "seq_len": 30},
         "train/loader": {"runs": [{"workers": 0, "steps": 2, "frames_per_s": 500.0, "peak_rss_mb": 1.0}],
                          "clips_per_task": 2, "seq_len": 30},
         "long_video": {"runs": [], "peak_growth_mb": 3.0, "length_ratio": 4.0},
@@ -71,7 +76,7 @@ def test_targets_use_ratios_within_the_run():
     assert targets["one model, batched"]["met"] is True and "4.50x" in targets["one model, batched"]["measured"]
     assert targets["5-member ensemble, batched"]["met"] is False
     assert targets["video pipeline, 5-member ensemble"]["met"] is None  # failed: not measured
-    assert targets["training step"]["met"] is True and "teacher 2.00x" in targets["training step"]["measured"]
+    assert targets["training step"]["met"] is True and "teacher 2.00x (fast_passive" in targets["training step"]["measured"]
     assert targets["loader keeps up with the step"]["met"] is True  # 500 / 8 = 62x
     assert targets["long video: memory flat in length"]["met"] is True
 

@@ -233,7 +233,8 @@ def train_step(spec: dict) -> dict:
     frames = sum(b["frames"].shape[0] * b["frames"].shape[1] for b in batch.values())
     timing, mem = measure_memory(lambda: time_calls(lambda: trainer.train_step(batch, gen), spec["warmup"],
                                                     spec["repeat"], spec.get("budget_s")))
-    return {"role": spec["role"], "speed": spec["speed"], "settings": speed.to_dict(), "clips": sum(
+    settings = {**speed.to_dict(), **{f"env {k}={v}": True for k, v in spec.get("env", {}).items()}}
+    return {"role": spec["role"], "speed": spec["speed"], "settings": settings, "clips": sum(
         b["frames"].shape[0] for b in batch.values()), "seq_len": spec["seq_len"], **timing.to_dict(frames), **mem}
 
 

@@ -1,6 +1,10 @@
 """Training-step speed settings: channels-last, bf16 autocast, torch.compile, a glibc allocator setting.
 
-`TrainSpeed()` (all off) is the plain step. `TrainSpeed.recommended(device)` is what the
+`TrainSpeed()` (all off) is the plain step. On a CPU shared with other processes, also start
+the training process with `OMP_WAIT_POLICY=PASSIVE` in its environment (read once, when torch
+loads OpenMP): otherwise every intra-op parallel region of a step spins while the other core
+serves another process, and small ops (the GRU's per-step products, batch-norm statistics)
+cost milliseconds each; the benchmark measures the step with and without it. `TrainSpeed.recommended(device)` is what the
 benchmark measured as fastest: on the CPU channels-last clips and a model in channels-last
 (oneDNN's convolutions and batch norm then run without layout reorders) plus
 `retain_freed_memory` (below); on a GPU also bf16 autocast and torch.compile.

@@ -1,64 +1,13 @@
 """Index the challenge test set: per test name its tasks, video, frame rate, every video frame
 and which frames have a face crop, so a submission can give a row for every frame.
 
-Writes Parquet (or CSV when --out ends in .csv); see emenet.inference.test_set for the columns.
+Writes Parquet (or CSV when --out ends in .csv); see emenet.inference.test_set for the columns,
+and emenet.inference.test_set_cli (or --help) for the options.
 
 Example:
-    python Training/create_test_set_file.py --data_dir data/affwild2/cropped_aligned \\
-        --video_dir data/affwild2/videos --out test_set.parquet
-    python Training/create_test_set_file.py --data_dir data/synth --out test_set.csv --count_method packets
+    python Training/create_test_set_file.py --data_dir data/affwild2 --out test_set.parquet
 """
-from __future__ import annotations
-
-import argparse
-import logging
-import sys
-
-from emenet.errors import EMENetInputError
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="create_test_set_file.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_dir", required=True,
-                        help="the cropped_aligned folder, or the Aff-wild2 root holding it")
-    parser.add_argument("--video_dir", default=None, help="folder of the raw videos, searched recursively "
-                        "(default: <data root>/videos)")
-    parser.add_argument("--au_txt", default=None,
-                        help="AU test list (default: <data root>/abaw2_test_set/test_set_AU_Challenge.txt)")
-    parser.add_argument("--expr_txt", default=None,
-                        help="EXPR test list (default: <data root>/abaw2_test_set/test_set_Expr_Challenge.txt)")
-    parser.add_argument("--va_txt", default=None,
-                        help="VA test list (default: <data root>/abaw2_test_set/test_set_VA_Challenge.txt)")
-    parser.add_argument("--out", required=True, help="output file, .parquet or .csv")
-    parser.add_argument("--count_method", choices=("decode", "packets"), default="decode",
-                        help="count frames by decoding them (exact, default) or by counting packets (fast)")
-    parser.add_argument("--num_workers", type=int, default=None, help="videos counted in parallel (default: up to 4)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    parser.add_argument("--no_progress", action="store_true")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from emenet.inference.test_set import build_test_set, default_test_lists, resolve_data_dirs, write_test_set
-    try:
-        data_root, _ = resolve_data_dirs(args.data_dir)
-        lists = default_test_lists(data_root)
-        for task, given in (("AU", args.au_txt), ("EXPR", args.expr_txt), ("VA", args.va_txt)):
-            if given is not None:
-                lists[task] = given
-        test_set = build_test_set(args.data_dir, args.video_dir, lists, count_method=args.count_method,
-                                  num_workers=args.num_workers, progress=not args.no_progress)
-        path = write_test_set(test_set, args.out, overwrite=args.overwrite)
-    except EMENetInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    missing = sum(v.num_frames - v.num_crops for v in test_set.values())
-    print(f"{path}: {len(test_set)} test names, {test_set.num_frames} frames ({missing} without a crop)")
-    return 0
-
+from emenet.inference.test_set_cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

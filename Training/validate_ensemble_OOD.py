@@ -1,70 +1,13 @@
 """Out-of-distribution detection by the ensemble's uncertainty: AUROC of epistemic (and total)
-uncertainty separating generated OOD clips (non-face images, heavily corrupted faces) from
-in-distribution validation clips.
+uncertainty separating generated OOD clips from in-distribution validation clips.
 
 Writes ood_auroc.csv, ood_auroc.md, ood_clips.csv, ood_histogram.png and ood_summary.json under
---out; see emenet.distill.ood for the OOD kinds.
+--out; see emenet.distill.ood_cli for the options (or --help).
 
 Example:
     python Training/validate_ensemble_OOD.py --data_root data/affwild2 --names t0 t1 t2 --load_epochs 4 --out runs/ood
-    python Training/validate_ensemble_OOD.py --data_root data/synth --names t0 t1 --load_epochs 4 --out runs/ood \\
-        --kinds noise face_blur --clips_per_kind 64
 """
-from __future__ import annotations
-
-import argparse
-import logging
-import sys
-
-from emenet.distill.ood import OOD_KINDS
-from emenet.errors import EMENetInputError
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="validate_ensemble_OOD.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_root", required=True, help="Aff-wild2 root (or `emenet synth` output)")
-    parser.add_argument("--names", nargs="+", required=True, help="ensemble member run names (at least 2)")
-    parser.add_argument("--load_epochs", nargs="+", type=int, required=True,
-                        help="one epoch per member (or one for all)")
-    parser.add_argument("--checkpoints_dir", default="./checkpoints")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--split", default="Validation_Set", help="where the in-distribution clips come from")
-    parser.add_argument("--kinds", nargs="+", default=list(OOD_KINDS), choices=OOD_KINDS, metavar="KIND",
-                        help=f"OOD kinds (default: all of {', '.join(OOD_KINDS)})")
-    parser.add_argument("--clip_len", type=int, default=16, help="frames per clip, ID and OOD (default %(default)s)")
-    parser.add_argument("--clips_per_video", type=int, default=8, help="ID clips per video (default %(default)s)")
-    parser.add_argument("--clips_per_kind", type=int, default=32, help="OOD clips per kind (default %(default)s)")
-    parser.add_argument("--batch_size", type=int, default=8, help="clips per forward pass (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max_videos", type=int, default=None, help="only the first N videos (quick checks)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--cache_dir", default=None)
-    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    parser.add_argument("--no_progress", action="store_true")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from emenet.distill.members import members_from_names
-    from emenet.distill.ood import evaluate_ood
-    try:
-        members = members_from_names(args.names, args.load_epochs, args.checkpoints_dir)
-        result = evaluate_ood(members, args.data_root, args.out, split=args.split, kinds=args.kinds,
-                              clip_len=args.clip_len, clips_per_video=args.clips_per_video,
-                              clips_per_kind=args.clips_per_kind, batch_size=args.batch_size, seed=args.seed,
-                              device=args.device, cache_dir=args.cache_dir, max_videos=args.max_videos,
-                              overwrite=args.overwrite, progress=not args.no_progress)
-    except EMENetInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    row = result.auroc.set_index("ood_set").loc["all_ood"]
-    print(f"OOD AUROC (all kinds) of epistemic uncertainty, mean over tasks: {row['mean_epistemic_auroc']:.3f}; "
-          f"written to {args.out}")
-    return 0
-
+from emenet.distill.ood_cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from emenet.command_runner import run_command
 from emenet.errors import EMENetInputError
 
 log = logging.getLogger("emenet")
@@ -204,16 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        args.func(args)
-    except EMENetInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; rerun with the same command (and --load_epoch -1 for training) to resume", file=sys.stderr)
-        return 130
-    return 0
+    return run_command(args.func, args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,11 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Pat
             os.unlink(tmp)
 
 
+def user_cache_dir() -> Path:
+    """`$XDG_CACHE_HOME/emenet`, by default `~/.cache/emenet`: indexes and exported graphs we can rebuild."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "emenet"
+
+
 def write_atomic(path: str | os.PathLike, writer: Callable[[Path], Any], overwrite: bool = True) -> Path:
     """Call `writer(tmp_path)` and move the result to `path` atomically."""
     with atomic_path(path, overwrite) as tmp:

@@ -49,3 +49,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_dir(tmp_path_factory):
+    """Caches EMENet keeps between runs (exported ONNX graphs, dataset indexes) go to a folder of
+    this test session, shared by its subprocesses, never to the user's ~/.cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        path = tmp_path_factory.mktemp("xdg_cache")
+        mp.setenv("XDG_CACHE_HOME", str(path))
+        yield path

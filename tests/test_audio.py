@@ -1,7 +1,6 @@
 """Audio for EMENet-VA: decoding, resampling to 16 kHz mono, caching, one window per video frame."""
 from __future__ import annotations
 
-import fractions
 import logging
 import os
 
@@ -13,52 +12,11 @@ from emenet import audio as audio_mod
 from emenet.audio import (AudioTrack, audio_cache_path, decode_audio, frame_windows, read_audio_track,
                           video_audio_windows, window_centres, window_length)
 from emenet.errors import EMENetInputError
+from media_helpers import click_time, write_click_video
 
 SR = 16_000
 W = 10_080
 HALF = W // 2  # index of the centre sample in a window
-
-
-def _click_time(k: int, fps: float) -> float:
-    return (k + 0.5) / fps  # the documented convention: the middle of frame k's display interval
-
-
-def write_video(path, fps: float = 25, num_frames: int = 50, sample_rate: int = 44_100, codec: str = "pcm_s16le",
-                layout: str = "mono", clicks: tuple[int, ...] = (), audio_seconds: float | None = None,
-                with_audio: bool = True) -> None:
-    """A small black video; its audio is silent but for a click in the middle of each frame in `clicks`."""
-    rate = fractions.Fraction(fps).limit_denominator(1001)
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("mpeg4", rate=rate)
-        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
-        audio = None
-        if with_audio:
-            audio = container.add_stream(codec, rate=sample_rate)
-            audio.layout = layout
-        black = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
-        for _ in range(num_frames):
-            container.mux(video.encode(black))
-        container.mux(video.encode())
-        if audio is None:
-            return
-        seconds = num_frames / fps if audio_seconds is None else audio_seconds
-        signal = np.zeros(int(round(seconds * sample_rate)), np.float32)
-        for k in clicks:
-            signal[int(round(_click_time(k, fps) * sample_rate))] = 0.9
-        channels = 1 if layout == "mono" else 2
-        pcm = np.repeat((signal * 32767).astype(np.int16)[:, None], channels, axis=1)  # (n, channels) interleaved
-        fmt = "s16" if codec == "pcm_s16le" else "fltp"
-        step = 1024
-        for start in range(0, len(pcm), step):
-            chunk = pcm[start:start + step]
-            if fmt == "s16":
-                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk.reshape(1, -1)), format="s16", layout=layout)
-            else:
-                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk.T.astype(np.float32) / 32767),
-                                                   format="fltp", layout=layout)
-            frame.sample_rate, frame.pts, frame.time_base = sample_rate, start, fractions.Fraction(1, sample_rate)
-            container.mux(audio.encode(frame))
-        container.mux(audio.encode())
 
 
 # ---- windows -------------------------------------------------------------------------------
@@ -69,7 +27,7 @@ def test_click_at_frame_k_lands_at_the_centre_of_window_k(fps):
     track = np.zeros(int(num_frames / fps * SR), np.float32)
     clicks = [0, 1, 17, num_frames - 1]
     for k in clicks:
-        track[int(round(_click_time(k, fps) * SR))] = 1.0
+        track[int(round(click_time(k, fps) * SR))] = 1.0
     windows = frame_windows(track, fps, num_frames)
     assert windows.shape == (num_frames, W) and windows.dtype == np.float32
     for k in clicks:
@@ -123,7 +81,7 @@ def test_many_windows_are_cut_at_once():
 @pytest.mark.parametrize("sample_rate", [44_100, 48_000, 8_000, 16_000])
 def test_decoded_audio_is_16k_mono_and_aligned_with_frames(tmp_path, sample_rate):
     path = tmp_path / "clip.mkv"
-    write_video(path, fps=25, num_frames=50, sample_rate=sample_rate, clicks=(3, 20, 49))
+    write_click_video(path, fps=25, num_frames=50, sample_rate=sample_rate, clicks=(3, 20, 49))
     track = decode_audio(path)
     assert isinstance(track, AudioTrack) and track.sample_rate == SR and track.samples.dtype == np.float32
     assert track.fps == 25.0 and track.num_frames == 50
@@ -136,7 +94,8 @@ def test_decoded_audio_is_16k_mono_and_aligned_with_frames(tmp_path, sample_rate
 
 def test_stereo_aac_in_mp4(tmp_path):
     path = tmp_path / "clip.mp4"
-    write_video(path, fps=30000 / 1001, num_frames=60, sample_rate=48_000, codec="aac", layout="stereo", clicks=(30,))
+    write_click_video(path, fps=30000 / 1001, num_frames=60, sample_rate=48_000, codec="aac", layout="stereo",
+                      clicks=(30,))
     track = decode_audio(path)
     assert track.samples.ndim == 1 and abs(track.fps - 29.97) < 1e-2
     windows = video_audio_windows(path)
@@ -146,7 +105,7 @@ def test_stereo_aac_in_mp4(tmp_path):
 
 def test_video_without_audio_is_refused_naming_the_file(tmp_path):
     path = tmp_path / "silent_film.mkv"
-    write_video(path, with_audio=False)
+    write_click_video(path, sample_rate=None)
     with pytest.raises(EMENetInputError, match=r"silent_film.mkv: the video has no audio track"):
         decode_audio(path)
     with pytest.raises(EMENetInputError, match="not found"):
@@ -158,7 +117,7 @@ def test_video_without_audio_is_refused_naming_the_file(tmp_path):
 
 def test_audio_shorter_than_video_is_padded_with_a_warning(tmp_path, caplog):
     path = tmp_path / "short.mkv"
-    write_video(path, fps=25, num_frames=50, sample_rate=16_000, audio_seconds=1.0)
+    write_click_video(path, fps=25, num_frames=50, sample_rate=16_000, audio_seconds=1.0)
     with caplog.at_level(logging.WARNING, logger="emenet.audio"):
         track = decode_audio(path)
     assert "shorter than the video" in caplog.text
@@ -168,7 +127,7 @@ def test_audio_shorter_than_video_is_padded_with_a_warning(tmp_path, caplog):
 
 def test_cache_is_npy_and_reused(tmp_path, monkeypatch):
     path = tmp_path / "clip.mkv"
-    write_video(path, clicks=(5,))
+    write_click_video(path, clicks=(5,))
     cache = tmp_path / "cache"
     first = read_audio_track(path, cache_dir=cache)
     cached = audio_cache_path(cache, path)
@@ -185,7 +144,7 @@ def test_cache_is_npy_and_reused(tmp_path, monkeypatch):
     np.testing.assert_array_equal(video_audio_windows(path, cache_dir=cache), frame_windows(first.samples, 25.0, 50))
 
     monkeypatch.undo()  # a video newer than its cache file is decoded again
-    write_video(path, clicks=(9,))
+    write_click_video(path, clicks=(9,))
     os.utime(path, (cached.stat().st_mtime + 10, cached.stat().st_mtime + 10))
     fresh = read_audio_track(path, cache_dir=cache)
     assert not np.array_equal(fresh.samples, first.samples)

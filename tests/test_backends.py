@@ -20,6 +20,7 @@ from emenet.fast import BACKENDS, available_backends, make_runner, resolve_backe
 from emenet.fast.fold import fold_batch_norm
 from emenet.fast.int8 import GateResult, int8_gate, synthetic_faces
 from emenet.fast.pool import WorkerPool
+from emenet.fast.prelu import DepthwisePReLU, prelu_as_convolutions
 from emenet.inference import Predictor
 
 FP32_GOLDEN_ATOL = 1e-5
@@ -94,6 +95,34 @@ def test_fold_batch_norm_matches_the_eval_backbone(models, frames):
         ref, out = backbone(frames), folded(frames)
     assert ref.abs().max() > 1e-2  # the perturbed statistics matter: features are not ~0
     torch.testing.assert_close(out, ref, rtol=FP32_FEATURE_RTOL, atol=FP32_FEATURE_RTOL * float(ref.abs().max()))
+
+
+def test_depthwise_prelu_equals_prelu_with_per_channel_slopes():
+    torch.manual_seed(0)
+    prelu = torch.nn.PReLU(6)
+    with torch.no_grad():
+        prelu.weight.copy_(torch.tensor([-0.5, 0.0, 0.1, 0.25, 1.0, 1.7]))  # every regime, each channel its own
+    block = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3), prelu)
+    rewritten = prelu_as_convolutions(block)
+    assert isinstance(rewritten[1], DepthwisePReLU) and isinstance(block[1], torch.nn.PReLU)  # original untouched
+    x = torch.randn(4, 3, 9, 9)
+    with torch.no_grad():
+        y = block[0](x)
+        expected = torch.where(y >= 0, y, prelu.weight.view(1, 6, 1, 1) * y)  # PReLU by its definition
+        torch.testing.assert_close(rewritten(x), expected, rtol=1e-6, atol=1e-6)
+    single = torch.nn.PReLU()  # one slope for all channels: left alone
+    assert prelu_as_convolutions(torch.nn.Sequential(single))[0].__class__ is torch.nn.PReLU
+
+
+def test_onnx_export_keeps_prelu_in_the_blocked_layout(models, require_extra):
+    require_extra("onnxruntime", "onnx")
+    import onnx
+
+    from emenet.fast.onnx_backend import export_backbone
+    ops = [{n.op_type for n in onnx.load_from_string(export_backbone(models[0].backbone, blocked_prelu=b)).graph.node}
+           for b in (True, False)]
+    assert "PRelu" not in ops[0] and "Conv" in ops[0]
+    assert "PRelu" in ops[1]
 
 
 def test_worker_pool_keeps_order_and_leaves_the_callers_threads_alone():
@@ -247,11 +276,12 @@ def checkpoints(tmp_path_factory):
     return [emenet.save_checkpoint(out / f"m{i}.pth", _perturbed_model(10 + i), epoch=1) for i in range(2)]
 
 
-def test_predictor_auto_uses_fused_and_agrees_with_eager(checkpoints):
+def test_predictor_auto_uses_onnx_on_the_cpu_and_agrees_with_eager(checkpoints, require_extra):
+    require_extra("onnxruntime", "onnx")
     crops = np.random.default_rng(0).integers(0, 256, size=(13, 112, 112, 3), dtype=np.uint8)
     fast = Predictor(checkpoints, batch_size=5)
     eager = Predictor(checkpoints, batch_size=5, backend="eager")
-    assert fast.backend == "fused" and eager.backend == "eager" and "backend='fused'" in repr(fast)
+    assert fast.backend == "onnx" and eager.backend == "eager" and "backend='onnx'" in repr(fast)
     (a, sa), (b, sb) = fast.predict_frames(crops), eager.predict_frames(crops)
     np.testing.assert_allclose(a.va, b.va, atol=1e-5)
     np.testing.assert_allclose(a.au_probs, b.au_probs, atol=1e-5)
@@ -262,6 +292,25 @@ def test_predictor_auto_uses_fused_and_agrees_with_eager(checkpoints):
     c = fast.predict_independent(crops)
     np.testing.assert_allclose(c.va, eager.predict_independent(crops).va, atol=1e-5)
     fast.close()
+
+
+def test_auto_falls_back_to_fused_where_onnx_cannot_run(models):
+    assert resolve_backend("auto", models, "cuda") == "fused"  # ONNX Runtime's CPU provider only
+
+
+def test_exported_graphs_are_cached_by_weights(models, tmp_path, require_extra):
+    require_extra("onnxruntime", "onnx")
+    from emenet.fast.onnx_backend import backbone_key, cached_export
+    first = cached_export(models[0].backbone, tmp_path)
+    files = sorted(tmp_path.glob("backbone-*.onnx"))
+    assert len(files) == 1 and files[0].read_bytes() == first
+    files[0].write_bytes(b"marker")  # a second call must read the cache, not export again
+    assert cached_export(models[0].backbone, tmp_path) == b"marker"
+    assert backbone_key(models[0].backbone) != backbone_key(models[1].backbone)  # other weights, other graph
+    assert backbone_key(models[0].backbone) != backbone_key(models[0].backbone, blocked_prelu=False)
+    runner = make_runner("onnx", models[:1], "cpu", cache_dir=tmp_path / "runner")
+    runner.close()
+    assert len(list((tmp_path / "runner").glob("backbone-*.onnx"))) == 1
 
 
 def test_unknown_or_unavailable_backend_is_one_line_error(checkpoints):

@@ -99,15 +99,37 @@ def test_quick_suite_writes_markdown_and_json(tmp_path, shared_dir):
         assert r[key]["_meta"]["load_before"] is not None
     assert r["inference/2/fused"]["max_abs_logit_diff_vs_baseline"] < 1e-4
     assert {"video/1/baseline", "video/2/auto", "video_stages", "long_video", "train/teacher/fast",
-            "train/student/baseline", "train/loader", "profile/inference", "profile/train"} <= set(r)
+            "train/student/baseline", "train/loader", "profile/inference", "profile/train", "ceiling"} <= set(r)
+    assert r["ceiling"]["matmul_gmac_per_s"] > 0 and r["ceiling"]["n"] == 256
+    assert r["ceiling"]["backbone_macs_per_frame"] == 220_899_840  # MobileFaceNet at 112x112 (emenet.profiling)
     assert [len(x) for x in (r["long_video"]["runs"],)] == [2]
     assert r["profile/inference"]["top_ops"][0]["op"].startswith("aten::")
     md = (out / "smoke.md").read_text()
-    for heading in ("## Targets", "## Inference", "## Video pipeline", "## Training step", "## Profile"):
+    for heading in ("## Targets", "## Inference", "## Video pipeline", "## Training step", "## Profile",
+                    "## Compute ceiling"):
         assert heading in md
     assert "| members | mode | path | frames/s | x baseline | CPU ms/frame |" in md
     assert not (out / ".smoke.partial.json").exists()
     assert main(argv) == 2  # refuses to overwrite without --overwrite
+
+
+def test_ensemble_target_is_put_against_the_compute_ceiling():
+    results = {"inference/5/baseline": {"batched": _result(4.0), "streaming": _result(4.0), "setup_s": 0.0},
+               "inference/5/onnx": {"batched": _result(20.0), "streaming": _result(9.0), "setup_s": 1.0},
+               "ceiling": {"macs_per_frame": 2e8, "matmul_gmac_per_s": 100.0, "n": 1024, "threads": 2}}
+    targets = {t["target"]: t for t in evaluate_targets({"results": results, "config": {"members": 5}})}
+    detail = targets["5-member ensemble, batched"]["detail"]
+    # 60 frames/s x 5 members x 0.2 GMAC = 60 GMAC/s, 60% of 100; reached: 20 x 5 x 0.2 = 20 GMAC/s
+    assert detail.startswith("needs 60 GMAC/s = 60% of this machine's fp32 matmul peak (100 GMAC/s)")
+    assert detail.endswith("the best path runs 20.0 GMAC/s (20%)")
+
+
+def test_onnx_profile_splits_kernel_time_by_operator(require_extra):
+    require_extra("onnxruntime", "onnx")
+    from emenet.bench.workloads import onnx_profile
+    ops = {x["op"]: x for x in onnx_profile({"members": 1, "batch": 2})["top_ops"]}
+    assert "Conv" in ops and "PRelu" not in ops  # PReLU runs as convolutions in the blocked layout
+    assert sum(x["share"] for x in ops.values()) == pytest.approx(1.0, abs=0.02)  # top 12 hold nearly all
 
 
 def test_render_markdown_reports_a_failed_path():

@@ -2,13 +2,11 @@
 failures named; training then reads the extracted files instead of decoding."""
 from __future__ import annotations
 
-import fractions
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import av
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,33 +16,15 @@ from emenet.audio import SAMPLE_RATE, audio_cache_path, decode_audio
 from emenet.data import extract_audio as X
 from emenet.data.audio_windows import prepare_audio_tracks
 from emenet.errors import EMENetInputError
+from media_helpers import tone_signal, write_video
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _write(path: Path, fps: int = 25, frames: int = 20, sample_rate: int | None = 48_000, tone: float = 440.0) -> None:
     """A tiny video with a PCM tone (or no audio track when `sample_rate` is None)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("mpeg4", rate=fps)
-        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
-        audio = None
-        if sample_rate:
-            audio = container.add_stream("pcm_s16le", rate=sample_rate)
-            audio.layout = "mono"
-        black = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
-        for _ in range(frames):
-            container.mux(video.encode(black))
-        container.mux(video.encode())
-        if audio is None:
-            return
-        t = np.arange(int(frames / fps * sample_rate)) / sample_rate
-        pcm = (0.3 * np.sin(2 * np.pi * tone * t) * 32767).astype(np.int16)
-        for start in range(0, len(pcm), 1024):
-            frame = av.AudioFrame.from_ndarray(pcm[None, start:start + 1024].copy(), format="s16", layout="mono")
-            frame.sample_rate, frame.pts, frame.time_base = sample_rate, start, fractions.Fraction(1, sample_rate)
-            container.mux(audio.encode(frame))
-        container.mux(audio.encode())
+    audio = tone_signal(fps, frames, sample_rate, tone) if sample_rate else None
+    write_video(path, fps, frames, sample_rate, audio)
 
 
 @pytest.fixture

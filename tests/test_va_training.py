@@ -2,7 +2,6 @@
 audio-visual distillation rounds end to end through Train_Multimodal/run_student_rounds.sh."""
 from __future__ import annotations
 
-import fractions
 import json
 import os
 import subprocess
@@ -11,7 +10,6 @@ import io
 import tarfile
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pandas as pd
@@ -30,6 +28,7 @@ from emenet.errors import EMENetInputError
 from emenet.models.vad_teacher import MarbleNetVAD, window_mean
 from emenet.training.config import TrainConfig
 from emenet.training.run import train_teacher
+from media_helpers import write_click_video
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 16_000
@@ -39,41 +38,14 @@ HALF = W // 2
 
 # --- a tiny Aff-wild2 layout with a known audio signal -------------------------------------------
 
-def _write_video(path: Path, fps: float, num_frames: int, sample_rate: int | None, clicks: tuple[int, ...] = (),
-                 audio_seconds: float | None = None) -> None:
-    """A black video with PCM audio (no codec delay) that is silent but for a click in the middle of
-    each frame in `clicks`; no audio track when `sample_rate` is None."""
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("mpeg4", rate=fractions.Fraction(fps).limit_denominator(1001))
-        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
-        audio = None
-        if sample_rate is not None:
-            audio = container.add_stream("pcm_s16le", rate=sample_rate)
-            audio.layout = "mono"
-        black = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
-        for _ in range(num_frames):
-            container.mux(video.encode(black))
-        container.mux(video.encode())
-        if audio is None:
-            return
-        seconds = num_frames / fps if audio_seconds is None else audio_seconds
-        signal = np.full(int(round(seconds * sample_rate)), 0.01, np.float32)  # quiet, not digital zero
-        for k in clicks:
-            signal[int(round((k + 0.5) / fps * sample_rate))] = 0.9
-        pcm = (signal * 32767).astype(np.int16)
-        for start in range(0, len(pcm), 1024):
-            frame = av.AudioFrame.from_ndarray(pcm[None, start:start + 1024].copy(), format="s16", layout="mono")
-            frame.sample_rate, frame.pts, frame.time_base = sample_rate, start, fractions.Fraction(1, sample_rate)
-            container.mux(audio.encode(frame))
-        container.mux(audio.encode())
-
-
 def _make_layout(root: Path, name: str = "clip", fps: float = 25.0, num_frames: int = 40,
                  sample_rate: int | None = 44_100, clicks: tuple[int, ...] = (), audio_seconds: float | None = None,
                  missing: tuple[int, ...] = (), split: str = "Train_Set") -> Path:
     """videos/batch1/<name>.avi, its crops (1-based, `missing` 0-based frames left out) and VA labels."""
     (root / "videos" / "batch1").mkdir(parents=True, exist_ok=True)
-    _write_video(root / "videos" / "batch1" / f"{name}.avi", fps, num_frames, sample_rate, clicks, audio_seconds)
+    # PCM audio (no codec delay), quiet rather than digital zero but for the clicks
+    write_click_video(root / "videos" / "batch1" / f"{name}.avi", fps, num_frames, sample_rate, clicks,
+                      audio_seconds, floor=0.01)
     crops = root / "cropped_aligned" / name
     crops.mkdir(parents=True, exist_ok=True)
     for k in range(num_frames):

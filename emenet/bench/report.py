@@ -38,6 +38,19 @@ def _target(name: str, required: str, measured: str, met: bool | None, detail: s
     return {"target": name, "required": required, "measured": measured, "met": met, "detail": detail}
 
 
+def _compute_detail(ceiling: dict | None, needed_frames_per_s: float, reached_frames_per_s: float | None) -> str:
+    """The multiply-adds per second a frame rate needs, against this machine's measured matmul ceiling."""
+    if not _ok(ceiling):
+        return ""
+    macs, peak = ceiling["macs_per_frame"], ceiling["matmul_gmac_per_s"]
+    needed = needed_frames_per_s * macs / 1e9
+    text = f"needs {needed:.0f} GMAC/s = {100 * needed / peak:.0f}% of this machine's fp32 matmul peak ({peak:.0f} GMAC/s)"
+    if reached_frames_per_s:
+        reached = reached_frames_per_s * macs / 1e9
+        text += f"; the best path runs {reached:.1f} GMAC/s ({100 * reached / peak:.0f}%)"
+    return text
+
+
 def evaluate_targets(report: dict) -> list[dict]:
     """Each target of the issue with its measured value; `met` is None where it was not measured."""
     r = report["results"]
@@ -57,7 +70,8 @@ def evaluate_targets(report: dict) -> list[dict]:
     base = ens.get(BASELINE, {}).get("batched", {}).get("frames_per_s")
     out.append(_target(f"{members}-member ensemble, batched", f">= {TARGET_ENSEMBLE_FPS:g} frames/s",
                        "n/a" if fps is None else f"{fps:.1f} frames/s ({name}; baseline {base or 0:.1f})",
-                       None if fps is None else fps >= TARGET_ENSEMBLE_FPS))
+                       None if fps is None else fps >= TARGET_ENSEMBLE_FPS,
+                       _compute_detail(r.get("ceiling"), TARGET_ENSEMBLE_FPS * members, fps and fps * members)))
     video = r.get(f"video/{members}/auto")
     vbase = r.get(f"video/{members}/{BASELINE}")
     if _ok(video):
@@ -222,11 +236,25 @@ def render_markdown(report: dict) -> str:
                       _table(["workers", "steps", "frames/s", "peak RSS MB"],
                              [[str(x["workers"]), str(x["steps"]), _f(x["frames_per_s"], 0), _f(x["peak_rss_mb"], 0)]
                               for x in load["runs"]]), ""]
-    for key, title in (("profile/inference", "Profile: fused ensemble backbones, one batch on one thread"),
-                       ("profile/train", "Profile: fast teacher step")):
+    ceil = r.get("ceiling")
+    if _ok(ceil):
+        parts += ["## Compute ceiling", "",
+                  f"A {ceil['n']}x{ceil['n']} fp32 matrix product (torch.mm, {ceil['threads']} threads) runs "
+                  f"{ceil['matmul_gmac_per_s']:.1f} GMAC/s here: about as fast as this CPU multiplies. EMENet-V costs "
+                  f"{ceil['macs_per_frame'] / 1e6:.0f}M multiply-adds per frame ({ceil['backbone_macs_per_frame'] / 1e6:.0f}M "
+                  f"in the backbone), so even at that rate one model could run at most "
+                  f"{ceil['matmul_gmac_per_s'] * 1e9 / ceil['macs_per_frame']:.0f} frames/s and a "
+                  f"{cfg['members']}-member ensemble "
+                  f"{ceil['matmul_gmac_per_s'] * 1e9 / ceil['macs_per_frame'] / cfg['members']:.0f}; convolutions, "
+                  f"depthwise ones above all, reach a fraction of a matrix product's rate.", ""]
+    for key, title in (("profile/onnx", "Profile: one exported backbone in ONNX Runtime, one batch (its profiler, "
+                                        "kernel time by operator)"),
+                       ("profile/inference", "Profile: fused ensemble backbones, one batch on one thread "
+                                             "(torch.profiler, self CPU time)"),
+                       ("profile/train", "Profile: fast teacher step (torch.profiler, self CPU time)")):
         res = r.get(key)
         if _ok(res):
-            parts += [f"## {title} (torch.profiler, self CPU time)", "",
+            parts += [f"## {title}", "",
                       _table(["op", "calls", "self CPU ms", "share"],
                              [[x["op"], str(x["calls"]), _f(x["self_cpu_ms"]), f"{100 * x['share']:.1f}%"]
                               for x in res["top_ops"]]), ""]

@@ -126,6 +126,10 @@ def plan(config: SuiteConfig, video: Path | None, data_root: Path | None) -> lis
                     "steps": c.loader_steps, "workers": list(c.loader_workers)}
             out.append(Measurement("train/loader", "train", spec))
     if "profile" not in c.skip:
+        out.append(Measurement("ceiling", "profile", {"kind": "ceiling", "n": 256 if c.quick_mode else 1024}))
+        if "onnx" in c.ensemble_backends or "onnx" in c.backends:
+            out.append(Measurement("profile/onnx", "profile", {"kind": "onnx_profile", "members": 1,
+                                                                "batch": c.batch}))
         out.append(Measurement("profile/inference", "profile", {"kind": "profile", "target": "inference",
                                                                  "backend": "fused", "members": c.members,
                                                                  "batch": c.batch}))

@@ -303,7 +303,57 @@ def profile(spec: dict) -> dict:
     return {"target": spec["target"], "top_ops": _top_ops(prof, spec.get("rows", 12))}
 
 
+def onnx_profile(spec: dict) -> dict:
+    """ONNX Runtime's own profile of the exported backbones: kernel time per operator type, over
+    one batch per member, each member's session on the default thread count."""
+    import collections
+    import json
+
+    from emenet.fast.onnx_backend import INPUT_NAME, export_backbone
+    import onnxruntime as ort
+    models = _models(spec["members"])
+    frames = _frames(spec["batch"]).numpy()
+    per_op: collections.Counter = collections.Counter()
+    calls: collections.Counter = collections.Counter()
+    with tempfile.TemporaryDirectory(prefix="emenet-bench-") as tmp:
+        for i, model in enumerate(models):
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.enable_profiling = True
+            options.profile_file_prefix = str(Path(tmp) / f"member{i}")
+            options.log_severity_level = 3
+            session = ort.InferenceSession(export_backbone(model.backbone), options,
+                                           providers=["CPUExecutionProvider"])
+            session.run(None, {INPUT_NAME: frames})  # warm-up: profiled too, dropped below
+            session.run(None, {INPUT_NAME: frames})
+            events = [e for e in json.loads(Path(session.end_profiling()).read_text())
+                      if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
+            for e in events[len(events) // 2:]:  # the second run's kernels
+                per_op[e["args"]["op_name"]] += e["dur"]
+                calls[e["args"]["op_name"]] += 1
+    total = sum(per_op.values()) or 1
+    return {"target": "onnx", "top_ops": [{"op": op, "calls": calls[op], "self_cpu_ms": us / 1e3, "share": us / total}
+                                          for op, us in per_op.most_common(spec.get("rows", 12))]}
+
+
+def ceiling(spec: dict) -> dict:
+    """The machine's fp32 compute ceiling, to put the inference numbers in proportion: multiply-adds
+    per second of a large matrix product (torch.mm, n x n, the most efficient kernel a CPU has,
+    all torch threads), and the model's multiply-adds per frame."""
+    from emenet.profiling import macs_per_frame
+    n = spec.get("n", 1024)
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(n, n, generator=g), torch.rand(n, n, generator=g)
+    timing = time_calls(lambda: torch.mm(a, b), spec.get("warmup", 2), spec.get("repeat", 10))
+    model = _models(1)[0]
+    macs = macs_per_frame(model, seq_len=2)
+    return {"n": n, "threads": torch.get_num_threads(), "matmul_median_s": timing.median,
+            "matmul_gmac_per_s": n ** 3 / timing.median / 1e9, "macs_per_frame": macs["total"],
+            "backbone_macs_per_frame": macs["backbone"]}
+
+
 WORKLOADS: dict[str, Callable[[dict], dict]] = {
     "inference": inference, "video": video, "video_stages": video_stages, "long_video": long_video,
-    "train_step": train_step, "loader": loader, "profile": profile,
+    "train_step": train_step, "loader": loader, "profile": profile, "onnx_profile": onnx_profile,
+    "ceiling": ceiling,
 }

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from emenet.data.annotations import ANNOTATED_TASKS, LABEL_COLUMNS, check_task, read_annotation_file
 from emenet.data.video_info import list_videos, video_info, video_stem
 from emenet.errors import EMENetInputError
-from emenet.io_utils import atomic_path
+from emenet.io_utils import atomic_path, user_cache_dir
 from emenet.tasks import AU_NAMES, TASKS
 
 logger = logging.getLogger(__name__)
@@ -377,11 +377,6 @@ def _cache_locations(root: Path, cache_dir: str | Path | None) -> list[_CacheLoc
 
 def _location(directory: Path, stem: str) -> _CacheLocation:
     return _CacheLocation(directory / f"{stem}.videos.parquet", directory / f"{stem}.frames.parquet")
-
-
-def user_cache_dir() -> Path:
-    """`$XDG_CACHE_HOME/emenet`, by default `~/.cache/emenet`."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "emenet"
 
 
 def _writable_dir(directory: Path) -> bool:

@@ -106,17 +106,12 @@ def check_device(device: str) -> None:
 
 def load_visual_members(members: Sequence[Member], device: str) -> tuple[list[EMENet], tuple[str, ...]]:
     """Load the members (checked to share their tasks) and their emotion tasks."""
-    if not members:
-        raise EMENetInputError("no ensemble members given (--names)")
-    models = load_members(list(members), device)
+    models = _load_nonempty(members, device)
     for m, model in zip(members, models):
         if isinstance(model, EMENetVA):
             raise EMENetInputError(f"{m.checkpoint}: an EMENet-VA (audio-visual) model; this validation takes visual "
                                    f"EMENet-V members")
-    tasks = tuple(t for t in models[0].tasks if t in EMOTION_TASKS)
-    if not tasks:
-        raise EMENetInputError(f"{members[0].checkpoint}: the model predicts none of {list(EMOTION_TASKS)}")
-    return models, tasks
+    return models, _emotion_tasks(members, models)
 
 
 def load_ensemble_members(members: Sequence[Member], device: str, window_size: float | None = None,
@@ -126,9 +121,7 @@ def load_ensemble_members(members: Sequence[Member], device: str, window_size: f
     `window_size` (s) and `sample_rate` (Hz), when given, must be what the EMENet-VA members were
     trained with (their checkpoints record it): the audio windows are cut to match.
     """
-    if not members:
-        raise EMENetInputError("no ensemble members given (--names)")
-    models = load_members(list(members), device)
+    models = _load_nonempty(members, device)
     for m, model in zip(members, models):
         if not isinstance(model, EMENetVA):
             continue
@@ -138,10 +131,22 @@ def load_ensemble_members(members: Sequence[Member], device: str, window_size: f
         if window_size is not None and window_length(window_size, cfg.sample_rate) != cfg.audio_window:
             raise EMENetInputError(f"{m.checkpoint}: trained on {cfg.window_seconds:g} s audio windows "
                                    f"({cfg.audio_window} samples), but --window_size is {window_size:g}")
+    return models, _emotion_tasks(members, models)
+
+
+def _load_nonempty(members: Sequence[Member], device: str) -> list[EMENet]:
+    """Load the members (checked to share their tasks); at least one must be given."""
+    if not members:
+        raise EMENetInputError("no ensemble members given (--names)")
+    return load_members(list(members), device)
+
+
+def _emotion_tasks(members: Sequence[Member], models: Sequence[EMENet]) -> tuple[str, ...]:
+    """The emotion tasks the (task-sharing) members predict; at least one."""
     tasks = tuple(t for t in models[0].tasks if t in EMOTION_TASKS)
     if not tasks:
         raise EMENetInputError(f"{members[0].checkpoint}: the model predicts none of {list(EMOTION_TASKS)}")
-    return models, tasks
+    return tasks
 
 
 # --- halves of the validation videos -----------------------------------------------------------

@@ -12,23 +12,13 @@ Example:
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
-
-from emenet.errors import EMENetInputError
 
 
 def build_parser(window_size: float | None = None, sr: int | None = None) -> argparse.ArgumentParser:
     """The options of Training/validate_ensemble.py plus the audio ones (defaults: the script's)."""
     parser = argparse.ArgumentParser(prog="validate_ensemble.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_root", required=True, help="Aff-wild2 root (or `emenet synth` output)")
-    parser.add_argument("--names", nargs="+", required=True, help="ensemble member run names")
-    parser.add_argument("--load_epochs", nargs="+", type=int, required=True,
-                        help="one epoch per member (or one for all)")
-    parser.add_argument("--checkpoints_dir", default="./checkpoints")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--split", default="Validation_Set")
+    add_member_arguments(parser)
     parser.add_argument("--mc_dropout_passes", type=int, default=10, help="MC-dropout passes of member 0 (0: skip)")
     parser.add_argument("--calibration_split_fraction", type=float, default=0.5,
                         help="share of the videos temperatures are fitted on (default %(default)s)")
@@ -47,25 +37,39 @@ def build_parser(window_size: float | None = None, sr: int | None = None) -> arg
     parser.add_argument("--cache_dir", default=None)
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--no_progress", action="store_true")
+    parser.set_defaults(func=run)
     return parser
 
 
-def main(argv: list[str] | None = None, window_size: float | None = None, sr: int | None = None) -> int:
-    args = build_parser(window_size, sr).parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+def add_member_arguments(parser: argparse.ArgumentParser, names_help: str = "ensemble member run names",
+                         split_help: str | None = None) -> None:
+    """The data, members and output options that ensemble validation and OOD detection share."""
+    parser.add_argument("--data_root", required=True, help="Aff-wild2 root (or `emenet synth` output)")
+    parser.add_argument("--names", nargs="+", required=True, help=names_help)
+    parser.add_argument("--load_epochs", nargs="+", type=int, required=True,
+                        help="one epoch per member (or one for all)")
+    parser.add_argument("--checkpoints_dir", default="./checkpoints")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--split", default="Validation_Set", help=split_help)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Validate the ensemble `args` name; EMENetInputError for bad input."""
     from emenet.distill.members import members_from_names
     from emenet.distill.validate_ensemble import validate_ensemble
-    try:
-        members = members_from_names(args.names, args.load_epochs, args.checkpoints_dir)
-        result = validate_ensemble(
-            members, args.data_root, args.out, split=args.split, mc_dropout_passes=args.mc_dropout_passes,
-            calibration_split_fraction=args.calibration_split_fraction, seed=args.seed, n_bins=args.n_bins,
-            au_temperature_per_unit=args.au_temperature_per_unit, chunk=args.chunk, device=args.device,
-            num_workers=args.num_workers, cache_dir=args.cache_dir, max_videos=args.max_videos,
-            overwrite=args.overwrite, progress=not args.no_progress, audio_dir=args.audio_dir,
-            window_size=args.window_size, sample_rate=args.sr)
-    except EMENetInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    members = members_from_names(args.names, args.load_epochs, args.checkpoints_dir)
+    result = validate_ensemble(
+        members, args.data_root, args.out, split=args.split, mc_dropout_passes=args.mc_dropout_passes,
+        calibration_split_fraction=args.calibration_split_fraction, seed=args.seed, n_bins=args.n_bins,
+        au_temperature_per_unit=args.au_temperature_per_unit, chunk=args.chunk, device=args.device,
+        num_workers=args.num_workers, cache_dir=args.cache_dir, max_videos=args.max_videos,
+        overwrite=args.overwrite, progress=not args.no_progress, audio_dir=args.audio_dir,
+        window_size=args.window_size, sample_rate=args.sr)
     print(f"ensemble validation of {len(members)} members written to {args.out} ({len(result.table)} methods)")
-    return 0
+
+
+def main(argv: list[str] | None = None, window_size: float | None = None, sr: int | None = None) -> int:
+    """Parse, run, and turn bad input into one line on stderr and exit status 2."""
+    from emenet.command_runner import run_command
+    args = build_parser(window_size, sr).parse_args(argv)
+    return run_command(args.func, args)

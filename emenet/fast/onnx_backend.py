@@ -11,7 +11,9 @@ caller's `WorkerPool` runs several micro-batches at once (see emenet.fast.pool).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import os
 import logging
 import tempfile
 import warnings
@@ -25,6 +27,8 @@ from torch import nn
 from emenet.errors import EMENetInputError
 from emenet.extras import is_available, require
 from emenet.fast.fold import fold_batch_norm
+from emenet.fast.prelu import prelu_as_convolutions
+from emenet.io_utils import atomic_path, user_cache_dir
 from emenet.models.mobilefacenet import INPUT_SIZE
 
 log = logging.getLogger(__name__)
@@ -63,16 +67,62 @@ def _quiet_exporter() -> Iterator[None]:
             lg.setLevel(level)
 
 
-def export_backbone(backbone: nn.Module, batch: int = 2) -> bytes:
-    """The BN-folded backbone as a serialised ONNX model: (N, 3, 112, 112) -> (N, 512), N dynamic."""
+def export_backbone(backbone: nn.Module, batch: int = 2, blocked_prelu: bool = True) -> bytes:
+    """The BN-folded backbone as a serialised ONNX model: (N, 3, 112, 112) -> (N, 512), N dynamic.
+
+    With `blocked_prelu` every PReLU is exported as depthwise convolutions that stay in ONNX
+    Runtime's blocked layout (see emenet.fast.prelu); the int8 path keeps plain PReLU.
+    """
     require_onnx()
     folded = fold_batch_norm(backbone).cpu().float()
+    if blocked_prelu:
+        folded = prelu_as_convolutions(folded)
     example = torch.rand(batch, 3, INPUT_SIZE, INPUT_SIZE)
     with _quiet_exporter():
         program = torch.onnx.export(folded, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                                     dynamic_shapes=({0: torch.export.Dim("frames")},), dynamo=True,
                                     verbose=False, optimize=True)
     return program.model_proto.SerializeToString()
+
+
+EXPORT_FORMAT = 2  # part of the cache key: bump whenever export_backbone's graph changes
+
+
+def backbone_key(backbone: nn.Module, blocked_prelu: bool = True) -> str:
+    """A digest of everything an exported graph depends on: weights, export settings, torch version."""
+    digest = hashlib.sha256(f"emenet-onnx-{EXPORT_FORMAT}-{blocked_prelu}-torch-{torch.__version__}".encode())
+    for name, tensor in backbone.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def default_export_cache() -> Path:
+    """Where exported graphs are kept between runs: `$XDG_CACHE_HOME/emenet/onnx` (`~/.cache/...`)."""
+    return user_cache_dir() / "onnx"
+
+
+def cached_export(backbone: nn.Module, cache_dir: str | os.PathLike | None, blocked_prelu: bool = True) -> bytes:
+    """`export_backbone`, kept in `cache_dir` under a digest of the weights (None: no cache).
+
+    Exporting takes about 10 s per member on a small CPU and building a session from the
+    graph milliseconds, so a cached ensemble starts at once. The graph is written atomically;
+    a cache that cannot be written only costs the export next time.
+    """
+    if cache_dir is None:
+        return export_backbone(backbone, blocked_prelu=blocked_prelu)
+    path = Path(cache_dir) / f"backbone-{backbone_key(backbone, blocked_prelu)[:40]}.onnx"
+    if path.is_file():
+        return path.read_bytes()
+    log.info("exporting a backbone to ONNX (once per checkpoint, about 10 s; kept in %s)", cache_dir)
+    graph = export_backbone(backbone, blocked_prelu=blocked_prelu)
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(graph)
+    except OSError as exc:
+        log.warning("could not keep the exported graph in %s (%s); the next run exports it again", cache_dir, exc)
+    return graph
 
 
 def make_session(model: bytes, threads: int = 1):

@@ -11,13 +11,15 @@ member's backbone runs over the same tensor.
 | `eager` | the model as trained, whole batch per member (the plain baseline; EMENet-VA too) | any device |
 | `fused` | BN folded into the convolutions, channels-last, inference mode; on the CPU micro-batches of 8 frames on a `WorkerPool` (members and micro-batches concurrently) | any device |
 | `compile` | `fused` through `torch.compile` (inductor, frozen weights); compiles once per process and shape (tens of seconds) | any device with a compiler |
-| `onnx` | the fused backbone exported to ONNX, run by ONNX Runtime (`pip install 'emenet[onnx]'`) | CPU |
+| `onnx` | the fused backbone exported to ONNX (PReLU as depthwise convolutions, emenet.fast.prelu), run by ONNX Runtime (`pip install 'emenet[onnx]'`); exported graphs are cached | CPU |
 | `int8` | that ONNX graph statically quantized to int8, accepted only if it passes the accuracy gate of emenet.fast.int8 | CPU |
 
-`auto` (`resolve_backend`) picks `fused` for EMENet-V models and `eager` when any member is an
-EMENet-VA model: on the 2-core CPU of benchmarks/results, `fused` was the fastest path with no
-set-up cost (onnx within a few percent of it after a 10-20 s export per model, int8 no faster
-without VNNI instructions, compile a little faster after a 30-100 s compilation).
+`auto` (`resolve_backend`) picks, for EMENet-V models on the CPU, `onnx` where the extra is
+installed and `fused` elsewhere; `eager` when any member is an EMENet-VA model. On the 2-core CPU
+of benchmarks/results `onnx` was the fastest path (about 1.8x `fused`, batched and streaming;
+the first use of a checkpoint exports it, about 10 s per model, later ones read the cache),
+int8 no faster without VNNI instructions, compile no faster than fused after a 10-100 s
+compilation.
 
     >>> import emenet
     >>> model = emenet.create_model("emenet_v").eval()
@@ -29,6 +31,7 @@ without VNNI instructions, compile a little faster after a 30-100 s compilation)
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 
@@ -219,9 +222,12 @@ class OnnxRunner(PooledRunner):
     name = "onnx"
 
     def __init__(self, models: Sequence[EMENet], device: torch.device, micro_batch: int = DEFAULT_MICRO_BATCH,
-                 num_workers: int | None = None):
-        from emenet.fast.onnx_backend import require_onnx
+                 num_workers: int | None = None, cache_exports: bool = True, cache_dir: str | os.PathLike | None = None):
+        from emenet.fast.onnx_backend import default_export_cache, require_onnx
         require_onnx()
+        # exported graphs are kept between runs (emenet.fast.onnx_backend.cached_export), by default
+        # in ~/.cache/emenet/onnx; cache_exports=False exports every time
+        self.cache_dir = (cache_dir or default_export_cache()) if cache_exports else None
         if torch.device(device).type != "cpu":
             raise EMENetInputError(f"the {self.name} backend runs on the CPU; use --backend fused on {device}")
         super().__init__(models, device, micro_batch, num_workers)
@@ -231,8 +237,8 @@ class OnnxRunner(PooledRunner):
         self.setup_seconds = time.perf_counter() - start
 
     def _graphs(self) -> list[bytes]:
-        from emenet.fast.onnx_backend import export_backbone
-        return [export_backbone(m.backbone) for m in self.models]
+        from emenet.fast.onnx_backend import cached_export
+        return [cached_export(m.backbone, self.cache_dir) for m in self.models]
 
     @staticmethod
     def _session(graph: bytes):
@@ -272,7 +278,7 @@ class Int8Runner(OnnxRunner):
         calibration = self.calibration
         if calibration is None:
             calibration = synthetic_faces(self.calibration_frames, CALIBRATION_SEED).float_frames().numpy()
-        return [quantize_backbone(export_backbone(m.backbone), calibration) for m in self.models]
+        return [quantize_backbone(export_backbone(m.backbone, blocked_prelu=False), calibration) for m in self.models]
 
     def _check_gates(self) -> None:
         from emenet.fast.int8 import VALIDATION_SEED, int8_gate, synthetic_faces
@@ -318,10 +324,14 @@ def available_backends(device: torch.device | str = "cpu") -> list[str]:
 def resolve_backend(backend: str, models: Sequence[EMENet], device: torch.device | str) -> str:
     """The concrete backend for `backend` ("auto" or a name in BACKENDS); one-line error if unusable.
 
-    auto: `eager` when any member is EMENet-VA (its audio branch has no fast path), else `fused`.
+    auto: `eager` when any member is EMENet-VA (its audio branch has no fast path); on the CPU
+    `onnx` where the onnx extra is installed (the fastest path measured, see benchmarks/results;
+    its exported graphs are cached); else `fused`.
     """
     if backend == AUTO:
-        return "eager" if any(isinstance(m, EMENetVA) for m in models) else "fused"
+        if any(isinstance(m, EMENetVA) for m in models):
+            return "eager"
+        return "onnx" if unavailable_reason("onnx", torch.device(device)) is None else "fused"
     if backend not in RUNNERS:
         raise EMENetInputError(f"unknown backend {backend!r}; valid ones are {[AUTO, *BACKENDS]}")
     reason = unavailable_reason(backend, torch.device(device))

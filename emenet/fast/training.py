@@ -78,6 +78,17 @@ class TrainSpeed:
             return cls(channels_last=True, bf16=True, compile=True)
         return cls(channels_last=True, retain_freed_memory=True)
 
+    @classmethod
+    def from_options(cls, speed: str, device: torch.device | str, bf16: bool = False, compile: bool = False
+                     ) -> "TrainSpeed":
+        """The training CLI's choice: `speed` "fast" (channels-last; on the CPU also retained
+        allocator memory) or "plain" (everything off), with bf16 autocast and compile on request."""
+        if speed not in ("fast", "plain"):
+            raise ValueError(f"unknown training speed {speed!r}: fast or plain")
+        fast = speed == "fast"
+        return cls(channels_last=fast, bf16=bf16, compile=compile,
+                   retain_freed_memory=fast and torch.device(device).type == "cpu")
+
     def to_dict(self) -> dict[str, bool]:
         return asdict(self)
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
+from emenet.command_runner import run_command
 from emenet.errors import EMENetInputError
 
 log = logging.getLogger("emenet")
@@ -166,20 +165,6 @@ def cmd_image(args: argparse.Namespace) -> None:
 
 
 # ----------------------------------------------------------------------------- running
-
-def run_command(func: Callable[[argparse.Namespace], None], args: argparse.Namespace) -> int:
-    """Run `func(args)`; a user mistake becomes one line on stderr and exit status 2."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        func(args)
-    except EMENetInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
-
 
 def run_inference_one_image(argv: list[str] | None = None, default_image: str | Path | None = None) -> int:
     """Entry point of Training/inference_one_image.py."""

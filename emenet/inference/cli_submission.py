@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import sys
 
+from emenet.command_runner import run_command
 from emenet.errors import EMENetInputError
 
 EXAMPLES = """
@@ -72,25 +71,23 @@ def _check_audio_members(members, window_size: float, sr: int) -> None:
 
 def main(argv: list[str] | None = None, prog: str = "test_ensemble.py", audio: bool = False) -> int:
     args = build_parser(prog, audio).parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return run_command(lambda a: _predict_test_set(a, audio), args)
+
+
+def _predict_test_set(args: argparse.Namespace, audio: bool) -> None:
     from emenet.inference.submission import members_from_names, score_submission, write_submission
-    try:
-        members = members_from_names(args.names, args.load_epochs, args.checkpoints_dir, args.checkpoint)
-        if audio:
-            _check_audio_members(members, args.window_size, args.sr)
-        result = write_submission(members, args.test_set_file, args.save_dir, overwrite=args.overwrite,
-                                  device="cuda" if args.cuda else args.device, batch_size=args.batch_size,
-                                  chunk_size=args.chunk_size, num_workers=args.num_workers,
-                                  progress=not args.no_progress)
-        scores = None
-        if args.ground_truth_dir:
-            scores = score_submission(result.merged_dir, args.ground_truth_dir, args.test_set_file)
-    except EMENetInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    members = members_from_names(args.names, args.load_epochs, args.checkpoints_dir, args.checkpoint)
+    if audio:
+        _check_audio_members(members, args.window_size, args.sr)
+    result = write_submission(members, args.test_set_file, args.save_dir, overwrite=args.overwrite,
+                              device="cuda" if args.cuda else args.device, batch_size=args.batch_size,
+                              chunk_size=args.chunk_size, num_workers=args.num_workers,
+                              progress=not args.no_progress)
+    scores = None
+    if args.ground_truth_dir:
+        scores = score_submission(result.merged_dir, args.ground_truth_dir, args.test_set_file)
     print(f"{result.save_dir}: {len(result.done)} test names predicted, {len(result.skipped)} already done "
           f"({len(members)} member(s): {', '.join(result.members)})")
     if scores is not None:
         from emenet.metrics import flatten_scores
         print(json.dumps({k: round(v, 4) for k, v in flatten_scores(scores).items()}, indent=1))
-    return 0

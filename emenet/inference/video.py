@@ -127,24 +127,30 @@ def iter_video_chunks(path: str | os.PathLike, chunk_size: int = 64, progress: b
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        frames: list[np.ndarray] = []
+        # One buffer per chunk, filled in place: stacking per-frame arrays left the allocator's heap
+        # fragmented, so peak memory grew with video length; a chunk-sized block is its own mapping
+        # and goes back to the system when the chunk is dropped.
+        frames: np.ndarray | None = None
         times: list[float] = []
         try:
             for frame in container.decode(stream):
-                frames.append(frame.to_ndarray(format="rgb24"))  # RGB, never OpenCV's BGR
+                image = frame.to_ndarray(format="rgb24")  # RGB, never OpenCV's BGR
+                if frames is None:
+                    frames = np.empty((chunk_size, *image.shape), np.uint8)
+                frames[len(times)] = image
                 times.append(frame.time if frame.time is not None else (count + len(times)) / meta.fps)
-                if len(frames) == chunk_size:
-                    yield FrameChunk(count, np.stack(frames), np.asarray(times))
-                    count += len(frames)
-                    bar.update(len(frames))
-                    frames, times = [], []
+                if len(times) == chunk_size:
+                    yield FrameChunk(count, frames, np.asarray(times))
+                    count += len(times)
+                    bar.update(len(times))
+                    frames, times = None, []
         except av.error.FFmpegError as exc:
-            raise EMENetInputError(f"{path}: decoding failed after {count + len(frames)} frames "
+            raise EMENetInputError(f"{path}: decoding failed after {count + len(times)} frames "
                                    f"({type(exc).__name__}: {str(exc)[:160]})") from None
-        if frames:
-            yield FrameChunk(count, np.stack(frames), np.asarray(times))
-            count += len(frames)
-            bar.update(len(frames))
+        if times:
+            yield FrameChunk(count, frames[:len(times)], np.asarray(times))
+            count += len(times)
+            bar.update(len(times))
         if count == 0:
             raise EMENetInputError(f"{path}: the video has no decodable frames")
     finally:

@@ -32,6 +32,9 @@ class TrainConfig:
     device: str = "cpu"
     cuda: bool = False  # the original's flag; same as --device cuda
     num_workers: int = 1
+    train_speed: str = "fast"  # fast: channels-last (+ retained allocator memory on the CPU); plain: the obvious step
+    bf16: bool = False  # autocast the forward to bfloat16 (GPUs with bf16 units)
+    compile: bool = False  # torch.compile the model's forward
     # data
     data_root: str = ""
     dataset_names: list[str] = field(default_factory=lambda: ["Aff_wild2"])
@@ -101,6 +104,8 @@ class TrainConfig:
             self.model_config()  # the audio model's own checks (16 kHz, a long enough window), as one-line errors
         if self.cuda and self.device == "cpu":
             self.device = "cuda"
+        if self.train_speed not in TRAIN_SPEEDS:
+            raise EMENetInputError(f"--train_speed must be one of {list(TRAIN_SPEEDS)}, got {self.train_speed!r}")
         if self.lr_policy not in ("step", "cosine"):
             raise EMENetInputError(f"--lr_policy must be step or cosine, got {self.lr_policy!r}")
         if self.optimizer not in OPTIMIZERS:
@@ -161,6 +166,7 @@ class TrainConfig:
 
 
 OPTIMIZERS = ("Adam", "AdamW", "SGD")
+TRAIN_SPEEDS = ("fast", "plain")
 MODALITIES = ("visual", "audiovisual")
 AUXILIARY_HEADS = ("FA", "VAD")
 
@@ -194,6 +200,10 @@ _HELP = {
     "modality": "visual (EMENet-V) or audiovisual (EMENet-VA)",
     "vad_teacher": "NeMo vad_marblenet .nemo teaching the VAD head (default: silero-vad, pip install 'emenet[vad]')",
     "config": "YAML file of defaults; command-line flags override it",
+    "train_speed": "fast: channels-last clips and model (and, on the CPU, freed memory kept for the next step); "
+                   "plain: the obvious step. Same losses up to rounding",
+    "bf16": "autocast the forward to bfloat16 (for GPUs; CPUs without bf16 units get slower)",
+    "compile": "torch.compile the model's forward (checkpoints stay plain)",
     "annotation": "students: the ensemble annotation directory to learn from",
 }
 

@@ -18,6 +18,7 @@ from emenet.data.datasets import MultiTaskClipDataset
 from emenet.data.labeled import labeled_videos
 from emenet.distill.soft_labels import DISTILL_KEY, soft_label_videos
 from emenet.errors import EMENetInputError
+from emenet.fast.training import TrainSpeed
 from emenet.models.checkpoint import load_state_dict_strict, read_checkpoint_file
 from emenet.models.emenet import EMENet
 from emenet.models.emenet_va import EMENetVA
@@ -191,7 +192,8 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
 
     trainer = Trainer(model, objective, optimizer, scheduler, per_step, train_set, evaluate, weights,
                       AugmentConfig(image_size=config.image_size), config.batch_size, config.nepochs, config.seed,
-                      device, config.max_steps_per_epoch, config.num_workers, hooks, progress=progress)
+                      device, config.max_steps_per_epoch, config.num_workers, hooks, progress=progress,
+                      speed=TrainSpeed.from_options(config.train_speed, device, config.bf16, config.compile))
     if start:
         resume(trainer, run_dir, config.name, start)
     state = trainer.run()

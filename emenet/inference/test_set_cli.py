@@ -1,0 +1,57 @@
+"""Index the challenge test set: per test name its tasks, video, frame rate, every video frame
+and which frames have a face crop, so a submission can give a row for every frame.
+
+Writes Parquet (or CSV when --out ends in .csv); see emenet.inference.test_set for the columns.
+
+Example:
+    python Training/create_test_set_file.py --data_dir data/affwild2/cropped_aligned \\
+        --video_dir data/affwild2/videos --out test_set.parquet
+    python Training/create_test_set_file.py --data_dir data/synth --out test_set.csv --count_method packets
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The options of Training/create_test_set_file.py."""
+    parser = argparse.ArgumentParser(prog="create_test_set_file.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data_dir", required=True,
+                        help="the cropped_aligned folder, or the Aff-wild2 root holding it")
+    parser.add_argument("--video_dir", default=None, help="folder of the raw videos, searched recursively "
+                        "(default: <data root>/videos)")
+    parser.add_argument("--au_txt", default=None,
+                        help="AU test list (default: <data root>/abaw2_test_set/test_set_AU_Challenge.txt)")
+    parser.add_argument("--expr_txt", default=None,
+                        help="EXPR test list (default: <data root>/abaw2_test_set/test_set_Expr_Challenge.txt)")
+    parser.add_argument("--va_txt", default=None,
+                        help="VA test list (default: <data root>/abaw2_test_set/test_set_VA_Challenge.txt)")
+    parser.add_argument("--out", required=True, help="output file, .parquet or .csv")
+    parser.add_argument("--count_method", choices=("decode", "packets"), default="decode",
+                        help="count frames by decoding them (exact, default) or by counting packets (fast)")
+    parser.add_argument("--num_workers", type=int, default=None, help="videos counted in parallel (default: up to 4)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--no_progress", action="store_true")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> None:
+    """Build and write the index `args` describe; EMENetInputError for bad input."""
+    from emenet.inference.test_set import build_test_set, default_test_lists, resolve_data_dirs, write_test_set
+    data_root, _ = resolve_data_dirs(args.data_dir)
+    given = {"AU": args.au_txt, "EXPR": args.expr_txt, "VA": args.va_txt}
+    lists = {**default_test_lists(data_root), **{task: p for task, p in given.items() if p is not None}}
+    test_set = build_test_set(args.data_dir, args.video_dir, lists, count_method=args.count_method,
+                              num_workers=args.num_workers, progress=not args.no_progress)
+    path = write_test_set(test_set, args.out, overwrite=args.overwrite)
+    missing = sum(v.num_frames - v.num_crops for v in test_set.values())
+    print(f"{path}: {len(test_set)} test names, {test_set.num_frames} frames ({missing} without a crop)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, run, and turn bad input into one line on stderr and exit status 2."""
+    from emenet.command_runner import run_command
+    args = build_parser().parse_args(argv)
+    return run_command(args.func, args)

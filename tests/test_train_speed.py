@@ -1,0 +1,76 @@
+"""Training-step speed settings (emenet.fast.training): the fast step learns what the plain one does."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import emenet
+from emenet.data.augment import AugmentConfig
+from emenet.errors import EMENetInputError
+from emenet.fast.training import TrainSpeed, channels_last_clips
+from emenet.training.config import TrainConfig
+from emenet.training.objectives import TaskWeights, TeacherObjective
+from emenet.training.trainer import Trainer
+
+
+def _batch(seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    clips, steps = 1, 3
+    labels = {"EXPR": torch.randint(0, 7, (clips, steps, 1), generator=g).float(),
+              "AU": torch.randint(0, 2, (clips, steps, 12), generator=g).float(),
+              "VA": torch.rand(clips, steps, 2, generator=g) * 2 - 1}
+    return {t: {"frames": torch.randint(0, 256, (clips, steps, 3, 112, 112), dtype=torch.uint8, generator=g),
+                "labels": y, "mask": torch.ones(y.shape, dtype=torch.bool)} for t, y in labels.items()}
+
+
+def _trainer(model: emenet.EMENet, speed: TrainSpeed) -> Trainer:
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    return Trainer(model, TeacherObjective(), optimizer, torch.optim.lr_scheduler.StepLR(optimizer, 10), False, None,
+                   lambda m: {}, TaskWeights({t: 1.0 for t in model.tasks}), AugmentConfig(), batch_size=1, nepochs=1,
+                   seed=0, device=torch.device("cpu"), speed=speed, progress=False)
+
+
+def test_fast_step_gives_the_plain_steps_losses_and_update():
+    torch.manual_seed(0)
+    model = emenet.create_model("emenet_v").train()
+    plain, fast = _trainer(copy.deepcopy(model), TrainSpeed()), _trainer(copy.deepcopy(model), TrainSpeed(channels_last=True))
+    torch.manual_seed(1)  # dropout masks: the same draws for both steps
+    losses_plain = plain.train_step(_batch(), torch.Generator().manual_seed(2))
+    torch.manual_seed(1)
+    losses_fast = fast.train_step(_batch(), torch.Generator().manual_seed(2))
+    assert set(losses_plain) == set(losses_fast) and losses_plain["loss"] > 0
+    for k in losses_plain:
+        assert losses_fast[k] == pytest.approx(losses_plain[k], rel=1e-4, abs=1e-5), k
+    # The same update up to float rounding (sums in another order): per parameter within 1% of
+    # its update (plus a floor for biases whose true gradient is ~0, e.g. before another batch
+    # norm), and the whole update within 0.1%.
+    plain_updates, fast_updates = [], []
+    for (name, a), b, start in zip(plain.model.named_parameters(), fast.model.parameters(), model.parameters()):
+        update_plain, update_fast = (a - start).detach().flatten(), (b - start).detach().flatten()
+        assert (update_fast - update_plain).norm() <= 1e-2 * update_plain.norm() + 1e-6, name
+        plain_updates.append(update_plain)
+        fast_updates.append(update_fast)
+    plain_all, fast_all = torch.cat(plain_updates), torch.cat(fast_updates)
+    assert plain_all.norm() > 1e-2  # the step did move the weights, so the comparison means something
+    assert (fast_all - plain_all).norm() <= 1e-3 * plain_all.norm()
+    assert any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+               for p in fast.model.parameters())
+
+
+def test_channels_last_clips_keep_values_and_make_a_channels_last_batch():
+    clips = torch.rand(2, 3, 3, 5, 4)
+    out = channels_last_clips(clips)
+    assert torch.equal(out, clips)
+    assert out.flatten(0, 1).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_training_options_choose_the_speed():
+    assert TrainSpeed.from_options("plain", "cpu") == TrainSpeed()
+    assert TrainSpeed.from_options("fast", "cpu") == TrainSpeed(channels_last=True, retain_freed_memory=True)
+    assert TrainSpeed.from_options("fast", "cuda", bf16=True) == TrainSpeed(channels_last=True, bf16=True)
+    assert TrainSpeed.from_options("plain", "cpu", compile=True) == TrainSpeed(compile=True)
+    assert TrainConfig().train_speed == "fast"
+    with pytest.raises(EMENetInputError, match="--train_speed must be one of"):
+        TrainConfig(train_speed="turbo")

@@ -30,6 +30,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from emenet.data.video_info import open_video, video_frame_rate
 from emenet.errors import EMENetInputError
 from emenet.io_utils import atomic_path
 
@@ -100,18 +101,14 @@ def frame_windows(samples: np.ndarray, fps: float, frames: int | np.ndarray, sam
 
 def _video_timing(container: av.container.InputContainer, path: Path) -> tuple[float, int, float]:
     """fps, frame count and start time (s) of the first video stream."""
-    if not container.streams.video:
-        raise EMENetInputError(f"{path}: the file has no video stream")
     stream = container.streams.video[0]
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    if not rate or float(rate) <= 0:
-        raise EMENetInputError(f"{path}: the video stream records no frame rate")
+    rate = video_frame_rate(stream, path)
     num_frames = int(stream.frames or 0)
     if num_frames <= 0:  # the header does not say: count the stream's packets (demuxing, no decoding)
         num_frames = sum(1 for packet in container.demux(stream) if packet.size)
         container.seek(0)
     start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-    return float(rate), num_frames, start
+    return rate, num_frames, start
 
 
 def decode_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> AudioTrack:
@@ -123,13 +120,7 @@ def decode_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> Aud
     frame's worth is missing.
     """
     path = Path(path)
-    if not path.is_file():
-        raise EMENetInputError(f"{path}: video not found")
-    try:
-        container = av.open(str(path))
-    except (OSError, av.error.FFmpegError) as exc:
-        raise EMENetInputError(f"{path}: not a readable video ({type(exc).__name__}: {str(exc)[:160]})") from None
-    with container:
+    with open_video(path) as container:
         fps, num_frames, video_start = _video_timing(container, path)
         if not container.streams.audio:
             raise EMENetInputError(f"{path}: the video has no audio track")

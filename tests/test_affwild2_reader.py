@@ -268,7 +268,7 @@ def test_video_info_reads_an_encoded_video(tmp_path: Path) -> None:
     assert info.duration == pytest.approx(12 / 25, abs=0.05) and info.has_audio is False
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"not a video at all")
-    with pytest.raises(EMENetInputError, match=re.escape(f"{bad}: not a readable video")):
+    with pytest.raises(EMENetInputError, match=re.escape(f"{bad}: cannot be decoded as a video")):
         video_info(bad)
 
 

@@ -111,7 +111,7 @@ def test_video_without_audio_is_refused_naming_the_file(tmp_path):
     with pytest.raises(EMENetInputError, match="not found"):
         decode_audio(tmp_path / "absent.mp4")
     (tmp_path / "junk.mp4").write_bytes(b"junk")
-    with pytest.raises(EMENetInputError, match="junk.mp4: not a readable video"):
+    with pytest.raises(EMENetInputError, match="junk.mp4: cannot be decoded as a video"):
         decode_audio(tmp_path / "junk.mp4")
 
 

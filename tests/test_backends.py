@@ -63,23 +63,26 @@ def golden(reference_dir):
 
 
 def _golden_checks(runner, model, ref, atol: float, chunks: tuple[int, ...] = (1,) * 6) -> None:
-    """Independent frames, then the frames as one stream fed in `chunks`, against the golden file."""
+    """Independent frames, then the frames as one stream fed in `chunks`, against the golden file
+    (EMENet-VA's holds each frame's audio window too)."""
     frames = torch.from_numpy(ref["frames"])
-    features = runner.encode(frames)[0]
+    audio = torch.from_numpy(ref["audio"]) if "audio" in ref else None
+    features = runner.encode(frames, audio)[0]
     with torch.inference_mode():
         logits, _ = model.forward_features(features[:, None])  # each frame a sequence of one
     for task in TASKS:
         np.testing.assert_allclose(logits[task][:, 0].numpy(), ref[f"independent_logits_{task}"], rtol=0, atol=atol)
     hidden, outs, start = [None], {t: [] for t in TASKS}, 0
     for n in chunks:  # streaming through Runner.forward (backbone + heads): each call continues the state
-        [(step, new)] = runner.forward(frames[start:start + n], hidden=hidden)
+        [(step, new)] = runner.forward(frames[start:start + n], None if audio is None else audio[start:start + n],
+                                       hidden=hidden)
         hidden, start = [new], start + n
         for task in TASKS:
             outs[task].append(step[task][0])
     for task in TASKS:
         np.testing.assert_allclose(torch.cat(outs[task]).numpy(), ref[f"stream_logits_{task}"], rtol=0, atol=atol)
         np.testing.assert_allclose(hidden[0][task].numpy(), ref[f"stream_final_hidden_{task}"], rtol=0, atol=atol)
-    [(alone, _)] = runner.forward(frames)  # no hidden: each frame a sequence of its own, (N, 1, C)
+    [(alone, _)] = runner.forward(frames, audio)  # no hidden: each frame a sequence of its own, (N, 1, C)
     for task in TASKS:
         np.testing.assert_allclose(alone[task][:, 0].numpy(), ref[f"independent_logits_{task}"], rtol=0, atol=atol)
 
@@ -321,11 +324,27 @@ def test_unknown_or_unavailable_backend_is_one_line_error(checkpoints):
     assert set(available_backends("cpu")) <= set(BACKENDS) and "fused" in available_backends("cpu")
 
 
-def test_auto_picks_eager_for_emenet_va():
+@pytest.mark.parametrize("backend", ["fused", "onnx"])
+def test_emenet_va_golden_logits_on_the_fast_backends(backend, reference_dir, require_extra):
+    """The visual branch on the fast path, the audio branch eager beside it: the original's outputs."""
+    if backend == "onnx":
+        require_extra("onnxruntime", "onnx")
+    model = emenet.load_checkpoint(reference_dir / "emenet_va_net_epoch_3.pth")
+    ref = dict(np.load(reference_dir / "emenet_va_golden_io.npz"))
+    runner = make_runner(backend, [model], "cpu", micro_batch=4)
+    try:
+        _golden_checks(runner, model, ref, FP32_GOLDEN_ATOL, chunks=(4, 2))
+        with pytest.raises(EMENetInputError, match="audio"):
+            runner.encode(torch.from_numpy(ref["frames"]))
+    finally:
+        runner.close()
+
+
+def test_auto_picks_a_fast_path_for_emenet_va_too():
     va = emenet.create_model("emenet_va").eval()
-    assert resolve_backend("auto", [va], "cpu") == "eager"
-    with pytest.raises(EMENetInputError, match="EMENet-V models only"):
-        make_runner("fused", [va], "cpu")
+    assert resolve_backend("auto", [va], "cpu") in ("onnx", "fused")
+    with pytest.raises(EMENetInputError, match="int8 backend's accuracy gate is for EMENet-V"):
+        make_runner("int8", [va], "cpu")
     with pytest.raises(EMENetInputError, match="audio"):
         make_runner("eager", [va], "cpu").encode(torch.rand(2, 3, 112, 112))
 
@@ -346,7 +365,7 @@ def test_predictor_with_an_emenet_va_member_hears_the_audio(tmp_path):
     model = emenet.create_model("emenet_va").eval()
     path = emenet.save_checkpoint(tmp_path / "va.pth", model, epoch=1)
     predictor = Predictor([path], batch_size=3)
-    assert predictor.backend == "eager"
+    assert predictor.backend in ("onnx", "fused")  # the visual branch on the fast path
     assert (predictor.audio_window, predictor.audio_sample_rate) == (model.config.audio_window, model.config.sample_rate)
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 256, size=(5, 112, 112, 3), dtype=np.uint8)

@@ -98,6 +98,7 @@ def test_quick_suite_writes_markdown_and_json(tmp_path, shared_dir):
             assert {"frames_per_s", "cpu_s_per_frame", "peak_rss_mb", "median_s", "wall_s"} <= set(r[key][mode])
         assert r[key]["_meta"]["load_before"] is not None
     assert r["inference/2/fused"]["max_abs_logit_diff_vs_baseline"] < 1e-4
+    assert r["inference/2/fused"]["batched"]["paired_speedup"]["median"] > 0
     assert {"video/1/baseline", "video/2/auto", "video_stages", "long_video", "train/teacher/fast",
             "train/student/baseline", "train/loader", "profile/inference", "profile/train", "ceiling"} <= set(r)
     assert r["ceiling"]["matmul_gmac_per_s"] > 0 and r["ceiling"]["n"] == 256
@@ -108,9 +109,30 @@ def test_quick_suite_writes_markdown_and_json(tmp_path, shared_dir):
     for heading in ("## Targets", "## Inference", "## Video pipeline", "## Training step", "## Profile",
                     "## Compute ceiling"):
         assert heading in md
-    assert "| members | mode | path | frames/s | x baseline | CPU ms/frame |" in md
+    assert "| members | mode | path | frames/s | x baseline | x baseline (paired) | CPU ms/frame |" in md
     assert not (out / ".smoke.partial.json").exists()
     assert main(argv) == 2  # refuses to overwrite without --overwrite
+
+
+def test_one_model_target_prefers_the_paired_ratio():
+    def row(fps, paired=None):
+        out = _result(fps)
+        if paired is not None:
+            out["paired_speedup"] = {"pairs": 3, "ratios": [paired] * 3, "median": paired}
+        return {"batched": out, "streaming": _result(fps), "setup_s": 0.0}
+    results = {"inference/1/baseline": row(20.0), "inference/1/fused": row(70.0, 3.1),
+               "inference/1/onnx": row(60.0, 4.2)}  # separate runs: fused looks best (3.5x); paired: onnx 4.2x
+    target = evaluate_targets({"results": results, "config": {"members": 5}})[0]
+    assert target["met"] is True and target["measured"].startswith("4.20x (onnx, timed alternately")
+    assert "separate runs: 3.50x (fused" in target["detail"] and "(fused): 3.10x" in target["detail"]
+
+
+def test_paired_speedup_is_the_median_of_alternate_ratios():
+    import time
+    from emenet.bench.measure import paired_speedup
+    out = paired_speedup(lambda: time.sleep(0.02), lambda: time.sleep(0.005), repeat=3)
+    assert out["pairs"] == 3 and len(out["ratios"]) == 3
+    assert 1.5 < out["median"] < 6  # 4 by construction; sleep overshoots a little on a busy machine
 
 
 def test_ensemble_target_is_put_against_the_compute_ceiling():

@@ -76,6 +76,25 @@ def time_calls(fn: Callable[[], object], warmup: int, repeat: int, budget_s: flo
     return timing
 
 
+def paired_speedup(baseline: Callable[[], object], fast: Callable[[], object], repeat: int,
+                   budget_s: float | None = None) -> dict:
+    """The speed-up of `fast` over `baseline`, timed alternately (baseline, fast, baseline, ...)
+    in one process, so that both see the same load: the median of the per-pair ratios
+    baseline time / fast time. Both are assumed warm."""
+    ratios, spent = [], 0.0
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        baseline()
+        t1 = time.perf_counter()
+        fast()
+        t2 = time.perf_counter()
+        ratios.append((t1 - t0) / (t2 - t1))
+        spent += t2 - t0
+        if budget_s is not None and spent >= budget_s:
+            break
+    return {"pairs": len(ratios), "ratios": ratios, "median": statistics.median(ratios)}
+
+
 def _status_mb(key: str) -> float | None:
     try:
         match = re.search(rf"^{key}:\s+(\d+) kB", _STATUS.read_text(), re.MULTILINE)

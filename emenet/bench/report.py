@@ -34,6 +34,19 @@ def _best(rows: dict[str, dict], mode: str) -> tuple[str | None, float | None]:
     return name, fast[name]
 
 
+def _paired(mode_result: dict) -> float | None:
+    """The speed-up timed alternately with the baseline in the path's own process, where measured."""
+    return mode_result.get("paired_speedup", {}).get("median")
+
+
+def _best_paired(rows: dict[str, dict], mode: str) -> tuple[str | None, float | None]:
+    paired = {k: _paired(v[mode]) for k, v in rows.items() if k != BASELINE and _paired(v[mode])}
+    if not paired:
+        return None, None
+    name = max(paired, key=paired.get)
+    return name, paired[name]
+
+
 def _target(name: str, required: str, measured: str, met: bool | None, detail: str = "") -> dict:
     return {"target": name, "required": required, "measured": measured, "met": met, "detail": detail}
 
@@ -61,10 +74,20 @@ def evaluate_targets(report: dict) -> list[dict]:
     base = one.get(BASELINE, {}).get("batched", {}).get("frames_per_s")
     ratio = _ratio(fps, base)
     auto = _ratio(one.get("fused", {}).get("batched", {}).get("frames_per_s"), base)
-    out.append(_target("one model, batched", f">= {TARGET_ONE_MODEL_SPEEDUP:g}x eager baseline",
-                       "n/a" if ratio is None else f"{ratio:.2f}x ({name}, {fps:.1f} vs {base:.1f} frames/s)",
-                       None if ratio is None else ratio >= TARGET_ONE_MODEL_SPEEDUP,
-                       "" if auto is None else f"default path (fused): {auto:.2f}x"))
+    paired_name, paired = _best_paired(one, "batched")
+    if paired is not None:  # the load-robust figure decides; the separate runs' ratio is shown beside it
+        fused_paired = _paired(one.get("fused", {}).get("batched", {}))
+        out.append(_target("one model, batched", f">= {TARGET_ONE_MODEL_SPEEDUP:g}x eager baseline",
+                           f"{paired:.2f}x ({paired_name}, timed alternately with the baseline)",
+                           paired >= TARGET_ONE_MODEL_SPEEDUP,
+                           ("" if ratio is None else f"separate runs: {ratio:.2f}x ({name}, {fps:.1f} vs {base:.1f} "
+                            f"frames/s)") + ("" if fused_paired is None else
+                                             f"; without the onnx extra (fused): {fused_paired:.2f}x")))
+    else:
+        out.append(_target("one model, batched", f">= {TARGET_ONE_MODEL_SPEEDUP:g}x eager baseline",
+                           "n/a" if ratio is None else f"{ratio:.2f}x ({name}, {fps:.1f} vs {base:.1f} frames/s)",
+                           None if ratio is None else ratio >= TARGET_ONE_MODEL_SPEEDUP,
+                           "" if auto is None else f"without the onnx extra (fused, the default then): {auto:.2f}x"))
     ens = _inference_rows(r, members)
     name, fps = _best(ens, "batched")
     base = ens.get(BASELINE, {}).get("batched", {}).get("frames_per_s")
@@ -141,11 +164,13 @@ def _inference_table(r: dict, members_list: list[int]) -> str:
                 m, b = res[mode], base.get(mode, {}) if _ok(base) else {}
                 speed = _ratio(m["frames_per_s"], b.get("frames_per_s"))
                 cpu = _ratio(b.get("cpu_s_per_frame"), m["cpu_s_per_frame"])
+                paired = _paired(m)
                 rows.append([str(members), mode, name, _f(m["frames_per_s"]), _f(speed, 2) + "x" if speed else "",
-                             _f(1e3 * m["cpu_s_per_frame"]), _f(cpu, 2) + "x" if cpu else "", _f(m["peak_rss_mb"], 0),
-                             _f(res.get("setup_s")), _load(res)])
-    return _table(["members", "mode", "path", "frames/s", "x baseline", "CPU ms/frame", "x baseline (CPU)",
-                   "peak RSS MB", "set-up s", "load"], rows)
+                             _f(paired, 2) + "x" if paired else "", _f(1e3 * m["cpu_s_per_frame"]),
+                             _f(cpu, 2) + "x" if cpu else "", _f(m["peak_rss_mb"], 0), _f(res.get("setup_s")),
+                             _load(res)])
+    return _table(["members", "mode", "path", "frames/s", "x baseline", "x baseline (paired)", "CPU ms/frame",
+                   "x baseline (CPU)", "peak RSS MB", "set-up s", "load"], rows)
 
 
 def _video_table(r: dict, members_list: list[int]) -> str:
@@ -201,7 +226,9 @@ def render_markdown(report: dict) -> str:
              "",
              f"Method: {report['method']['timing']}; training: {report['method']['training_timing']}; videos: "
              f"{report['method']['video_timing']}. Peak memory: {report['method']['memory']}. "
-             f"Baseline: {report['method']['baseline']}. {report['method']['isolation']}.",
+             f"Baseline: {report['method']['baseline']}. {report['method']['isolation']}."
+             + (f" {report['method']['paired'][0].upper()}{report['method']['paired'][1:]}."
+                if report["method"].get("paired") else ""),
              ""]
     for note in report.get("notes", []):
         parts += [f"Note: {note}", ""]

@@ -60,7 +60,7 @@ class SuiteConfig:
     train_clips: int = 2  # clips per task (the original's batch_size)
     seq_len: int = 30
     train_warmup: int = 1
-    train_repeat: int = 2
+    train_repeat: int = 3
     loader_steps: int = 20
     loader_workers: tuple[int, ...] = (0, 1)
     skip: tuple[str, ...] = ()
@@ -221,7 +221,10 @@ def run_suite(config: SuiteConfig, progress: bool = True) -> tuple[Path, Path]:
                    "memory": "peak resident memory (VmHWM) of the measuring process, reset before each measurement",
                    "isolation": "one process per measurement" if not config.in_process else "one process for all",
                    "baseline": "eager fp32 model(frames) per member at the same batch; training: the trainer's step "
-                               "with every speed setting off"},
+                               "with every speed setting off",
+                   "paired": "x baseline (paired): each fast inference path's process also times the baseline and "
+                             "the path alternately, once per repetition, and reports the median of the per-pair "
+                             "ratios (both see the same load); the targets use it where measured"},
         "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
         "seconds": time.time() - started, "notes": notes, "results": done,
     }

@@ -35,25 +35,38 @@ class VideoInfo:
     has_audio: bool
 
 
+def open_video(path: str | os.PathLike) -> av.container.InputContainer:
+    """Open a media file with at least one video stream (PyAV); bad input is one EMENetInputError line."""
+    path = Path(path)
+    if not path.is_file():
+        raise EMENetInputError(f"{path}: video not found")
+    try:
+        container = av.open(str(path))
+    except (OSError, av.error.FFmpegError) as exc:
+        raise EMENetInputError(f"{path}: cannot be decoded as a video ({type(exc).__name__}: {str(exc)[:160]})") from None
+    if not container.streams.video:
+        container.close()
+        raise EMENetInputError(f"{path}: the file has no video stream")
+    return container
+
+
+def video_frame_rate(stream: av.video.stream.VideoStream, path: str | os.PathLike) -> float:
+    """The stream's frame rate; EMENetInputError where it records none."""
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if not rate or float(rate) <= 0:
+        raise EMENetInputError(f"{path}: the video stream records no frame rate")
+    return float(rate)
+
+
 def video_info(path: Path) -> VideoInfo:
     """Read the first video stream's frame rate, frame count and duration, and whether audio exists.
 
     The frame count comes from the container; where it does not record one it is estimated as
     round(duration * fps), and -1 when the duration is unknown too.
     """
-    path = Path(path)
-    try:
-        container = av.open(str(path))
-    except (OSError, av.error.FFmpegError) as exc:
-        raise EMENetInputError(f"{path}: not a readable video ({type(exc).__name__}: {str(exc)[:160]})") from None
-    with container:
-        if not container.streams.video:
-            raise EMENetInputError(f"{path}: the file has no video stream")
+    with open_video(path) as container:
         stream = container.streams.video[0]
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        if not rate or float(rate) <= 0:
-            raise EMENetInputError(f"{path}: the video stream records no frame rate")
-        fps = float(rate)
+        fps = video_frame_rate(stream, path)
         if stream.duration is not None and stream.time_base is not None:
             duration = float(stream.duration * stream.time_base)
         elif container.duration is not None:

@@ -14,8 +14,8 @@ member's backbone runs over the same tensor.
 | `onnx` | the fused backbone exported to ONNX (PReLU as depthwise convolutions, emenet.fast.prelu), run by ONNX Runtime (`pip install 'emenet[onnx]'`); exported graphs are cached | CPU |
 | `int8` | that ONNX graph statically quantized to int8, accepted only if it passes the accuracy gate of emenet.fast.int8 | CPU |
 
-`auto` (`resolve_backend`) picks, for EMENet-V models on the CPU, `onnx` where the extra is
-installed and `fused` elsewhere; `eager` when any member is an EMENet-VA model. On the 2-core CPU
+`auto` (`resolve_backend`) picks `onnx` on the CPU where the extra is installed and `fused`
+elsewhere, for EMENet-V and EMENet-VA members (whose audio branch runs eagerly). On the 2-core CPU
 of benchmarks/results `onnx` was the fastest path (about 1.8x `fused`, batched and streaming;
 the first use of a checkpoint exports it, about 10 s per model, later ones read the cache),
 int8 no faster without VNNI instructions, compile no faster than fused after a 10-100 s
@@ -120,15 +120,16 @@ class EagerRunner(Runner):
 
 
 class PooledRunner(Runner):
-    """Micro-batches x members on a WorkerPool on the CPU; whole batches on an accelerator."""
+    """Micro-batches x members on a WorkerPool on the CPU; whole batches on an accelerator.
+
+    Subclasses speed up the MobileFaceNet (`_forward`). An EMENet-VA member's audio branch
+    (MarbleNet, 3% of its multiply-adds) runs eagerly over all of the call's windows at once
+    and its features are appended to the fast visual ones, as `EMENetVA.encode` does.
+    """
 
     def __init__(self, models: Sequence[EMENet], device: torch.device, micro_batch: int = DEFAULT_MICRO_BATCH,
                  num_workers: int | None = None):
         super().__init__(models, device)
-        for model in self.models:
-            if isinstance(model, EMENetVA):
-                raise EMENetInputError(f"the {self.name} backend runs EMENet-V models only; use --backend eager "
-                                       f"for EMENet-VA")
         if micro_batch < 1:
             raise EMENetInputError(f"micro_batch must be at least 1, got {micro_batch}")
         self.micro_batch = micro_batch
@@ -138,6 +139,17 @@ class PooledRunner(Runner):
         raise NotImplementedError
 
     def _encode(self, frames: torch.Tensor, audio: torch.Tensor | None) -> list[torch.Tensor]:
+        visual = self._encode_frames(frames)
+        out = []
+        for model, features in zip(self.models, visual):
+            if isinstance(model, EMENetVA):
+                if audio is None:
+                    raise EMENetInputError("an EMENet-VA model needs the audio window of every frame")
+                features = torch.cat([features, model.encode_audio(audio[None])[0]], dim=-1)  # (N, 512 + 128)
+            out.append(features)
+        return out
+
+    def _encode_frames(self, frames: torch.Tensor) -> list[torch.Tensor]:
         members = range(len(self.models))
         if self.pool is None:
             return [self._forward(i, frames) for i in members]
@@ -263,6 +275,8 @@ class Int8Runner(OnnxRunner):
     def __init__(self, models: Sequence[EMENet], device: torch.device, micro_batch: int = DEFAULT_MICRO_BATCH,
                  num_workers: int | None = None, calibration: np.ndarray | None = None, calibration_frames: int = 64,
                  validation_frames: int = 256):
+        if any(isinstance(m, EMENetVA) for m in models):
+            raise EMENetInputError("the int8 backend's accuracy gate is for EMENet-V; use --backend onnx for EMENet-VA")
         self.calibration = calibration  # (N, 3, 112, 112) float32 frames; None: synthetic faces
         self.calibration_frames = calibration_frames
         self.validation_frames = validation_frames
@@ -324,13 +338,11 @@ def available_backends(device: torch.device | str = "cpu") -> list[str]:
 def resolve_backend(backend: str, models: Sequence[EMENet], device: torch.device | str) -> str:
     """The concrete backend for `backend` ("auto" or a name in BACKENDS); one-line error if unusable.
 
-    auto: `eager` when any member is EMENet-VA (its audio branch has no fast path); on the CPU
-    `onnx` where the onnx extra is installed (the fastest path measured, see benchmarks/results;
-    its exported graphs are cached); else `fused`.
+    auto: on the CPU `onnx` where the onnx extra is installed (the fastest path measured, see
+    benchmarks/results; its exported graphs are cached), else `fused`; for EMENet-V and EMENet-VA
+    alike (the audio branch of EMENet-VA runs eagerly beside either).
     """
     if backend == AUTO:
-        if any(isinstance(m, EMENetVA) for m in models):
-            return "eager"
         return "onnx" if unavailable_reason("onnx", torch.device(device)) is None else "fused"
     if backend not in RUNNERS:
         raise EMENetInputError(f"unknown backend {backend!r}; valid ones are {[AUTO, *BACKENDS]}")

@@ -33,7 +33,7 @@ def add_checkpoint_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--batch_size", type=int, default=64, help="frames per forward pass (default 64)")
     p.add_argument("--backend", default="auto", choices=["auto", "eager", "fused", "compile", "onnx", "int8"],
-                   help="inference path (emenet.fast.runners); auto: fused for EMENet-V, eager for EMENet-VA")
+                   help="inference path (emenet.fast.runners); auto: onnx on the CPU where the onnx extra is installed, else fused")
 
 
 def checkpoint_paths_from_args(args: argparse.Namespace) -> list[Path]:

@@ -5,12 +5,12 @@ carries each model's hidden state from one call to the next through a `StreamSta
 feeds one frame per call, a video is fed in chunks (memory stays flat in the video's length),
 and both give the same numbers as one call over all frames. Within a call the backbone runs
 over up to `batch_size` frames at once; decoding and uncertainty are vectorised over frames.
-The backbones run on a `backend` (emenet.fast.runners): for EMENet-V `auto` picks `onnx` on the
-CPU where the onnx extra is installed (batch norm folded, run by ONNX Runtime; exported once per
+The backbones run on a `backend` (emenet.fast.runners): `auto` picks `onnx` on the CPU where
+the onnx extra is installed (batch norm folded, run by ONNX Runtime; exported once per
 checkpoint and cached) and `fused` elsewhere (batch norm folded into the convolutions,
 channels-last, micro-batches on CPU worker threads); both give logits equal to eager fp32 to
-about 1e-5. EMENet-VA runs `eager`. Any backend can be asked for by name (`emenet predict
---backend NAME`).
+about 1e-5. EMENet-VA members run their audio branch eagerly beside either. Any backend can be
+asked for by name (`emenet predict --backend NAME`).
 
     >>> predictor = Predictor(["checkpoints/teacher_exp_0/net_epoch_4_teacher_exp_0.pth"])  # doctest: +SKIP
     >>> preds, state = predictor.predict_frames(crops)  # (N, 112, 112, 3) uint8 RGB  # doctest: +SKIP

@@ -27,7 +27,6 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
 
 import av
 import numpy as np
@@ -35,6 +34,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from emenet.audio import AudioTrack, frame_windows, read_audio_track
+from emenet.data.video_info import open_video
 from emenet.errors import EMENetInputError
 from emenet.face.align import crop_face, crop_regions
 from emenet.face.detector import FaceDetector, HaarFaceDetector
@@ -80,22 +80,8 @@ class VideoMeta:
     num_frames_hint: int | None  # the container's count, if it records one (progress bars only)
 
 
-def _open(path: str | os.PathLike) -> av.container.InputContainer:
-    path = Path(path)
-    if not path.is_file():
-        raise EMENetInputError(f"{path}: video not found")
-    try:
-        container = av.open(str(path))
-    except (OSError, av.error.FFmpegError) as exc:
-        raise EMENetInputError(f"{path}: cannot be decoded as a video ({type(exc).__name__}: {str(exc)[:160]})") from None
-    if not container.streams.video:
-        container.close()
-        raise EMENetInputError(f"{path}: the file has no video stream")
-    return container
-
-
 def read_video_meta(path: str | os.PathLike) -> VideoMeta:
-    with _open(path) as container:
+    with open_video(path) as container:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(30)
         return VideoMeta(str(path), float(rate), Fraction(rate), stream.codec_context.width,
@@ -121,7 +107,7 @@ def iter_video_chunks(path: str | os.PathLike, chunk_size: int = 64, progress: b
     Raises EMENetInputError when the file cannot be decoded or holds no frame.
     """
     meta = read_video_meta(path)
-    container = _open(path)
+    container = open_video(path)
     count = 0
     bar = tqdm(total=meta.num_frames_hint, unit="frame", desc=desc, disable=not progress, leave=False)
     try:
@@ -375,7 +361,7 @@ class VideoWriter:
 
 def count_video_frames(path: str | os.PathLike) -> int:
     """Number of frames of a video, by decoding it (container counts can be missing or wrong)."""
-    with _open(path) as container:
+    with open_video(path) as container:
         return sum(1 for _ in container.decode(container.streams.video[0]))
 
 

@@ -68,14 +68,22 @@ class TeacherObjective:
             labels, mask = batch[task]["labels"], batch[task]["mask"]
             out[f"loss_{task}"] = self.task_loss(task, logits[task][sl].flatten(0, 1),
                                                  labels.flatten(0, 1), mask.flatten(0, 1))
-        fa = _landmark_loss(self.landmark_teacher, logits, frames)
-        if fa is not None:
-            out["loss_FA"] = fa
-        vad = _voice_activity_loss(logits, batch, clip_slices)
-        if vad is not None:
-            out["loss_VAD"] = vad
-        out["loss"] = sum(weights[k.removeprefix("loss_")] * v for k, v in out.items())
-        return out
+        return _with_auxiliary_and_total(out, self.landmark_teacher, logits, batch, clip_slices, frames, weights)
+
+
+def _with_auxiliary_and_total(out: dict[str, torch.Tensor], landmark_teacher: nn.Module | None,
+                              logits: dict[str, torch.Tensor], batch: dict[str, dict[str, torch.Tensor]],
+                              clip_slices: dict[str, slice], frames: torch.Tensor,
+                              weights: dict[str, float]) -> dict[str, torch.Tensor]:
+    """Add the auxiliary heads' losses (FA, VAD) where the model has them, and the weighted total."""
+    fa = _landmark_loss(landmark_teacher, logits, frames)
+    if fa is not None:
+        out["loss_FA"] = fa
+    vad = _voice_activity_loss(logits, batch, clip_slices)
+    if vad is not None:
+        out["loss_VAD"] = vad
+    out["loss"] = sum(weights[k.removeprefix("loss_")] * v for k, v in out.items())
+    return out
 
 
 def _voice_activity_loss(logits: dict[str, torch.Tensor], batch: dict[str, dict[str, torch.Tensor]],
@@ -152,11 +160,4 @@ class StudentObjective:
                 gt_loss = self.supervised.task_loss(task, student, labels[real][:, g], mask[real][:, g])
                 loss = (1.0 - self.mix_ground_truth) * loss + self.mix_ground_truth * gt_loss
             out[f"loss_{task}"] = loss
-        fa = _landmark_loss(self.landmark_teacher, logits, frames)
-        if fa is not None:
-            out["loss_FA"] = fa
-        vad = _voice_activity_loss(logits, batch, clip_slices)
-        if vad is not None:
-            out["loss_VAD"] = vad
-        out["loss"] = sum(weights[k.removeprefix("loss_")] * v for k, v in out.items())
-        return out
+        return _with_auxiliary_and_total(out, self.landmark_teacher, logits, batch, clip_slices, frames, weights)

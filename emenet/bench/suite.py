@@ -51,7 +51,7 @@ class SuiteConfig:
     repeat: int = 3
     budget_s: float = 60.0  # fewer timed calls once a measurement has taken this long
     backends: tuple[str, ...] = ("fused", "compile", "onnx", "int8")  # fast paths of one model
-    ensemble_backends: tuple[str, ...] = ("fused", "onnx")  # fast paths of the ensemble
+    ensemble_backends: tuple[str, ...] = ("fused", "onnx", "int8")  # fast paths of the ensemble
     video: Path | None = DEFAULT_VIDEO
     video_frames: int | None = None  # cut the video to its first N frames (quick runs)
     video_repeat: int = 1

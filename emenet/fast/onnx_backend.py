@@ -17,7 +17,7 @@ import os
 import logging
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -110,18 +110,26 @@ def cached_export(backbone: nn.Module, cache_dir: str | os.PathLike | None, bloc
     graph milliseconds, so a cached ensemble starts at once. The graph is written atomically;
     a cache that cannot be written only costs the export next time.
     """
-    if cache_dir is None:
+    def build() -> bytes:
+        log.info("exporting a backbone to ONNX (once per checkpoint, about 10 s; kept in %s)", cache_dir)
         return export_backbone(backbone, blocked_prelu=blocked_prelu)
-    path = Path(cache_dir) / f"backbone-{backbone_key(backbone, blocked_prelu)[:40]}.onnx"
+    return cached_graph(cache_dir, f"backbone-{backbone_key(backbone, blocked_prelu)[:40]}.onnx", build)
+
+
+def cached_graph(cache_dir: str | os.PathLike | None, name: str, build: Callable[[], bytes]) -> bytes:
+    """The graph file `name` in `cache_dir`, built by `build()` and written atomically the first
+    time (None: no cache). A cache that cannot be written only costs the build next time."""
+    if cache_dir is None:
+        return build()
+    path = Path(cache_dir) / name
     if path.is_file():
         return path.read_bytes()
-    log.info("exporting a backbone to ONNX (once per checkpoint, about 10 s; kept in %s)", cache_dir)
-    graph = export_backbone(backbone, blocked_prelu=blocked_prelu)
+    graph = build()
     try:
         with atomic_path(path) as tmp:
             tmp.write_bytes(graph)
     except OSError as exc:
-        log.warning("could not keep the exported graph in %s (%s); the next run exports it again", cache_dir, exc)
+        log.warning("could not keep %s in %s (%s); the next run builds it again", name, cache_dir, exc)
     return graph
 
 

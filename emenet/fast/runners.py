@@ -16,10 +16,10 @@ member's backbone runs over the same tensor.
 
 `auto` (`resolve_backend`) picks `onnx` on the CPU where the extra is installed and `fused`
 elsewhere, for EMENet-V and EMENet-VA members (whose audio branch runs eagerly). On the 2-core CPU
-of benchmarks/results `onnx` was the fastest path (about 1.8x `fused`, batched and streaming;
-the first use of a checkpoint exports it, about 10 s per model, later ones read the cache),
-int8 no faster without VNNI instructions, compile no faster than fused after a 10-100 s
-compilation.
+of benchmarks/results `onnx` was the fastest fp32 path (the first use of a checkpoint exports
+it, about 10 s per model; later ones read the cache). `int8` is faster still but changes the
+numbers (within its gate, measured on synthetic faces), so it is never picked for the user:
+ask for it by name.
 
     >>> import emenet
     >>> model = emenet.create_model("emenet_v").eval()
@@ -274,25 +274,33 @@ class Int8Runner(OnnxRunner):
 
     def __init__(self, models: Sequence[EMENet], device: torch.device, micro_batch: int = DEFAULT_MICRO_BATCH,
                  num_workers: int | None = None, calibration: np.ndarray | None = None, calibration_frames: int = 64,
-                 validation_frames: int = 256):
+                 validation_frames: int = 256, cache_exports: bool = True, cache_dir: str | os.PathLike | None = None):
         if any(isinstance(m, EMENetVA) for m in models):
             raise EMENetInputError("the int8 backend's accuracy gate is for EMENet-V; use --backend onnx for EMENet-VA")
         self.calibration = calibration  # (N, 3, 112, 112) float32 frames; None: synthetic faces
         self.calibration_frames = calibration_frames
         self.validation_frames = validation_frames
         self.gates = []
-        super().__init__(models, device, micro_batch, num_workers)
+        super().__init__(models, device, micro_batch, num_workers, cache_exports, cache_dir)
         start = time.perf_counter()
         self._check_gates()
         self.setup_seconds += time.perf_counter() - start
 
     def _graphs(self) -> list[bytes]:
         from emenet.fast.int8 import CALIBRATION_SEED, synthetic_faces
-        from emenet.fast.onnx_backend import export_backbone, quantize_backbone
+        from emenet.fast.onnx_backend import backbone_key, cached_export, cached_graph, quantize_backbone
         calibration = self.calibration
         if calibration is None:
             calibration = synthetic_faces(self.calibration_frames, CALIBRATION_SEED).float_frames().numpy()
-        return [quantize_backbone(export_backbone(m.backbone, blocked_prelu=False), calibration) for m in self.models]
+        # quantized with our own synthetic calibration: cached like the fp32 export; with the
+        # caller's frames: built each time (the gate below runs every time either way)
+        cache = self.cache_dir if self.calibration is None else None
+        graphs = []
+        for m in self.models:
+            name = f"backbone-int8-{backbone_key(m.backbone)[:40]}-{self.calibration_frames}-{CALIBRATION_SEED}.onnx"
+            graphs.append(cached_graph(cache, name, lambda m=m: quantize_backbone(
+                cached_export(m.backbone, self.cache_dir), calibration)))
+        return graphs
 
     def _check_gates(self) -> None:
         from emenet.fast.int8 import VALIDATION_SEED, int8_gate, synthetic_faces

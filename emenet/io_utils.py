@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import tempfile
@@ -33,6 +34,15 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Pat
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> None:
+    """Delete the temporary files `atomic_path` leaves beside `path` when a process is killed
+    while writing it (it cannot clean up); call before rewriting `path` in a resumed run."""
+    path = Path(path)
+    if path.parent.is_dir():
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            stale.unlink(missing_ok=True)
 
 
 def user_cache_dir() -> Path:

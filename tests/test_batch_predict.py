@@ -263,3 +263,14 @@ def test_ray_local_matches_the_sequential_run(sequential, folder, ckpt, tmp_path
     assert _status(tmp_path) == _status(out_seq)
     _assert_same_predictions(out_seq, tmp_path)
     assert os.getpid() not in {o.worker for o in report.outcomes if o.status == "done"}
+
+
+def test_a_summary_left_half_written_by_a_killed_run_is_cleaned_up(tmp_path):
+    from emenet.io_utils import remove_stale_temporaries
+    summary = tmp_path / "summary.csv"
+    stale = [tmp_path / ".summary.csv.abc123.tmp", tmp_path / ".summary.csv.x.tmp"]
+    keep = [tmp_path / ".other.csv.abc.tmp", tmp_path / "summary.csv.tmp", tmp_path / "summary.csv"]
+    for p in stale + keep:
+        p.write_text("x")
+    remove_stale_temporaries(summary)
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in keep)

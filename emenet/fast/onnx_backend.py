@@ -70,8 +70,8 @@ def _quiet_exporter() -> Iterator[None]:
 def export_backbone(backbone: nn.Module, batch: int = 2, blocked_prelu: bool = True) -> bytes:
     """The BN-folded backbone as a serialised ONNX model: (N, 3, 112, 112) -> (N, 512), N dynamic.
 
-    With `blocked_prelu` every PReLU is exported as depthwise convolutions that stay in ONNX
-    Runtime's blocked layout (see emenet.fast.prelu); the int8 path keeps plain PReLU.
+    With `blocked_prelu` (the default, also for int8) every PReLU is exported as depthwise
+    convolutions that stay in ONNX Runtime's blocked layout (see emenet.fast.prelu).
     """
     require_onnx()
     folded = fold_batch_norm(backbone).cpu().float()

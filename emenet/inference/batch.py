@@ -38,7 +38,7 @@ from emenet.inference.video_job import (SUMMARY_COLUMNS, PredictSettings, Progre
                                         checkpoint_fingerprints, finished_outcome)
 from emenet.inference.workers import (PredictorSpec, available_cores, check_ray, run_in_process, run_process_pool,
                                       run_ray)
-from emenet.io_utils import atomic_path
+from emenet.io_utils import atomic_path, remove_stale_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -250,6 +250,7 @@ def predict_videos(inputs: Sequence[str | os.PathLike], output_dir: str | os.Pat
         else:
             outcomes[job.name] = previous
     summary = Path(output_dir) / SUMMARY_NAME
+    remove_stale_temporaries(summary)  # a killed run may have died while rewriting it
     write_summary(summary, outcomes.values())
     log.info("%d video(s): %d finished earlier, %d to predict -> %s", len(jobs), len(jobs) - len(todo), len(todo),
              output_dir)

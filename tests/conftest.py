@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -51,11 +53,22 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def private_cache_dir(tmp_path_factory):
+_CACHE_HOME = pytest.StashKey[tuple]()  # (the user's XDG_CACHE_HOME or None, the session's folder)
+
+
+def pytest_configure(config) -> None:
     """Caches EMENet keeps between runs (exported ONNX graphs, dataset indexes) go to a folder of
-    this test session, shared by its subprocesses, never to the user's ~/.cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        path = tmp_path_factory.mktemp("xdg_cache")
-        mp.setenv("XDG_CACHE_HOME", str(path))
-        yield path
+    this test session, never to the user's ~/.cache. Set before collection, so that test modules
+    that copy os.environ for their subprocesses at import time copy it too."""
+    folder = tempfile.mkdtemp(prefix="emenet-tests-cache-")
+    config.stash[_CACHE_HOME] = (os.environ.get("XDG_CACHE_HOME"), folder)
+    os.environ["XDG_CACHE_HOME"] = folder
+
+
+def pytest_unconfigure(config) -> None:
+    saved, folder = config.stash[_CACHE_HOME]
+    if saved is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = saved
+    shutil.rmtree(folder, ignore_errors=True)

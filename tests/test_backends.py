@@ -22,6 +22,7 @@ from emenet.fast.int8 import GateResult, int8_gate, synthetic_faces
 from emenet.fast.pool import WorkerPool
 from emenet.fast.prelu import DepthwisePReLU, prelu_as_convolutions
 from emenet.inference import Predictor
+from model_helpers import perturb_batch_norms
 
 FP32_GOLDEN_ATOL = 1e-5
 INT8_GOLDEN_ATOL = 5e-3
@@ -33,15 +34,7 @@ def _perturbed_model(seed: int) -> emenet.EMENet:
     """A random EMENet-V whose batch-norm statistics and affine parameters are far from the identity."""
     torch.manual_seed(seed)
     model = emenet.create_model("emenet_v")
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
-            if isinstance(m, torch.nn.PReLU):
-                m.weight.uniform_(0.0, 0.5)
+    perturb_batch_norms(model, prelu_slopes=(0.0, 0.5))
     return model.eval()
 
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from emenet.models.marblenet import MARBLENET_3X2X64, MarbleNet, MFCCConfig
+from model_helpers import perturb_batch_norms
 
 
 def _nemo_config(mfcc: MFCCConfig, num_classes: int) -> dict:
@@ -37,13 +38,7 @@ def nemo_and_ours(require_extra):
     from nemo.collections.asr.models import EncDecClassificationModel
     torch.manual_seed(0)
     nemo = EncDecClassificationModel(cfg=OmegaConf.create(_nemo_config(MFCCConfig(), 2)))
-    with torch.no_grad():  # make the batch norms non-trivial, as in a trained model
-        for module in nemo.modules():
-            if isinstance(module, torch.nn.BatchNorm1d):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.5, 2.0)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.2, 0.2)
+    perturb_batch_norms(nemo)  # non-trivial batch norms, as in a trained model
     nemo.eval()
     ours = MarbleNet(num_classes=2)
     ours.load_state_dict(nemo.state_dict(), strict=True)  # NeMo's names, unchanged

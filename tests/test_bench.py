@@ -168,3 +168,21 @@ def test_bad_bench_arguments_are_one_line_errors(flag, tmp_path, capsys):
     assert main(["bench", "--quick", "--out_dir", str(tmp_path), "--skip", "train", "profile", "inference",
                  *flag]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_gpu_report_renders_every_measured_row():
+    """The GPU column's report (measured on CUDA machines only) from a hand-made result set."""
+    from emenet.bench.gpu import render_gpu_markdown
+    timing = {"frames_per_s": 100.0, "paired_speedup_vs_fp32": 2.0, "median_s": 0.5}
+    r = {"machine": {"gpu": "Test GPU"}, "versions": {"torch": "2.x"}, "method": "m",
+         "settings": {"members": 5, "batch": 64, "stream_frames": 32, "warmup": 3, "repeat": 10},
+         "inference": [{"members": 5, "path": "graphs_bf16", "batched": timing, "streaming": timing,
+                        "max_abs_logit_diff_vs_fp32": 1e-3},
+                       {"members": 1, "path": "compile_bf16", "error": "RuntimeError: no"}],
+         "onnx_cuda": {"skipped": "no CUDA provider"},
+         "train": [{"role": "teacher", "speed": "fast", "settings": {"bf16": True, "compile": False},
+                    "peak_cuda_mb": 2508.0, "median_s": 0.05, "frames_per_s": 3300.0}]}
+    md = render_gpu_markdown(r)
+    assert "| 5 | graphs_bf16 | 100 | 2.00 | 100 | 2.00 | 1.0e-03 |" in md
+    assert "| 1 | compile_bf16 | failed: RuntimeError: no" in md
+    assert "no CUDA provider" in md and "| teacher | fast | bf16 | 0.0500 | 3300 | 2508 |" in md

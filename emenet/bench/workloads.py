@@ -213,7 +213,8 @@ def _trainer(spec: dict):
     from emenet.training.objectives import StudentObjective, TaskWeights, TeacherObjective
     from emenet.training.trainer import Trainer
     rng = np.random.default_rng(0)
-    model = _models(1)[0].train()
+    device = torch.device(spec.get("device", "cpu"))
+    model = _models(1)[0].train().to(device)
     teacher = TeacherObjective()
     if spec["role"] == "teacher":
         batch = _teacher_batch(spec["clips"], spec["seq_len"], rng)
@@ -221,11 +222,11 @@ def _trainer(spec: dict):
     else:
         batch, layout = _student_batch(spec["clips"], spec["seq_len"], rng)
         objective = StudentObjective(layout, supervised=teacher)
-    speed = TrainSpeed() if spec["speed"] == BASELINE else TrainSpeed.recommended("cpu")
+    speed = TrainSpeed() if spec["speed"] == BASELINE else TrainSpeed.recommended(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     trainer = Trainer(model, objective, optimizer, torch.optim.lr_scheduler.StepLR(optimizer, 10), False,
                       None, lambda m: {}, TaskWeights({t: 1.0 for t in model.tasks}), AugmentConfig(),
-                      batch_size=spec["clips"], nepochs=1, seed=0, device=torch.device("cpu"), speed=speed,
+                      batch_size=spec["clips"], nepochs=1, seed=0, device=device, speed=speed,
                       progress=False)
     return trainer, batch, torch.Generator().manual_seed(0)
 

@@ -108,7 +108,10 @@ def test_golden_audio_arrays(original_marblenet, golden):
         encoded = original_marblenet(audio)
         feature = original_marblenet.features(audio)
     assert mfcc.shape == (6, 64, 64) and lengths.tolist() == [63] * 6  # NeMo: ceil(10080 / 160)
-    np.testing.assert_allclose(mfcc.numpy(), golden["mfcc"], atol=1e-5)
+    # MFCCs reach |28|: a float32 DCT over 64 log-mel values carries rounding of ~1e-5 there whose
+    # exact value depends on the CPU's FFT and matrix kernels (1.5e-5 on an Intel Xeon, under 1e-5
+    # on an AMD EPYC); 5e-5 is ~2e-6 of the array's scale. The encoder's outputs stay within 1e-5.
+    np.testing.assert_allclose(mfcc.numpy(), golden["mfcc"], atol=5e-5)
     np.testing.assert_allclose(encoded.numpy(), golden["encoder_output"], atol=1e-5)
     np.testing.assert_allclose(feature.numpy(), golden["audio_feature"], atol=1e-5)
     # one window alone gives the same numbers as in its batch: no per-batch normalisation

@@ -56,6 +56,8 @@ def build_world(root: Path) -> World:
     checkpoint = emenet.save_checkpoint(root / "model.pth", emenet.create_model("emenet_v"), 1)
     video = root / "clip.mp4"
     shutil.copy(sorted((data / "videos").rglob("*.mp4"))[0], video)
+    (root / "batch").mkdir()  # a folder of videos for batch prediction
+    shutil.copy(video, root / "batch" / "clip.mp4")
     crop = root / "crop.jpg"
     shutil.copy(sorted((data / "cropped_aligned").rglob("00001.jpg"))[0], crop)
 

@@ -198,6 +198,7 @@ DISK = [
 WRITERS = {
     "image": lambda w, out: ("image", _predict_image(w, out)),
     "video": lambda w, out: ("emenet", _predict_video(w, out)),
+    "batch": lambda w, out: ("emenet", _predict_video(w, out, video=w.root / "batch")),
     "validate": lambda w, out: ("emenet", _validate(w, out.parent) + ["--out", str(out / "val.json")]),
     "train": lambda w, out: ("emenet", _train(w, out.parent, ckpts=out)),
 }

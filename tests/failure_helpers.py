@@ -135,6 +135,24 @@ def fail_writes_under(monkeypatch, folder: Path, code: int, at: str = "open") ->
         raise ValueError(at)
 
 
+def make_unreadable(monkeypatch, path: Path) -> None:
+    """`path` cannot be opened for reading: chmod 000, or (root reads anything) a simulated EACCES."""
+    if os.geteuid() != 0:
+        path.chmod(0)  # a file in a temporary folder: deleting it needs no permission on it
+        return
+    import builtins
+    real_open = builtins.open
+    target = path.resolve()
+
+    def refusing_open(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and Path(os.fsdecode(file)).resolve() == target:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fsdecode(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refusing_open)
+    monkeypatch.setattr(io, "open", refusing_open)
+
+
 def leftovers(folder: Path) -> list[Path]:
     """Temporary files anywhere below `folder`."""
     return sorted(p for p in Path(folder).rglob("*") if p.name.endswith(".tmp") or ".tmp." in p.name)

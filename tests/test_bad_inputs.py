@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from failure_helpers import EACCES, ENOSPC, EROFS, World, build_world, fail_writes_under, leftovers
+from failure_helpers import (EACCES, ENOSPC, EROFS, World, build_world, fail_writes_under, leftovers,
+                             make_unreadable)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -99,6 +100,16 @@ def _broken_crop(w: World, out: Path, split: str) -> Path:
     return root
 
 
+def _resume_with_optimizer_file(w: World, out: Path, content: bytes) -> list[str]:
+    """A run folder with epoch 1's network and an optimizer state holding `content`; resume it."""
+    import shutil
+    run = out / "checkpoints" / "run"
+    run.mkdir(parents=True)
+    shutil.copy(w.checkpoint, run / "net_epoch_1_run.pth")
+    (run / "opt_epoch_1_OPT.pth").write_bytes(content)
+    return _train(w, out) + ["--load_epoch", "-1", "--nepochs", "2"]
+
+
 # (id, entry, argv(world, tmp_path), expected words in the error line)
 CASES = [
     # --- checkpoints -------------------------------------------------------------------
@@ -119,6 +130,10 @@ CASES = [
      "shapes do not match"),
     ("ckpt-demo-empty", "demo", lambda w, t: ["--checkpoint", str(w.file("empty.pth")), "--source", str(w.video),
                                               "--headless", "--save_file", str(t / "o.avi")], "empty (0 bytes)"),
+    ("resume-optimizer-empty", "emenet", lambda w, t: _resume_with_optimizer_file(w, t, b""),
+     "opt_epoch_1_OPT.pth: optimizer state file is empty"),
+    ("resume-optimizer-garbage", "emenet", lambda w, t: _resume_with_optimizer_file(w, t, b"PK\x03\x04 cut short"),
+     "opt_epoch_1_OPT.pth: not a readable optimizer state: truncated or corrupt"),
     # --- images ------------------------------------------------------------------------
     ("image-missing", "image", lambda w, t: _predict_image(w, t / "o", image=t / "nope.jpg"), "nope.jpg: image not found"),
     ("image-folder", "image", lambda w, t: _predict_image(w, t / "o", image=w.file("folder.jpg")), "is a folder, not an image"),
@@ -174,6 +189,18 @@ def test_bad_input_gives_one_line_and_exit_2(world, tmp_path, capsys, case):
     assert not leftovers(world.root) and not leftovers(tmp_path)
     assert not (world.root / "PWNED").exists()  # nothing in a file ran
     assert {p: p.stat().st_mtime_ns for p in before if p.exists()} == before  # nothing replaced
+
+
+@pytest.mark.parametrize("what", ["image", "checkpoint"])
+def test_unreadable_file_says_permission_denied(world, tmp_path, capsys, monkeypatch, what):
+    import shutil
+    target = tmp_path / ("photo.jpg" if what == "image" else "model.pth")
+    shutil.copy(world.crop if what == "image" else world.checkpoint, target)
+    make_unreadable(monkeypatch, target)
+    argv = _predict_image(world, tmp_path / "o", **{"image" if what == "image" else "model": target})
+    assert _image(argv) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert str(target) in line and "permission denied" in line, line
 
 
 def test_demo_refuses_to_replace_a_recording(world, tmp_path, capsys):

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from failure_helpers import (EACCES, ENOSPC, EROFS, World, build_world, fail_writes_under, leftovers,
+from failure_helpers import (EACCES, ENOSPC, EROFS, World, fail_writes_under, leftovers,
                              make_unreadable)
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> World:
-    return build_world(tmp_path_factory.mktemp("world"))
+def world(failure_world) -> World:
+    return failure_world
 
 
 def _emenet(argv: list[str]) -> int:
@@ -308,3 +308,55 @@ def test_real_full_and_read_only_file_systems(world, tmpfs, capsys):
     assert not leftovers(full) and not [p for p in full.rglob("*") if p.is_file()]
     assert _image(_predict_image(world, read_only / "o")) == 2
     assert "read-only file system" in one_error_line(capsys.readouterr().err)
+
+
+# --- the pieces: loader-worker errors, temporaries of dead and live processes ---------------------
+
+class _Failing:
+    def __init__(self, exc: Exception):
+        self.exc = exc
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i: int):
+        raise self.exc
+
+
+@pytest.mark.parametrize("exc, expected", [
+    (None, "a.jpg: truncated JPEG (the file ends before the image data does)"),
+    (PermissionError(EACCES, "Permission denied", "/data/b.jpg"), "/data/b.jpg: permission denied"),
+    (OSError(ENOSPC, "No space left on device"), "no space left on the device; free some space or write elsewhere"),
+])
+def test_errors_in_dataloader_workers_read_as_in_the_main_process(exc, expected):
+    from torch.utils.data import DataLoader
+
+    from emenet.errors import EMENetInputError
+    from emenet.failures import failure_message
+    exc = exc or EMENetInputError("a.jpg: truncated JPEG (the file ends before the image data does)")
+    with pytest.raises(Exception) as caught:
+        next(iter(DataLoader(_Failing(exc), num_workers=1)))
+    assert "DataLoader worker" in str(caught.value)  # torch's wrapper, with the worker's traceback
+    assert failure_message(caught.value) == expected
+
+
+def test_stale_temporaries_of_dead_processes_are_removed_live_ones_kept(tmp_path):
+    import sys
+
+    from emenet.io_utils import atomic_path, remove_stale_temporaries_in
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # exited: its pid names no process (reuse within this test is negligible)
+    out = tmp_path / "metrics.csv"
+    stale = [tmp_path / f".metrics.csv.emenet-{dead_pid}-0a1b.tmp", tmp_path / f".run.avi.emenet-{dead_pid}-ff.tmp.avi",
+             tmp_path / ".metrics.csv.k2j4abcd.tmp"]  # the last: an earlier version's name, without a pid
+    live = tmp_path / f".metrics.csv.emenet-{os.getppid()}-0c.tmp"  # our parent is alive: its write goes on
+    others = [tmp_path / ".hidden.tmp", tmp_path / "metrics.csv.tmp"]
+    for p in stale + [live] + others:
+        p.write_text("partial")
+    with atomic_path(out) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.startswith(f".metrics.csv.emenet-{os.getpid()}-")
+        tmp.write_text("a,b\n")
+    assert out.read_text() == "a,b\n"
+    assert not stale[0].exists() and not stale[2].exists() and stale[1].exists()  # the same name only
+    assert remove_stale_temporaries_in(tmp_path) == [stale[1]]
+    assert live.exists() and all(p.exists() for p in others)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from failure_helpers import World, build_world, leftovers
+from failure_helpers import World, leftovers
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 DRIVER = r"""
@@ -57,8 +57,8 @@ sys.exit(main(sys.argv[1:]))
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> World:
-    return build_world(tmp_path_factory.mktemp("world"))
+def world(failure_world) -> World:
+    return failure_world
 
 
 def killed_at(point: str, argv: list[str], log: Path) -> None:

@@ -12,8 +12,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 
 from emenet.errors import EMENetInputError
 
@@ -31,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", nargs="+", default=[], metavar="PATH", help="checkpoint files")
     parser.add_argument("--use_cuda", action="store_true", help="run the models on the GPU")
     parser.add_argument("--save_file", default=None, help="record the annotated frames (.avi or .mp4)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --save_file")
     parser.add_argument("--headless", action="store_true", help="no window: only record (needs --save_file)")
     parser.add_argument("--max_frames", type=int, default=None, help="stop after this many frames")
     parser.add_argument("--threads", type=int, default=None,
@@ -40,28 +39,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from emenet.command_runner import parse_and_run
+    return parse_and_run(build_parser(), argv, run)
+
+
+def run(args: argparse.Namespace) -> None:
     import torch
 
-    from emenet.inference.demo import run_demo
     from emenet.inference.cli_predict import checkpoint_paths_from_args
+    from emenet.inference.demo import run_demo
     from emenet.inference.predictor import Predictor
-    try:
-        if args.threads is not None:
-            if args.threads < 1:
-                raise EMENetInputError(f"--threads must be at least 1, got {args.threads}")
-            torch.set_num_threads(args.threads)
-        predictor = Predictor(checkpoint_paths_from_args(args), device="cuda" if args.use_cuda else "cpu")
-        summary = run_demo(predictor, args.source, save_file=args.save_file, show=not args.headless,
-                           max_frames=args.max_frames, progress=args.headless)
-    except EMENetInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if args.threads is not None:
+        if args.threads < 1:
+            raise EMENetInputError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    predictor = Predictor(checkpoint_paths_from_args(args), device="cuda" if args.use_cuda else "cpu")
+    summary = run_demo(predictor, args.source, save_file=args.save_file, show=not args.headless,
+                       max_frames=args.max_frames, progress=args.headless, overwrite=args.overwrite)
     recorded = f", recorded to {summary.save_file}" if summary.save_file else ""
     print(f"{summary.frames} frames (face in {summary.frames_with_face}) in {summary.seconds:.1f} s: "
           f"{summary.frames_per_second:.1f} frames/s{recorded}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from emenet.command_runner import run_command
+from emenet.command_runner import add_debug_argument, run_command
 from emenet.errors import EMENetInputError
 
 log = logging.getLogger("emenet")
@@ -142,6 +142,7 @@ def add_validate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoints_dir", default="./checkpoints")
     p.add_argument("--split", default="Validation_Set", choices=["Train_Set", "Validation_Set"])
     p.add_argument("--out", help="write the metrics here as JSON")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--device", default="cpu")
     p.add_argument("--num_workers", type=int, default=0)
     p.add_argument("--cache_dir", default=None)
@@ -160,7 +161,8 @@ def cmd_validate(args: argparse.Namespace) -> None:
     else:
         raise EMENetInputError("give --checkpoint PATH, or --name and --load_epoch")
     metrics = validate_checkpoint(ckpt, args.data_root, args.out, args.split, device=args.device,
-                                  num_workers=args.num_workers, cache_dir=args.cache_dir, audio_dir=args.audio_dir)
+                                  num_workers=args.num_workers, cache_dir=args.cache_dir, audio_dir=args.audio_dir,
+                                  overwrite=args.overwrite)
     print(json.dumps(metrics, indent=2))
     if args.out:
         print(f"metrics written to {args.out}")
@@ -198,9 +200,11 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], str]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emenet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_debug_argument(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (add_arguments, help_text) in COMMANDS.items():
-        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+        add_arguments(command := sub.add_parser(name, help=help_text, description=help_text))
+        add_debug_argument(command)
     return parser
 
 
@@ -221,6 +225,7 @@ def _script(command: str, prog: str, argv: list[str] | None, defaults: dict | No
     add_arguments, help_text = COMMANDS[command]
     parser = argparse.ArgumentParser(prog=prog, description=help_text)
     add_arguments(parser)
+    add_debug_argument(parser)
     parser.set_defaults(script_defaults=defaults or {})
     return _run(parser.parse_args(argv))
 

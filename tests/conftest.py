@@ -53,6 +53,14 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="session")
+def failure_world(tmp_path_factory):
+    """A tiny dataset, checkpoint and video and a set of broken files (tests/failure_helpers.py),
+    shared by the bad-input and fault tests; tests must not write into it."""
+    from failure_helpers import build_world
+    return build_world(tmp_path_factory.mktemp("failure_world"))
+
+
 _CACHE_HOME = pytest.StashKey[tuple]()  # (the user's XDG_CACHE_HOME or None, the session's folder)
 
 

@@ -186,6 +186,9 @@ def _check_root(data_root: str | Path) -> Path:
 
 def _scan_sources(root: Path) -> _Sources:
     annotations = _scan_annotations(root)
+    if annotations and not (root / "cropped_aligned").is_dir():
+        raise EMENetInputError(f"{root}: no cropped_aligned/ folder (expected cropped_aligned/<name>/00001.jpg ..., "
+                               "the aligned face crops of every annotated video)")
     names = sorted({ann.name for ann in annotations})
     crop_frames: dict[str, np.ndarray] = {}
     crop_stats: dict[str, tuple[int, int]] = {}

@@ -544,6 +544,9 @@ def _prepare_out_dir(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+DEFAULT_TWO_PERSON_VIDEOS = 2
+
+
 def _validate_args(num_videos: int, min_frames: int, max_frames: int, two_person_videos: int,
                    num_test_videos: int) -> None:
     if num_videos < 1:
@@ -562,13 +565,13 @@ def _init_worker() -> None:
 
 
 def generate_synthetic_dataset(out_dir: str | Path, num_videos: int = 16, seed: int = 0, min_frames: int = 150,
-                               max_frames: int = 300, two_person_videos: int = 2, num_test_videos: int = 3,
+                               max_frames: int = 300, two_person_videos: int | None = None, num_test_videos: int = 3,
                                overwrite: bool = False, progress: bool = True,
                                num_workers: int | None = None) -> SynthSummary:
     """Write a synthetic Aff-wild2-layout dataset to `out_dir` and return what was written.
 
     `num_videos` annotated video files (train + validation; `two_person_videos` of them show two
-    people, annotated as `<video>_left` / `<video>_right`) plus `num_test_videos` test videos
+    people, annotated as `<video>_left` / `<video>_right`; default 2, or 1 for a single video) plus `num_test_videos` test videos
     listed in abaw2_test_set/ whose labels go to synthetic_ground_truth/. Deterministic for a
     given seed and independent of `num_workers` (default: up to 4 processes, one video each).
 
@@ -577,6 +580,8 @@ def generate_synthetic_dataset(out_dir: str | Path, num_videos: int = 16, seed: 
         ['AU', 'EXPR', 'VA']
     """
     t0 = time.perf_counter()
+    if two_person_videos is None:
+        two_person_videos = min(DEFAULT_TWO_PERSON_VIDEOS, num_videos)
     _validate_args(num_videos, min_frames, max_frames, two_person_videos, num_test_videos)
     out = Path(out_dir)
     _prepare_out_dir(out, overwrite)

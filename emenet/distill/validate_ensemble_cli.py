@@ -70,6 +70,5 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None, window_size: float | None = None, sr: int | None = None) -> int:
     """Parse, run, and turn bad input into one line on stderr and exit status 2."""
-    from emenet.command_runner import run_command
-    args = build_parser(window_size, sr).parse_args(argv)
-    return run_command(args.func, args)
+    from emenet.command_runner import parse_and_run
+    return parse_and_run(build_parser(window_size, sr), argv)

@@ -13,7 +13,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from emenet.command_runner import run_command
+from emenet.command_runner import parse_and_run
 from emenet.errors import EMENetInputError
 
 log = logging.getLogger("emenet")
@@ -171,13 +171,11 @@ def run_inference_one_image(argv: list[str] | None = None, default_image: str | 
     parser = argparse.ArgumentParser(prog="inference_one_image.py",
                                      description="Predict AU, expression, valence/arousal (and uncertainty) for one image.")
     add_image_arguments(parser, default_image)
-    args = parser.parse_args(argv)
-    return run_command(args.func, args)
+    return parse_and_run(parser, argv)
 
 
 def run_predict(argv: list[str] | None = None) -> int:
     """`emenet predict` as a stand-alone entry point (until the main CLI wires it)."""
     parser = argparse.ArgumentParser(prog="emenet predict", description="Predict every frame of a raw video.")
     add_predict_arguments(parser)
-    args = parser.parse_args(argv)
-    return run_command(args.func, args)
+    return parse_and_run(parser, argv)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from emenet.command_runner import run_command
+from emenet.command_runner import parse_and_run
 from emenet.errors import EMENetInputError
 
 EXAMPLES = """
@@ -70,8 +70,7 @@ def _check_audio_members(members, window_size: float, sr: int) -> None:
 
 
 def main(argv: list[str] | None = None, prog: str = "test_ensemble.py", audio: bool = False) -> int:
-    args = build_parser(prog, audio).parse_args(argv)
-    return run_command(lambda a: _predict_test_set(a, audio), args)
+    return parse_and_run(build_parser(prog, audio), argv, lambda a: _predict_test_set(a, audio))
 
 
 def _predict_test_set(args: argparse.Namespace, audio: bool) -> None:

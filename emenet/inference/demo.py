@@ -18,6 +18,7 @@ which a Haar cascade finds now and then and with few supporting detections, does
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -29,6 +30,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from emenet.errors import EMENetInputError
+from emenet.io_utils import atomic_path, ensure_folder
 from emenet.face.align import crop_face, crop_regions
 from emenet.face.detector import Detections, FaceDetector, HaarFaceDetector
 from emenet.face.tracking import FaceTracker
@@ -229,18 +231,34 @@ def draw_demo_frame(frame: np.ndarray, step: DemoStep, fps: float, height: int |
 
 # ----------------------------------------------------------------------------- output
 
-def open_recorder(path: str | os.PathLike, fps: float, width: int, height: int) -> cv2.VideoWriter:
-    """A cv2.VideoWriter for RGB frames of (height, width); codec by suffix (.avi: MJPG, .mp4: mp4v)."""
+def check_recording_path(path: str | os.PathLike, overwrite: bool = False) -> None:
+    """One line, before any work, for a recording that could not be written: an unknown format,
+    an existing file without `overwrite`, a folder in its place."""
     path = Path(path)
+    if path.suffix.lower() not in FOURCC_BY_SUFFIX:
+        raise EMENetInputError(f"{path}: unsupported recording format; use one of {sorted(FOURCC_BY_SUFFIX)}")
+    if path.is_dir():
+        raise EMENetInputError(f"{path}: is a folder; give a file to record to (e.g. output.avi)")
+    if path.exists() and not overwrite:
+        raise EMENetInputError(f"{path} already exists; pass --overwrite to replace it")
+
+
+def open_recorder(path: str | os.PathLike, fps: float, width: int, height: int,
+                  name: str | os.PathLike | None = None) -> cv2.VideoWriter:
+    """A cv2.VideoWriter for RGB frames of (height, width); codec by suffix (.avi: MJPG, .mp4: mp4v).
+
+    `name` is the file the user asked for, when `path` is a temporary file standing in for it.
+    """
+    path = Path(path)
+    name = Path(name or path)
     fourcc = FOURCC_BY_SUFFIX.get(path.suffix.lower())
     if fourcc is None:
-        raise EMENetInputError(f"{path}: unsupported recording format; use one of {sorted(FOURCC_BY_SUFFIX)}")
-    if path.parent != Path("") and not path.parent.is_dir():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        raise EMENetInputError(f"{name}: unsupported recording format; use one of {sorted(FOURCC_BY_SUFFIX)}")
+    ensure_folder(path.parent)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), float(fps), (int(width), int(height)))
     if not writer.isOpened():
         writer.release()
-        raise EMENetInputError(f"{path}: cannot be opened for recording ({fourcc})")
+        raise EMENetInputError(f"{name}: cannot be opened for recording ({fourcc})")
     return writer
 
 
@@ -277,17 +295,21 @@ class DemoSummary:
 
 def run_demo(predictor: Predictor, source: str | int | FrameSource = 0, save_file: str | os.PathLike | None = None,
              show: bool = True, max_frames: int | None = None, detector: FaceDetector | None = None,
-             follower: FaceFollower | None = None, progress: bool = False) -> DemoSummary:
+             follower: FaceFollower | None = None, progress: bool = False, overwrite: bool = False) -> DemoSummary:
     """Run the demo until the source ends, `max_frames` frames, or `q` in the window.
 
     `source` is a camera index, a video file or an opened `FrameSource` (closed at the end).
     `show=False` (headless) only records, to `save_file`. Raises EMENetInputError (one line)
     when the source cannot be opened, gives no frame, or the recording cannot be written.
+    The recording is written to a temporary file beside `save_file` and renamed when the demo
+    ends; an existing `save_file` is replaced only with `overwrite`.
     """
     if not show and save_file is None:
         raise EMENetInputError("headless mode only records: give a file to record to (--save_file output.avi)")
     if max_frames is not None and max_frames < 1:
         raise EMENetInputError(f"max_frames must be at least 1, got {max_frames}")
+    if save_file is not None:
+        check_recording_path(save_file, overwrite)
     detector = detector or HaarFaceDetector()
     follower = follower or FaceFollower()
     stream = predictor.stream()
@@ -298,43 +320,46 @@ def run_demo(predictor: Predictor, source: str | int | FrameSource = 0, save_fil
     start = time.perf_counter()
     total = source.num_frames if max_frames is None else min(max_frames, source.num_frames or max_frames)
     bar = tqdm(total=total, unit="frame", desc="demo", disable=not progress)
-    try:
-        last: FramePredictions | None = None
-        height = None
-        while max_frames is None or frames < max_frames:
-            try:
-                frame = source.read()
-                if frame is None:
+    with contextlib.ExitStack() as recording:  # the recording appears under its name only on success
+        record_to = None if save_file is None else recording.enter_context(
+            atomic_path(save_file, overwrite, keep_suffix=True))
+        try:
+            last: FramePredictions | None = None
+            height = None
+            while max_frames is None or frames < max_frames:
+                try:
+                    frame = source.read()
+                    if frame is None:
+                        break
+                    if height is None:
+                        height = max(frame.shape[0], panel_height(predictor.tasks))
+                    step = demo_step(frames, frame, detector, follower, stream, last)
+                    last = step.predictions
+                    with_face += step.box is not None
+                    image = draw_demo_frame(frame, step, meter.tick(), height)
+                    if record_to is not None:
+                        if writer is None:
+                            writer = open_recorder(record_to, source.fps, image.shape[1], image.shape[0], save_file)
+                        write_frame(writer, image)
+                    frames += 1
+                    bar.update()
+                    if show and not show_frame(image):
+                        break
+                except KeyboardInterrupt:  # Ctrl-C ends a headless camera run like `q` ends a shown one
+                    log.info("interrupted after %d frames", frames)
                     break
-                if height is None:
-                    height = max(frame.shape[0], panel_height(predictor.tasks))
-                step = demo_step(frames, frame, detector, follower, stream, last)
-                last = step.predictions
-                with_face += step.box is not None
-                image = draw_demo_frame(frame, step, meter.tick(), height)
-                if save_file is not None:
-                    if writer is None:
-                        writer = open_recorder(save_file, source.fps, image.shape[1], image.shape[0])
-                    write_frame(writer, image)
-                frames += 1
-                bar.update()
-                if show and not show_frame(image):
-                    break
-            except KeyboardInterrupt:  # Ctrl-C ends a headless camera run like `q` ends a shown one
-                log.info("interrupted after %d frames", frames)
-                break
-    finally:
-        bar.close()
-        source.close()
-        if writer is not None:
-            writer.release()
-        if show:
-            try:
-                cv2.destroyAllWindows()
-            except cv2.error:  # no GUI support: show_frame already said so
-                pass
-    if frames == 0:
-        raise EMENetInputError(f"{source.name}: no frames could be read")
+        finally:
+            bar.close()
+            source.close()
+            if writer is not None:
+                writer.release()
+            if show:
+                try:
+                    cv2.destroyAllWindows()
+                except cv2.error:  # no GUI support: show_frame already said so
+                    pass
+        if frames == 0:
+            raise EMENetInputError(f"{source.name}: no frames could be read")
     summary = DemoSummary(frames, with_face, follower.sequences, time.perf_counter() - start,
                           None if save_file is None else Path(save_file))
     log.info("%s: %d frames (face in %d) in %.1f s, %.1f frames/s%s", source.name, summary.frames,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -73,9 +72,7 @@ def predict_image(predictor: Predictor, image: str | os.PathLike | np.ndarray,
     """
     if isinstance(image, (str, os.PathLike)):
         source = str(image)
-        if not Path(image).is_file():
-            raise EMENetInputError(f"{image}: image not found")
-        rgb = read_rgb(image)
+        rgb = read_rgb(image)  # one line for a folder, a missing, unreadable, empty or truncated file
     else:
         source = "array"
         rgb = image

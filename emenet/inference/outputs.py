@@ -35,7 +35,12 @@ log = logging.getLogger(__name__)
 
 
 def _refuse_existing(paths: list[Path], overwrite: bool) -> None:
+    """Refuse to replace a finished set of outputs without `overwrite`. Part of a set is what a
+    run killed between its renames left (the files are written together): it is replaced."""
     existing = [str(p) for p in paths if p.exists()]
+    if existing and len(existing) < len(paths):
+        log.warning("%s: an incomplete set of outputs (an interrupted run?); replacing it", ", ".join(existing))
+        return
     if existing and not overwrite:
         raise EMENetInputError(f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; "
                                f"pass --overwrite to replace {'it' if len(existing) == 1 else 'them'}")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from emenet.errors import EMENetInputError
+from emenet.failures import failure_message
 from emenet.inference.outputs import predict_video_to_files, video_output_paths
 from emenet.inference.predictor import Predictor
 from emenet.inference.video import DEFAULT_MIN_TRACK_LENGTH, DEFAULT_SMOOTH_SIGMA, read_video_meta
@@ -127,9 +128,8 @@ def peak_rss_mb() -> float | None:
 def error_line(exc: BaseException) -> str:
     """One line for the summary: the message of a user-facing error, else `Type: last line`."""
     cause = getattr(exc, "cause", None) or exc  # Ray wraps the worker's exception
-    if isinstance(cause, EMENetInputError):
-        text = str(cause)
-    else:
+    text = failure_message(cause)  # a user's or the machine's failure (bad file, full disk, ...)
+    if text is None:
         lines = str(cause).strip().splitlines()
         text = f"{type(cause).__name__}: {lines[-1] if lines else ''}".rstrip(": ")
     return " ".join(text.split())
@@ -201,7 +201,7 @@ def process_video(predictor: Predictor, job: VideoJob, settings: PredictSettings
         write_json(job.marker, marker)
         return outcome
     except Exception as exc:  # one bad video must not stop the others; the summary says why
-        if not isinstance(exc, EMENetInputError):
+        if failure_message(exc) is None:  # a bug: keep its traceback in the log
             log.warning("%s failed", job.video, exc_info=True)
         if job.output_dir.is_dir() and not any(job.output_dir.iterdir()):
             job.output_dir.rmdir()

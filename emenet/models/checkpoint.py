@@ -17,10 +17,11 @@ import torch
 from torch import nn
 
 from emenet.errors import EMENetInputError
-from emenet.io_utils import atomic_path
+from emenet.io_utils import save_torch
 from emenet.models.emenet import EMENet, EMENetConfig
 from emenet.models.emenet_va import EMENetVA, EMENetVAConfig
 from emenet.tasks import TASKS
+from emenet.torch_files import load_torch_file
 
 CHECKPOINT_FORMAT = 1
 _TMODEL_KEY = re.compile(r"^tmodels\.(\d+)\.(.*)$")
@@ -44,12 +45,7 @@ def read_checkpoint_file(path: str | os.PathLike, allow_bare_state_dict: bool = 
     With `allow_bare_state_dict`, a file holding only a state dict is wrapped as {'state_dict': ...}.
     """
     path = Path(path)
-    if not path.is_file():
-        raise EMENetInputError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt file, pickle with foreign objects, not a torch file
-        raise EMENetInputError(f"{path}: not a readable EMENet checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    ckpt = load_torch_file(path, "checkpoint")
     if allow_bare_state_dict and isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
         ckpt = {"state_dict": ckpt}
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
@@ -88,13 +84,18 @@ def infer_config(state_dict: dict[str, torch.Tensor], temporal_model: str | None
         raise EMENetInputError("state dict has no 'tmodels.*' keys: no temporal heads of an EMENet model")
     head_tasks: dict[int, str] = {}
     for i, params in sorted(heads.items()):
-        width = params["decoder.weight"].shape[0] if "decoder.weight" in params else None
+        missing = [f"tmodels.{i}.{k}" for k in ("decoder.weight", "decoder.bias") if k not in params]
+        if missing:
+            raise EMENetInputError(f"state dict lacks {', '.join(missing)}: the decoder of temporal head {i} "
+                                   "(a truncated or edited checkpoint?)")
+        width = params["decoder.weight"].shape[0]
         if width not in _LOGITS_TO_TASK:
             raise EMENetInputError(f"tmodels.{i}: decoder width {width} matches no task {list(_LOGITS_TO_TASK)}")
         head_tasks[i] = _LOGITS_TO_TASK[width]
     first = heads[min(heads)]
-    if "rnn.weight_ih_l0" not in first:
-        raise EMENetInputError("tmodels.0 has no recurrent layer 'rnn.weight_ih_l0'; cannot infer its config")
+    missing = [f"tmodels.{min(heads)}.{k}" for k in ("rnn.weight_ih_l0", "rnn.weight_hh_l0") if k not in first]
+    if missing:
+        raise EMENetInputError(f"state dict lacks {', '.join(missing)}: no recurrent layer to infer the config from")
     hidden = first["rnn.weight_hh_l0"].shape[1]
     gates = first["rnn.weight_ih_l0"].shape[0] // hidden
     kind = {3: "GRU", 4: "LSTM", 1: temporal_model or "RNN_TANH"}.get(gates)
@@ -144,7 +145,10 @@ def model_from_checkpoint(ckpt: dict[str, Any], source: str = "checkpoint", **co
         config = ARCHITECTURES[arch][1].from_dict({**ckpt["config"], **config_overrides})
         head_tasks = {i: t for i, t in enumerate(config.tasks)}
     else:
-        config, head_tasks = infer_config(state_dict, config_overrides.get("temporal_model"))
+        try:
+            config, head_tasks = infer_config(state_dict, config_overrides.get("temporal_model"))
+        except EMENetInputError as exc:  # name the file the state dict came from
+            raise EMENetInputError(f"{source}: {exc}") from None
         if config_overrides:
             config = type(config).from_dict({**config.to_dict(), **config_overrides})
     model = _CONFIG_TO_MODEL[type(config)](config)
@@ -173,6 +177,4 @@ def save_checkpoint(path: str | os.PathLike, model: EMENet, epoch: int, extra: d
     """Write `{'state_dict', 'epoch', 'config', ...}` atomically; the key layout is the original's."""
     payload = {"state_dict": model.state_dict(), "epoch": epoch, "config": model.config.to_dict(),
                "arch": type(model).__name__, "format_version": CHECKPOINT_FORMAT, **(extra or {})}
-    with atomic_path(path, overwrite) as tmp:
-        torch.save(payload, tmp)
-    return Path(path)
+    return save_torch(path, payload, overwrite)

@@ -44,6 +44,7 @@ import yaml
 from torch import nn
 
 from emenet.errors import EMENetInputError
+from emenet.torch_files import load_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -395,9 +396,9 @@ def read_nemo_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], di
                 config_member = _tar_member(tar, NEMO_CONFIG_NAME)
                 if config_member is not None:
                     config = yaml.safe_load(tar.extractfile(config_member).read())
-            state = torch.load(data, map_location="cpu", weights_only=True)
+            state = load_torch_file(data, "NeMo model weights", f"{path}:{NEMO_WEIGHTS_NAME}")
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = load_torch_file(path, "NeMo model")
     except EMENetInputError:
         raise
     except Exception as exc:  # corrupt archive, pickle with foreign objects, not a torch file

@@ -7,9 +7,7 @@ import math
 import re
 from pathlib import Path
 
-import torch
-
-from emenet.io_utils import atomic_path, write_json
+from emenet.io_utils import save_torch, write_json
 from emenet.models.checkpoint import save_checkpoint
 from emenet.training.trainer import Hook, Trainer
 
@@ -43,8 +41,7 @@ class CheckpointHook(Hook):
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         epoch = trainer.state.epoch
-        with atomic_path(optimizer_path(self.run_dir, epoch)) as tmp:
-            torch.save(trainer.state_dict(), tmp)
+        save_torch(optimizer_path(self.run_dir, epoch), trainer.state_dict())
         save_checkpoint(self.run_dir / f"net_epoch_{epoch}_{self.name}.pth", trainer.model, epoch,
                         extra={"metrics": metrics, **self.extra}, overwrite=True)
 

@@ -19,6 +19,7 @@ from emenet.data.labeled import labeled_videos
 from emenet.distill.soft_labels import DISTILL_KEY, soft_label_videos
 from emenet.errors import EMENetInputError
 from emenet.fast.training import TrainSpeed
+from emenet.io_utils import ensure_folder, remove_stale_temporaries_in
 from emenet.models.checkpoint import load_state_dict_strict, read_checkpoint_file
 from emenet.models.emenet import EMENet
 from emenet.models.emenet_va import EMENetVA
@@ -30,6 +31,7 @@ from emenet.training.evaluate import evaluate_videos
 from emenet.training.hooks import (AdaptiveTaskWeightHook, CheckpointHook, MetricsFileHook, TensorBoardHook,
                                    completed_epochs, optimizer_path)
 from emenet.training.objectives import StudentObjective, TaskWeights, TeacherObjective
+from emenet.torch_files import load_torch_file
 from emenet.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -179,10 +181,12 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
     weights = TaskWeights({t: getattr(config, f"lambda_{t}") for t in config.model_tasks})
 
     run_dir = config.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
+    ensure_folder(run_dir)
+    remove_stale_temporaries_in(run_dir)  # what a run killed while writing left behind
     save_config(config, run_dir / "config.yaml")
-    hooks = [CheckpointHook(run_dir, config.name, extra={"train_config": config.to_dict(), "role": "student" if student else "teacher"}),
-             MetricsFileHook(run_dir),
+    # the net checkpoint is written last: an epoch whose net file exists has all its files
+    hooks = [MetricsFileHook(run_dir),
+             CheckpointHook(run_dir, config.name, extra={"train_config": config.to_dict(), "role": "student" if student else "teacher"}),
              TensorBoardHook(Path(config.loggings_dir) / config.name)]
     if config.adaptive_lambda:
         hooks.insert(0, AdaptiveTaskWeightHook({t: TASK_SCORE_KEYS[t] for t in tasks}))
@@ -205,5 +209,5 @@ def resume(trainer: Trainer, run_dir: Path, name: str, epoch: int) -> None:
     net = read_checkpoint_file(run_dir / f"net_epoch_{epoch}_{name}.pth")
     load_state_dict_strict(trainer.model, net["state_dict"], str(run_dir / f"net_epoch_{epoch}_{name}.pth"))
     opt_file = optimizer_path(run_dir, epoch)
-    trainer.load_state_dict(torch.load(opt_file, map_location="cpu", weights_only=True))
+    trainer.load_state_dict(load_torch_file(opt_file, "optimizer state"))
     log.info("resumed %s after epoch %d", name, epoch)

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import torch
 
 from emenet.data.affwild2 import load_affwild2_index
 from emenet.data.labeled import labeled_videos
 from emenet.errors import EMENetInputError
-from emenet.io_utils import write_json
+from emenet.io_utils import ensure_folder, write_json
 from emenet.models.checkpoint import load_checkpoint
 from emenet.tasks import EMOTION_TASKS
 from emenet.training.evaluate import attach_audio_for, evaluate_videos
@@ -23,6 +24,12 @@ def validate_checkpoint(checkpoint: str | os.PathLike, data_root: str | os.PathL
     An EMENet-VA checkpoint hears each video's audio, decoded once into `audio_dir` (default:
     `<cache_dir>/audio`, else `<data_root>/.emenet_cache/audio`).
     """
+    if out is not None and os.path.isdir(out):
+        raise EMENetInputError(f"{out}: is a folder; give a file name for the metrics (e.g. val.json)")
+    if out is not None and not overwrite and os.path.lexists(out):  # refuse before the work, not after it
+        raise EMENetInputError(f"{out} already exists; pass --overwrite to replace it")
+    if out is not None:
+        ensure_folder(Path(out).parent)  # a read-only or misplaced output folder fails now, not after the work
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise EMENetInputError(f"--device {device}: CUDA is not available on this machine")
     model = load_checkpoint(checkpoint, device)

@@ -38,13 +38,16 @@ def add_synth_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num_videos", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
+    p.add_argument("--release", default="abaw2", choices=["abaw2", "abaw3", "abaw5", "abaw6", "mtl"],
+                   help="the Aff-wild2 release's layout to write (8 expression classes after abaw2)")
     p.set_defaults(func=cmd_synth)
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
     from emenet.data.synth import generate_synthetic_dataset
-    summary = generate_synthetic_dataset(args.out, num_videos=args.num_videos, seed=args.seed, overwrite=args.overwrite)
-    print(f"synthetic Aff-wild2 data written to {summary.out_dir}")
+    summary = generate_synthetic_dataset(args.out, num_videos=args.num_videos, seed=args.seed, overwrite=args.overwrite,
+                                         release=args.release)
+    print(f"synthetic Aff-wild2 data ({args.release} layout) written to {summary.out_dir}")
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -103,7 +106,9 @@ def add_distill_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--annotations_dir", default="./annotations", help="annotations and the summary table")
     p.add_argument("--ray", default=None, help="'auto' starts a local Ray cluster; an address joins one")
     p.add_argument("--shards", type=int, default=2, help="annotation shards per round on Ray")
-    add_config_arguments(p)
+    p.add_argument("--dataset_annotations_dir", default=None,
+                   help="the Aff-wild2 annotation folder when it is not under --data_root (train's --annotations_dir)")
+    add_config_arguments(p, exclude=("annotations_dir",))
     p.set_defaults(func=cmd_distill)
 
 
@@ -112,7 +117,8 @@ def cmd_distill(args: argparse.Namespace) -> None:
     from emenet.reporting import markdown_table
     from emenet.training.config import resolve_config
     plan = DistillPlan(args.members, args.rounds, args.annotations_dir, args.ray, args.shards)
-    table = run_rounds(plan, resolve_config(args, **_script_defaults(args)))
+    config_args = argparse.Namespace(**{**vars(args), "annotations_dir": args.dataset_annotations_dir})
+    table = run_rounds(plan, resolve_config(config_args, **_script_defaults(args)))
     cols = [c for c in ("round", "method", "epoch", "AU_score", "EXPR_score", "VA_ccc_valence", "VA_ccc_arousal",
                         "total_score") if c in table.columns]
     print(markdown_table(table[cols]))
@@ -147,7 +153,16 @@ def add_validate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache_dir", default=None)
     p.add_argument("--audio_dir", default=None, help="decoded audio tracks for an EMENet-VA checkpoint "
                    "(default <cache_dir>/audio, else <data_root>/.emenet_cache/audio)")
+    add_dataset_location_arguments(p)
     p.set_defaults(func=cmd_validate)
+
+
+def add_dataset_location_arguments(p: argparse.ArgumentParser) -> None:
+    """--annotations_dir and --crops_dir: where a release keeps what --data_root does not hold."""
+    p.add_argument("--annotations_dir", default=None, help="the annotation folder of any Aff-wild2 release "
+                   "(default: found under --data_root)")
+    p.add_argument("--crops_dir", nargs="+", default=None, help="face crop folders, searched in order "
+                   "(default: every cropped_aligned* folder of --data_root)")
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
@@ -160,7 +175,8 @@ def cmd_validate(args: argparse.Namespace) -> None:
     else:
         raise EMENetInputError("give --checkpoint PATH, or --name and --load_epoch")
     metrics = validate_checkpoint(ckpt, args.data_root, args.out, args.split, device=args.device,
-                                  num_workers=args.num_workers, cache_dir=args.cache_dir, audio_dir=args.audio_dir)
+                                  num_workers=args.num_workers, cache_dir=args.cache_dir, audio_dir=args.audio_dir,
+                                  annotations_dir=args.annotations_dir, crops_dirs=args.crops_dir)
     print(json.dumps(metrics, indent=2))
     if args.out:
         print(f"metrics written to {args.out}")

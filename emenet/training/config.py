@@ -37,6 +37,8 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model's forward
     # data
     data_root: str = ""
+    annotations_dir: str | None = None  # the annotation folder when it is not under data_root (any release's layout)
+    crops_dir: list[str] = field(default_factory=list)  # crop folders; default: every cropped_aligned* of data_root
     dataset_names: list[str] = field(default_factory=lambda: ["Aff_wild2"])
     cache_dir: str | None = None
     tasks: list[str] = field(default_factory=lambda: list(EMOTION_TASKS))
@@ -49,6 +51,7 @@ class TrainConfig:
     max_val_videos: int | None = None
     # model
     TModel: str = "GRU"
+    nhead: int = 2  # attention heads of the transformer temporal model (the original's)
     nhid: int = 128
     nlayers: int = 1
     dropout: float = 0.5
@@ -85,6 +88,7 @@ class TrainConfig:
     lambda_VAD: float = 1.0
     adaptive_lambda: bool = False  # the original's rule: lambda_t = log2(epochs without improvement) once above 1
     class_weights: str = "original"  # original | dataset (from the training set's label frequencies)
+    metric: str = "auto"  # the validation score that picks the best epoch: auto (the data's release), a release, or a score key
     # students (train_student.py)
     annotation: str | None = None  # an ensemble annotation directory (create_new_annotations.py)
     T: float = 1.0  # distillation temperature
@@ -100,8 +104,7 @@ class TrainConfig:
             raise EMENetInputError("--auxiliary VAD needs the audio-visual model (--modality audiovisual)")
         if self.window_size <= 0 or self.sr <= 0:
             raise EMENetInputError(f"--window_size and --sr must be positive, got {self.window_size} and {self.sr}")
-        if self.audiovisual:
-            self.model_config()  # the audio model's own checks (16 kHz, a long enough window), as one-line errors
+        self.model_config()  # the model's own checks as one-line errors (--nhead; the audio model's 16 kHz and window)
         if self.cuda and self.device == "cpu":
             self.device = "cuda"
         if self.train_speed not in TRAIN_SPEEDS:
@@ -141,10 +144,14 @@ class TrainConfig:
         """Samples per frame's audio window: round(window_size * sr), 10080 by default."""
         return int(round(self.window_size * self.sr))
 
-    def model_config(self) -> EMENetConfig:
-        """EMENetConfig, or EMENetVAConfig (with the audio window) for the audio-visual model."""
+    def model_config(self, num_expr_classes: int = 7) -> EMENetConfig:
+        """EMENetConfig, or EMENetVAConfig (with the audio window) for the audio-visual model.
+
+        `num_expr_classes` follows the training data (7 for the 2nd ABAW, 8 from the 3rd on).
+        """
         common = dict(tasks=self.model_tasks, temporal_model=self.TModel, hidden_size=self.nhid,
-                      num_layers=self.nlayers, dropout=self.dropout)
+                      num_layers=self.nlayers, dropout=self.dropout, num_expr_classes=num_expr_classes,
+                      num_heads=self.nhead)
         if self.audiovisual:
             return EMENetVAConfig(**common, audio_window=self.audio_window, sample_rate=self.sr)
         return EMENetConfig(**common)
@@ -205,14 +212,23 @@ _HELP = {
     "bf16": "autocast the forward to bfloat16 (for GPUs; CPUs without bf16 units get slower)",
     "compile": "torch.compile the model's forward (checkpoints stay plain)",
     "annotation": "students: the ensemble annotation directory to learn from",
+    "annotations_dir": "the folder holding the annotations of any Aff-wild2 release (default: found under --data_root)",
+    "crops_dir": "folders of face crops <name>/<frame>.jpg, searched in order (default: every cropped_aligned* "
+                 "folder of --data_root)",
+    "metric": "validation score that picks the best epoch: auto (the data's release: abaw2 total_score, later "
+              "releases abaw3_score), abaw2, abaw3, abaw5, abaw6, mtl, or a score such as EXPR_f1",
+    "nhead": "attention heads of --TModel transformer",
 }
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type = TrainConfig) -> None:
-    """One flag per config field, every default None so that we can tell what was given."""
+def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type = TrainConfig,
+                         exclude: tuple[str, ...] = ()) -> None:
+    """One flag per config field (but `exclude`), every default None so that we can tell what was given."""
     parser.add_argument("--config", default=None, help=_HELP["config"])
     defaults = config_cls()
     for f in fields(config_cls):
+        if f.name in exclude:
+            continue
         names = [f"--{f.name}"] + _ALIASES.get(f.name, [])
         default = getattr(defaults, f.name)
         help_text = f"{_HELP.get(f.name, '')} (default: {default})".strip()

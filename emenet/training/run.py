@@ -25,6 +25,7 @@ from emenet.models.emenet_va import EMENetVA
 from emenet.models.landmark_teacher import init_backbone_from_landmark_network, load_landmark_network
 from emenet.models.marblenet import load_nemo_marblenet
 from emenet.models.vad_teacher import load_vad_teacher
+from emenet.metrics import selection_metric
 from emenet.training.config import TrainConfig, save_config
 from emenet.training.evaluate import evaluate_videos
 from emenet.training.hooks import (AdaptiveTaskWeightHook, CheckpointHook, MetricsFileHook, TensorBoardHook,
@@ -70,15 +71,25 @@ def start_epoch_for(config: TrainConfig) -> int:
     return config.load_epoch
 
 
-def class_weights(config: TrainConfig, videos: list[LabeledVideo]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """AU pos_weight and EXPR class weights: the original's constants or the training set's frequencies."""
-    if config.class_weights == "original":
-        return torch.tensor(L.AU_POS_WEIGHT), torch.tensor(L.EXPR_CLASS_WEIGHT)
+def class_weights(config: TrainConfig, videos: list[LabeledVideo], num_expr_classes: int = len(L.EXPR_CLASS_WEIGHT)
+                  ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """AU pos_weight and EXPR class weights: the original's constants or the training set's frequencies.
+
+    The original's EXPR weights exist for its 7 classes only; with 8 (`Other`) the EXPR weights
+    come from the training set's frequencies by the same rule (1 / frequency).
+    """
     au = [np.where(v.masks["AU"], v.labels["AU"], -1) for v in videos if "AU" in v.labels]
     ex = [np.where(v.masks["EXPR"][:, 0], v.labels["EXPR"][:, 0], -1) for v in videos if "EXPR" in v.labels]
+    dataset_expr = (L.expr_weight_from_labels(torch.from_numpy(np.concatenate(ex)).long(), num_expr_classes)
+                    if ex else None)
+    if config.class_weights == "original":
+        if num_expr_classes == len(L.EXPR_CLASS_WEIGHT):
+            return torch.tensor(L.AU_POS_WEIGHT), torch.tensor(L.EXPR_CLASS_WEIGHT)
+        log.info("--class_weights original: the original's EXPR weights are for 7 classes; with %d the EXPR "
+                 "weights come from the training set's frequencies", num_expr_classes)
+        return torch.tensor(L.AU_POS_WEIGHT), dataset_expr
     pos = L.au_pos_weight_from_labels(torch.from_numpy(np.concatenate(au))) if au else None
-    exw = L.expr_weight_from_labels(torch.from_numpy(np.concatenate(ex)).long()) if ex else None
-    return pos, exw
+    return pos, dataset_expr
 
 
 def build_optimizer(config: TrainConfig, model: EMENet) -> torch.optim.Optimizer:
@@ -96,10 +107,12 @@ def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer) -> tu
     return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_decay_epochs, gamma=0.1), False
 
 
-def build_model(config: TrainConfig) -> EMENet:
-    """EMENet-V, or EMENet-VA for `--modality audiovisual`, with the optional pretrained backbones."""
+def build_model(config: TrainConfig, num_expr_classes: int = 7) -> EMENet:
+    """EMENet-V, or EMENet-VA for `--modality audiovisual`, with the optional pretrained backbones;
+    its EXPR head has the training data's `num_expr_classes` (7, or 8 with `Other`)."""
     torch.manual_seed(config.seed)
-    model = EMENetVA(config.model_config()) if config.audiovisual else EMENet(config.model_config())
+    model_config = config.model_config(num_expr_classes)
+    model = EMENetVA(model_config) if config.audiovisual else EMENet(model_config)
     if config.pretrained_backbone:
         init_backbone_from_landmark_network(model, config.pretrained_backbone)
     if config.pretrained_audio_backbone:
@@ -145,7 +158,9 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
         raise EMENetInputError("--auxiliary needs --fa_teacher PATH: the MobileFaceNet-136 landmark checkpoint that teaches the FA head")
     device = resolve_device(config)
     start = start_epoch_for(config)
-    index = load_affwild2_index(config.data_root, cache_dir=config.cache_dir)
+    index = load_affwild2_index(config.data_root, cache_dir=config.cache_dir, annotations_dir=config.annotations_dir,
+                                crops_dirs=config.crops_dir or None)
+    num_expr_classes = index.num_expr_classes
     tasks = tuple(config.tasks)
     train_videos = labeled_videos(index, "Train_Set", tasks)
     val_videos = labeled_videos(index, "Validation_Set", tasks, max_videos=config.max_val_videos)
@@ -167,8 +182,8 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
     log.info("training on %d videos (%s clips), validating on %d videos", len(train_videos),
              {t: len(r) for t, r in train_set.task_ranges.items()}, len(val_videos))
 
-    model = build_model(config).to(device)
-    pos_weight, expr_weight = class_weights(config, train_videos)
+    model = build_model(config, num_expr_classes).to(device)
+    pos_weight, expr_weight = class_weights(config, train_videos, num_expr_classes)
     landmarks = load_landmark_network(config.fa_teacher, device) if "FA" in config.auxiliary else None
     objective = TeacherObjective(config.au_loss, config.expr_loss, config.va_loss, config.fa_loss, pos_weight, expr_weight,
                                  landmarks)
@@ -181,7 +196,10 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, run_dir / "config.yaml")
-    hooks = [CheckpointHook(run_dir, config.name, extra={"train_config": config.to_dict(), "role": "student" if student else "teacher"}),
+    select = selection_metric(config.metric, index.release)
+    log.info("%s data: the best epoch is the one with the highest validation %s", index.release, select)
+    hooks = [CheckpointHook(run_dir, config.name, extra={"train_config": config.to_dict(), "role": "student" if student else "teacher",
+                                                         "dataset_release": index.release, "select_metric": select}),
              MetricsFileHook(run_dir),
              TensorBoardHook(Path(config.loggings_dir) / config.name)]
     if config.adaptive_lambda:
@@ -193,7 +211,8 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
     trainer = Trainer(model, objective, optimizer, scheduler, per_step, train_set, evaluate, weights,
                       AugmentConfig(image_size=config.image_size), config.batch_size, config.nepochs, config.seed,
                       device, config.max_steps_per_epoch, config.num_workers, hooks, progress=progress,
-                      speed=TrainSpeed.from_options(config.train_speed, device, config.bf16, config.compile))
+                      speed=TrainSpeed.from_options(config.train_speed, device, config.bf16, config.compile),
+                      select_metric=select)
     if start:
         resume(trainer, run_dir, config.name, start)
     state = trainer.run()

@@ -1,0 +1,91 @@
+"""Every Aff-wild2 release end to end on synthetic data: index, one short epoch, validation, test set.
+
+One tiny dataset per release (`emenet synth --release`), one training epoch of two steps, the
+validation of its checkpoint and a prediction of the synthetic test videos in the challenge format.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from emenet.data.affwild2 import load_affwild2_index
+from emenet.data.synth import generate_synthetic_dataset
+from emenet.data.synth_releases import NEW_CROPS_FOLDER, SYNTH_RELEASES
+from emenet.inference.submission import SubmissionMember, score_submission, write_submission
+from emenet.inference.test_set import build_test_set
+from emenet.models.checkpoint import load_checkpoint, read_checkpoint_file
+from emenet.tasks import EXPR_NAMES, EXPR_NAMES_WITH_OTHER
+from emenet.training.config import TrainConfig
+from emenet.training.run import train_teacher
+from emenet.training.validate import validate_checkpoint
+
+# The layout each synthetic release is read as, its expression classes and the score that picks epochs.
+EXPECTED = {"abaw2": ("abaw2", 7, "total_score"), "abaw3": ("abaw3", 8, "abaw3_score"),
+            "abaw5": ("abaw3", 8, "abaw3_score"), "abaw6": ("abaw3", 8, "abaw3_score"),
+            "mtl": ("mtl", 8, "abaw3_score")}
+
+
+@pytest.fixture(scope="module")
+def release_root(tmp_path_factory):
+    """release -> a tiny synthetic dataset in that layout, written on first use."""
+    roots: dict[str, Path] = {}
+
+    def make(release: str) -> Path:
+        if release not in roots:
+            root = tmp_path_factory.mktemp(f"synth_{release}")
+            generate_synthetic_dataset(root, num_videos=3, seed=1, min_frames=30, max_frames=40, two_person_videos=1,
+                                       num_test_videos=1, overwrite=True, progress=False, num_workers=1, release=release)
+            roots[release] = root
+        return roots[release]
+    return make
+
+
+def test_every_release_is_a_choice_of_synth():
+    assert set(SYNTH_RELEASES) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("release", list(EXPECTED))
+def test_release_trains_validates_and_predicts_its_test_set(release, release_root, tmp_path, one_thread):
+    layout, num_classes, select = EXPECTED[release]
+    root = release_root(release)
+    index = load_affwild2_index(root, cache_dir=tmp_path / "cache")
+    assert (index.release, index.num_expr_classes) == (layout, num_classes)
+    manifest = json.loads((root / "synth_manifest.json").read_text())
+    train_names = {n for task in ("AU", "EXPR", "VA") for n in index.names(task, "train")}
+    assert train_names == {n for t in manifest["splits"].values() for n in t["Train_Set"]}
+    if release in ("abaw5", "abaw6"):  # a third of the names' crops live in the new-videos folder
+        moved = manifest["new_crops_folder_names"]
+        assert moved and all(index.crop_dir(n) == (root / NEW_CROPS_FOLDER / n).resolve() for n in moved)
+    if num_classes == 8:
+        assert (index.frames["expr"] == 7).any()  # `Other` frames made it into the index
+
+    config = TrainConfig(data_root=str(root), checkpoints_dir=str(tmp_path / "ckpt"), loggings_dir=str(tmp_path / "logs"),
+                         name="t", seq_len=4, batch_size=2, max_steps_per_epoch=2, nepochs=1, val_seq_len=32,
+                         num_workers=0, seed=1, cache_dir=str(tmp_path / "cache"))
+    result = train_teacher(config, progress=False)
+    checkpoint = result.run_dir / "net_epoch_1_t.pth"
+    saved = read_checkpoint_file(checkpoint)
+    assert saved["config"]["num_expr_classes"] == num_classes
+    assert (saved["dataset_release"], saved["select_metric"]) == (layout, select)
+    assert result.best_score == result.history[0][select]
+    model = load_checkpoint(checkpoint)
+    assert model.config.num_expr_classes == num_classes
+    assert model(torch.rand(1, 2, 3, 112, 112))[0]["EXPR"].shape == (1, 2, num_classes)
+
+    metrics = validate_checkpoint(checkpoint, root, tmp_path / "val.json", cache_dir=str(tmp_path / "cache"),
+                                  progress=False)
+    assert metrics[select] == pytest.approx(result.history[0][select], abs=1e-6)
+
+    test_set = build_test_set(root, progress=False)
+    save_dir = tmp_path / "submission"
+    write_submission([SubmissionMember("m", checkpoint)], test_set, save_dir, progress=False, num_workers=0)
+    names = test_set.names("EXPR")
+    assert names
+    header = (save_dir / "merged" / "EXPR" / f"{names[0]}.txt").read_text().splitlines()[0]
+    assert header == ",".join(EXPR_NAMES_WITH_OTHER if num_classes == 8 else EXPR_NAMES)
+    scores = score_submission(save_dir / "merged", root / "synthetic_ground_truth", test_set)
+    assert set(scores) <= {"AU", "EXPR", "VA"} and "EXPR" in scores
+    assert len(scores["EXPR"]["f1_per_class"]) == num_classes

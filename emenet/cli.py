@@ -87,6 +87,7 @@ def add_annotate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache_dir", default=None)
     p.add_argument("--audio_dir", default=None, help="decoded audio tracks for EMENet-VA members "
                    "(extract_audio_files.py; default <cache_dir>/audio, else <data_root>/.emenet_cache/audio)")
+    add_dataset_location_arguments(p)
     p.set_defaults(func=cmd_annotate)
 
 
@@ -95,7 +96,8 @@ def cmd_annotate(args: argparse.Namespace) -> None:
     from emenet.distill.members import members_from_names
     members = members_from_names(args.names, args.load_epochs, args.checkpoints_dir)
     out = create_annotations(members, args.data_root, args.out, device=args.device, num_workers=args.num_workers,
-                             cache_dir=args.cache_dir, audio_dir=args.audio_dir)
+                             cache_dir=args.cache_dir, audio_dir=args.audio_dir, annotations_dir=args.annotations_dir,
+                             crops_dirs=args.crops_dir)
     print(f"annotations written to {out}")
 
 

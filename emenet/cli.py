@@ -1,6 +1,7 @@
 """The `emenet` console command. Each subcommand parses its arguments and calls the package.
 
     emenet synth --out data/synth            # a small synthetic dataset in the Aff-wild2 layout
+    emenet index --data_root data/affwild2 --vis runs/vis   # which release, what it holds, label pictures
     emenet train --data_root data/synth      # a teacher (the options of Training/train_teacher.py)
     emenet validate --checkpoint CKPT --data_root data/synth --out val.json
     emenet quickstart --out runs/quickstart  # all three on the built-in synthetic data
@@ -50,6 +51,26 @@ def cmd_synth(args: argparse.Namespace) -> None:
     print(f"synthetic Aff-wild2 data ({args.release} layout) written to {summary.out_dir}")
 
 
+def add_index_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data_root", required=True, help="Aff-wild2 root of any release (or `emenet synth` output)")
+    add_dataset_location_arguments(p)
+    p.add_argument("--cache_dir", default=None)
+    p.add_argument("--rebuild", action="store_true", help="parse the annotation files again even if cached")
+    p.add_argument("--vis", default=None, metavar="DIR", help="write the AU-frequency and task-affinity pictures here")
+    p.set_defaults(func=cmd_index)
+
+
+def cmd_index(args: argparse.Namespace) -> None:
+    from emenet.data.affwild2 import load_affwild2_index
+    from emenet.data.label_pictures import index_summary, write_index_pictures
+    index = load_affwild2_index(args.data_root, cache_dir=args.cache_dir, rebuild=args.rebuild,
+                                annotations_dir=args.annotations_dir, crops_dirs=args.crops_dir)
+    print(json.dumps(index_summary(index), indent=2))
+    if args.vis:
+        for path in write_index_pictures(index, args.vis):
+            print(f"wrote {path}")
+
+
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     from emenet.training.config import add_config_arguments
     add_config_arguments(p)
@@ -88,6 +109,8 @@ def add_annotate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audio_dir", default=None, help="decoded audio tracks for EMENet-VA members "
                    "(extract_audio_files.py; default <cache_dir>/audio, else <data_root>/.emenet_cache/audio)")
     add_dataset_location_arguments(p)
+    p.add_argument("--vis", default=None, metavar="DIR",
+                   help="also write the AU-frequency and task-affinity pictures of the ensemble's soft labels here")
     p.set_defaults(func=cmd_annotate)
 
 
@@ -99,6 +122,10 @@ def cmd_annotate(args: argparse.Namespace) -> None:
                              cache_dir=args.cache_dir, audio_dir=args.audio_dir, annotations_dir=args.annotations_dir,
                              crops_dirs=args.crops_dir)
     print(f"annotations written to {out}")
+    if args.vis:
+        from emenet.data.label_pictures import write_annotation_pictures
+        for path in write_annotation_pictures(out, args.vis):
+            print(f"wrote {path}")
 
 
 def add_distill_arguments(p: argparse.ArgumentParser) -> None:
@@ -202,6 +229,7 @@ def cmd_quickstart(args: argparse.Namespace) -> None:
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], str]] = {
     "quickstart": (add_quickstart_arguments, "synthetic data -> a small teacher -> validation metrics"),
     "synth": (add_synth_arguments, "write a small synthetic dataset in the Aff-wild2 layout"),
+    "index": (add_index_arguments, "index an Aff-wild2 copy of any release: its layout, counts, --vis pictures"),
     "train": (add_train_arguments, "train a teacher (same options as Training/train_teacher.py)"),
     "validate": (add_validate_arguments, "score a checkpoint on the validation split"),
     "annotate": (add_annotate_arguments, "run an ensemble over every train/validation frame (soft labels)"),
@@ -240,7 +268,17 @@ def _script(command: str, prog: str, argv: list[str] | None, defaults: dict | No
     parser = argparse.ArgumentParser(prog=prog, description=help_text)
     add_arguments(parser)
     parser.set_defaults(script_defaults=defaults or {})
+    _show_script_defaults(parser, defaults or {})
     return _run(parser.parse_args(argv))
+
+
+def _show_script_defaults(parser: argparse.ArgumentParser, defaults: dict) -> None:
+    """--help of a tree's script shows that tree's defaults (e.g. Train_Multimodal's seq_len 8)."""
+    from emenet.training.config import AUDIOVISUAL_TREE_DEFAULTS
+    shown = {**(AUDIOVISUAL_TREE_DEFAULTS if defaults.get("modality") == "audiovisual" else {}), **defaults}
+    for action in parser._actions:
+        if action.dest in shown and action.help and "(default: " in action.help:
+            action.help = action.help[:action.help.rindex("(default: ")] + f"(default: {shown[action.dest]})"
 
 
 def run_train_teacher(argv: list[str] | None = None, **defaults) -> int:

@@ -1,7 +1,9 @@
 """Training options: one dataclass, YAML defaults under command-line flags, saved with each run.
 
 Option names follow the original `train_teacher.py` (`--TModel`, `--nhid`, `--lr_policy`, ...) so
-its users' commands keep working; its defaults are the original's (see the reference README).
+its users' commands keep working; its defaults are those of the original's last commit (see the
+reference README, "The original's training recipe"): the visual tree's here, the visual-audio
+tree's (`Train_Multimodal/`) in AUDIOVISUAL_TREE_DEFAULTS, applied with `--modality audiovisual`.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ class TrainConfig:
     name: str = "teacher_exp_0"
     checkpoints_dir: str = "./checkpoints"
     loggings_dir: str = "./loggings"
-    load_epoch: int = 0  # 0: new run; -1: resume from the latest checkpoint; E: resume after epoch E
+    load_epoch: int = -1  # -1: resume from the latest checkpoint (a new run when there is none); 0: new run; E: after epoch E
     overwrite: bool = False
     seed: int = 0
     device: str = "cpu"
@@ -42,9 +44,9 @@ class TrainConfig:
     dataset_names: list[str] = field(default_factory=lambda: ["Aff_wild2"])
     cache_dir: str | None = None
     tasks: list[str] = field(default_factory=lambda: list(EMOTION_TASKS))
-    seq_len: int = 30
+    seq_len: int = 16
     fps: int = 30
-    batch_size: int = 2  # clips per task per step
+    batch_size: int = 5  # clips per task per step
     image_size: int = 112
     val_seq_len: int = 64  # validation chunk length; the hidden state is carried along each video
     max_steps_per_epoch: int | None = None  # cap for quick runs; default: longest task's clips / batch_size
@@ -73,13 +75,13 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     lr_policy: str = "step"
-    lr_decay_epochs: int = 10
-    T_max: int = 10000
-    nepochs: int = 36
+    lr_decay_epochs: int = 3
+    T_max: int = 20000
+    nepochs: int = 10
     # losses
     au_loss: str = "bce"
     expr_loss: str = "ce"
-    va_loss: str = "cce+ccc"
+    va_loss: str = "ccc"
     fa_loss: str = "l1_loss"
     lambda_AU: float = 1.0
     lambda_EXPR: float = 1.0
@@ -172,6 +174,10 @@ class TrainConfig:
         return cls(**d)
 
 
+# The original visual-audio tree's defaults where they differ from the visual tree's
+# (Train_Multimodal/options/base_options.py); used for `--modality audiovisual` unless given.
+AUDIOVISUAL_TREE_DEFAULTS: dict[str, Any] = {"seq_len": 8, "batch_size": 8, "lr_decay_epochs": 4, "nepochs": 15}
+
 OPTIMIZERS = ("Adam", "AdamW", "SGD")
 TRAIN_SPEEDS = ("fast", "plain")
 MODALITIES = ("visual", "audiovisual")
@@ -200,7 +206,8 @@ class _AuxiliaryAction(argparse.Action):
 # Flags whose spelling differs from the field name (the original's typo included).
 _ALIASES = {"auxiliary": ["--auxillary"]}
 _HELP = {
-    "load_epoch": "0 starts a new run; -1 resumes from the latest checkpoint; E resumes after epoch E",
+    "load_epoch": "-1 resumes from the latest checkpoint (a new run when there is none); 0 starts a new run "
+                  "(refused over an existing one without --overwrite); E resumes after epoch E",
     "tasks": "emotion tasks to learn (EXPR AU VA)",
     "TModel": "temporal model: GRU, LSTM, RNN_TANH, RNN_RELU or transformer",
     "auxiliary": "auxiliary heads: bare = FA (needs --fa_teacher); VAD (audio-visual model) or FA VAD",
@@ -245,7 +252,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type = Tra
 
 
 def resolve_config(args: argparse.Namespace, config_cls: type = TrainConfig, **script_defaults) -> TrainConfig:
-    """Dataclass defaults < the script's defaults < YAML file (--config) < command-line flags."""
+    """Dataclass defaults < the script's defaults < YAML file (--config) < command-line flags; the
+    visual-audio tree's defaults fill what none of them set when the modality is audiovisual."""
     values: dict[str, Any] = dict(script_defaults)
     if args.config:
         path = Path(args.config)
@@ -259,6 +267,9 @@ def resolve_config(args: argparse.Namespace, config_cls: type = TrainConfig, **s
             raise EMENetInputError(f"{path}: expected a mapping of option: value")
         values.update(loaded)
     values.update({f.name: getattr(args, f.name) for f in fields(config_cls) if getattr(args, f.name, None) is not None})
+    if values.get("modality") == "audiovisual":
+        for key, value in AUDIOVISUAL_TREE_DEFAULTS.items():
+            values.setdefault(key, value)
     try:
         return config_cls.from_dict(values, source=args.config or "options")
     except TypeError as exc:

@@ -54,17 +54,22 @@ def resolve_device(config: TrainConfig) -> torch.device:
 
 
 def start_epoch_for(config: TrainConfig) -> int:
-    """Which epoch to resume after (0 = fresh); refuses to replace an existing run without --overwrite."""
+    """Which epoch to resume after (0 = fresh). A rerun resumes by default (`--load_epoch -1`, as the
+    original did); `--overwrite` starts over; `--load_epoch 0` refuses to replace an existing run."""
     run_dir, done = config.run_dir, completed_epochs(config.run_dir, config.name)
-    if config.load_epoch == 0:
-        if done and not config.overwrite:
-            raise EMENetInputError(f"{run_dir} already holds epochs {done}; pass --load_epoch -1 to resume "
-                                   f"or --overwrite to start again")
+    if config.overwrite and config.load_epoch in (0, -1):
         if done:
             log.warning("--overwrite: removing the existing run in %s", run_dir)
             shutil.rmtree(run_dir)
         return 0
+    if config.load_epoch == 0:
+        if done:
+            raise EMENetInputError(f"{run_dir} already holds epochs {done}; pass --load_epoch -1 to resume "
+                                   f"or --overwrite to start again")
+        return 0
     if config.load_epoch == -1:
+        if done:
+            log.info("%s holds epochs %s: resuming after epoch %d (--overwrite starts over)", run_dir, done, done[-1])
         return done[-1] if done else 0
     if config.load_epoch not in done:
         raise EMENetInputError(f"{run_dir}: no complete checkpoint for epoch {config.load_epoch} (have {done})")

@@ -228,3 +228,21 @@ def test_decoding_uncertainty_and_tables_carry_other():
                              uncertainty={"EXPR": TaskUncertainty(u.numpy(), u.numpy(), None)})
     table = preds.to_dataframe()
     assert "Other_prob" in table and table["expression_name"].tolist() == ["Other", "Other"]
+
+
+# ----------------------------------------------------------------------------- label pictures
+
+def test_au_frequency_and_task_affinity_by_hand():
+    from emenet.plots.label_statistics import au_frequency, one_hot_expressions, task_affinity
+    au = np.zeros((4, 12))
+    au[:, 0] = [1, 0, 1, -1]  # AU1: active in 2 of its 3 annotated frames
+    au[:, 1] = -1  # AU2 never annotated
+    expr = one_hot_expressions(np.array([0, 0, 7, 7]), 8)
+    freq = au_frequency(au)
+    assert freq[0] == pytest.approx(2 / 3) and np.isnan(freq[1]) and freq[2] == 0
+    aff = task_affinity(au, expr)
+    assert aff.shape == (8, 12)
+    assert aff[0, 0] == pytest.approx(0.5) and aff[7, 0] == pytest.approx(1.0)  # frame 4's AU1 is unannotated
+    assert np.isnan(aff[3, 0]) and np.isnan(aff[0, 1])
+    soft = task_affinity(np.array([[0.8], [0.2]]), np.array([[0.5, 0.5], [1.0, 0.0]]))
+    assert soft[:, 0].tolist() == pytest.approx([(0.4 + 0.2) / 1.5, 0.8])  # probabilities weigh the frames

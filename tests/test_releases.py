@@ -47,6 +47,7 @@ def test_every_release_is_a_choice_of_synth():
     assert set(SYNTH_RELEASES) == set(EXPECTED)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("release", list(EXPECTED))
 def test_release_trains_validates_and_predicts_its_test_set(release, release_root, tmp_path, one_thread):
     layout, num_classes, select = EXPECTED[release]
@@ -89,3 +90,41 @@ def test_release_trains_validates_and_predicts_its_test_set(release, release_roo
     scores = score_submission(save_dir / "merged", root / "synthetic_ground_truth", test_set)
     assert set(scores) <= {"AU", "EXPR", "VA"} and "EXPR" in scores
     assert len(scores["EXPR"]["f1_per_class"]) == num_classes
+
+
+@pytest.mark.slow
+def test_distillation_rounds_on_eight_class_data(release_root, tmp_path, one_thread):
+    """A teacher, its annotation (soft labels with `Other`, and the --vis pictures) and a student."""
+    import pandas as pd
+
+    from emenet.data.label_pictures import write_annotation_pictures
+    from emenet.distill import rounds
+    root = release_root("abaw3")
+    base = TrainConfig(data_root=str(root), checkpoints_dir=str(tmp_path / "ck"), loggings_dir=str(tmp_path / "logs"),
+                       cache_dir=str(tmp_path / "cache"), nepochs=1, max_steps_per_epoch=1, seq_len=4, batch_size=1,
+                       val_seq_len=32, num_workers=0)
+    table = rounds.run_rounds(rounds.DistillPlan(members=1, rounds=1, annotations_dir=str(tmp_path / "ann")), base,
+                              progress=False)
+    assert list(table["method"]) == ["teacher_exp_0", "ensemble", "student_round_1_exp_0", "ensemble"]
+    assert "EXPR_f1_Other" in table.columns
+    ann = tmp_path / "ann" / "round_0"
+    manifest = json.loads((ann / "manifest.json").read_text())
+    assert manifest["num_expr_classes"] == 8
+    frames = pd.read_parquet(next((ann / "frames").glob("*.parquet")))
+    assert "m0.EXPR.7" in frames.columns and "m0.EXPR.8" not in frames.columns
+    student = load_checkpoint(tmp_path / "ck" / "student_round_1_exp_0" / "net_epoch_1_student_round_1_exp_0.pth")
+    assert student.config.num_expr_classes == 8
+    pictures = write_annotation_pictures(ann, tmp_path / "vis")
+    assert [p.name for p in pictures] == ["au_frequency.png", "task_affinity.png"] and all(p.stat().st_size for p in pictures)
+
+
+def test_index_command_prints_the_release_and_draws_its_labels(release_root, tmp_path, capsys):
+    from emenet.cli import main
+    root = release_root("mtl")
+    assert main(["index", "--data_root", str(root), "--cache_dir", str(tmp_path / "cache"), "--vis", str(tmp_path / "vis")]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads(out[:out.rindex("}") + 1])
+    assert (summary["release"], summary["num_expr_classes"]) == ("mtl", 8)
+    assert (tmp_path / "vis" / "au_frequency.png").stat().st_size and (tmp_path / "vis" / "task_affinity.png").is_file()
+    assert main(["index", "--data_root", str(tmp_path / "nothing")]) == 2
+    assert "root directory not found" in capsys.readouterr().err

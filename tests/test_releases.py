@@ -90,6 +90,33 @@ def test_release_trains_validates_and_predicts_its_test_set(release, release_roo
     scores = score_submission(save_dir / "merged", root / "synthetic_ground_truth", test_set)
     assert set(scores) <= {"AU", "EXPR", "VA"} and "EXPR" in scores
     assert len(scores["EXPR"]["f1_per_class"]) == num_classes
+    if release != "abaw2":  # the single-file form of the later releases, built from the per-video files
+        _check_release_files(save_dir, test_set, "mtl" if release == "mtl" else "abaw3")
+
+
+def _check_release_files(save_dir: Path, test_set, release_format: str) -> None:
+    from emenet.inference.release_submission import write_release_files
+    from emenet.inference.submission import read_submission_file
+    written = write_release_files(save_dir / "merged", test_set, save_dir / "release", release_format)
+    if release_format == "mtl":
+        complete = [n for n in test_set.names() if len(test_set[n].tasks) == 3]
+        if len(complete) < len(test_set):  # the multi-task form needs every task of every test name
+            return
+        (path,) = written
+        lines = path.read_text().splitlines()
+        assert lines[0] == "image,valence,arousal,expression,aus"
+        assert len(lines) - 1 == sum(test_set[n].num_crops for n in test_set)
+        first = test_set[test_set.names()[0]]
+        fields = lines[1].split(",")
+        assert fields[0] == f"{first.name}/{int(first.crop_frames[0]):05d}.jpg" and len(fields) == 16
+        return
+    by_name = {p.name: p for p in written}
+    lines = by_name["EXPR_Recognition_Challenge.txt"].read_text().splitlines()
+    assert lines[0] == "image_location," + ",".join(EXPR_NAMES_WITH_OTHER)
+    name = test_set.names("EXPR")[0]
+    per_video = read_submission_file(save_dir / "merged" / "EXPR" / f"{name}.txt", "EXPR")
+    assert lines[1] == f"{name}/00001.jpg,{per_video[0]}"
+    assert len(lines) - 1 == sum(test_set[n].num_frames for n in test_set.names("EXPR"))
 
 
 @pytest.mark.slow

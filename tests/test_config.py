@@ -60,3 +60,16 @@ def test_unknown_yaml_key_and_bad_values_are_one_line_errors(tmp_path):
 
 def test_cuda_flag_selects_cuda_device():
     assert TrainConfig(cuda=True).device == "cuda"
+
+
+def test_each_tree_shows_its_defaults_in_help():
+    from emenet.cli import COMMANDS, _show_script_defaults
+    helps = {}
+    for tree, defaults in (("visual", {}), ("audiovisual", {"modality": "audiovisual"})):
+        parser = argparse.ArgumentParser()
+        COMMANDS["train"][0](parser)
+        _show_script_defaults(parser, defaults)
+        helps[tree] = {a.dest: a.help for a in parser._actions}
+    assert helps["visual"]["seq_len"].endswith("(default: 16)") and helps["visual"]["nepochs"].endswith("(default: 10)")
+    assert helps["audiovisual"]["seq_len"].endswith("(default: 8)") and helps["audiovisual"]["nepochs"].endswith("(default: 15)")
+    assert "resumes from the latest checkpoint" in helps["visual"]["load_epoch"]

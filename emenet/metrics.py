@@ -11,6 +11,7 @@ Unannotated labels (AU/EXPR -1, VA -5 or NaN) are masked out before any metric.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -215,6 +216,14 @@ def selection_metric(metric: str | None, release: str, available: Iterable[str] 
         raise EMENetInputError(f"--metric {metric!r} is not a score this validation computes; use a release "
                                f"({', '.join(RELEASE_METRICS)}), auto, or one of {sorted(available)[:12]}...")
     return metric
+
+
+def check_metric_name(metric: str) -> str:
+    """`--metric` before any training: auto, a release, or a validation score's name (`EXPR_f1`, ...)."""
+    if metric in ("auto", *RELEASE_METRICS, "total_score", "abaw3_score") or re.fullmatch(r"(AU|EXPR|VA)_\w+", metric):
+        return metric
+    raise EMENetInputError(f"--metric {metric!r}: expected auto, a release ({', '.join(RELEASE_METRICS)}), "
+                           "total_score, abaw3_score or a task's score such as EXPR_f1 or VA_ccc_mean")
 
 
 # Names for the entries of per-unit arrays when scores are flattened (per-class names follow the class count).

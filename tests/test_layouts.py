@@ -187,6 +187,10 @@ def test_selection_metric_follows_the_release_unless_told():
     assert M.selection_metric("abaw6", "abaw2") == "abaw3_score" and M.selection_metric("EXPR_f1", "mtl") == "EXPR_f1"
     with pytest.raises(EMENetInputError, match="--metric 'nope'"):
         M.selection_metric("nope", "abaw2", available=["total_score"])
+    from emenet.training.config import TrainConfig
+    assert TrainConfig(metric="VA_ccc_mean").metric == "VA_ccc_mean"
+    with pytest.raises(EMENetInputError, match="--metric 'best': expected auto, a release"):
+        TrainConfig(metric="best")
 
 
 # ----------------------------------------------------------------------------- 8-class models

@@ -129,6 +129,8 @@ class TrainConfig:
             raise EMENetInputError(f"--distill_weights must be uniform or certainty, got {self.distill_weights!r}")
         if self.T <= 0:
             raise EMENetInputError(f"--T must be positive, got {self.T}")
+        from emenet.metrics import check_metric_name
+        check_metric_name(self.metric)
         for key in ("seq_len", "batch_size", "nepochs", "val_seq_len", "image_size"):
             if getattr(self, key) < 1:
                 raise EMENetInputError(f"--{key} must be positive, got {getattr(self, key)}")

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from emenet.data.annotations import ANNOTATED_TASKS, LABEL_COLUMNS, check_task, read_annotation_file_with_classes
 from emenet.data.layouts import RELEASE_EXPR_CLASSES, DatasetLayout, detect_layout
-from emenet.data.mtl_annotations import MTL_EXPR_CLASSES, read_mtl_file
+from emenet.data.mtl_annotations import MTL_EXPR_CLASSES, MTLRows, read_mtl_file
 from emenet.data.video_info import list_videos, video_info, video_stem
 from emenet.errors import EMENetInputError
 from emenet.io_utils import atomic_path, user_cache_dir
@@ -186,7 +186,7 @@ class _Sources:
     crop_stats: dict[str, tuple[int, int]]  # annotated name -> (directory mtime_ns, jpg count); (-1, -1) if absent
     crop_dirs: dict[str, Path]  # annotated name -> its crop folder (in the first crops folder that has it)
     videos: dict[str, Path]  # video stem -> file
-    mtl_rows: dict[str, object] = field(default_factory=dict)  # split -> MTLRows (multi-task layout)
+    mtl_rows: dict[str, MTLRows] = field(default_factory=dict)  # split -> rows (multi-task layout)
 
     def fingerprint(self, root: Path) -> str:
         digest = hashlib.sha256(f"emenet-affwild2-index v{CACHE_VERSION}\n{self.layout.release}\n".encode())
@@ -209,7 +209,7 @@ def _check_root(data_root: str | Path) -> Path:
 
 
 def _scan_sources(root: Path, layout: DatasetLayout) -> _Sources:
-    mtl_rows: dict[str, object] = {}
+    mtl_rows: dict[str, MTLRows] = {}
     if layout.release == "mtl":
         annotations = _scan_mtl_files(layout)
         mtl_rows = {ann.split: read_mtl_file(ann.path) for ann in annotations}
@@ -235,7 +235,7 @@ def _scan_mtl_files(layout: DatasetLayout) -> list[_AnnotationFile]:
     return found
 
 
-def _check_mtl_splits(rows: dict[str, object], paths: dict[str, Path]) -> None:
+def _check_mtl_splits(rows: dict[str, MTLRows], paths: dict[str, Path]) -> None:
     """A video listed in both the training and the validation file is an error."""
     if len(rows) < 2:
         return

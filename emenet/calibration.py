@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from emenet.decoding import task_probs, va_digitize
-from emenet.tasks import AU_NAMES, EXPR_NAMES, NUM_VA_BINS, TASKS, VA_NAMES
+from emenet.tasks import AU_NAMES, EXPR_CLASS_COUNTS, EXPR_NAMES, NUM_VA_BINS, TASKS, VA_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -225,8 +225,11 @@ _LABEL_SHAPES = {"EXPR": (), "AU": (len(AU_NAMES),), "VA": (2,)}
 def _check_task_inputs(task: str, probs: np.ndarray, labels: np.ndarray) -> None:
     if task not in _PROB_SHAPES:
         raise ValueError(f"unknown task {task!r}; tasks with calibration scores are {list(CALIBRATION_TASKS)}")
-    if probs.ndim != 1 + len(_PROB_SHAPES[task]) or probs.shape[1:] != _PROB_SHAPES[task]:
-        shape = ", ".join(map(str, _PROB_SHAPES[task]))
+    expected = _PROB_SHAPES[task]
+    if task == "EXPR" and probs.ndim == 2 and probs.shape[1] in EXPR_CLASS_COUNTS:
+        expected = (probs.shape[1],)  # 7 classes, or 8 with `Other` (3rd ABAW on)
+    if probs.ndim != 1 + len(expected) or probs.shape[1:] != expected:
+        shape = ", ".join(map(str, expected))
         raise ValueError(f"{task} calibration: expected probabilities of shape (N, {shape}), got {probs.shape}")
     if labels.shape != (probs.shape[0], *_LABEL_SHAPES[task]):
         raise ValueError(f"{task} calibration: expected labels of shape {(probs.shape[0], *_LABEL_SHAPES[task])}, "
@@ -418,7 +421,8 @@ def fit_temperature_scaling(logits: Mapping[str, Any], labels: Mapping[str, Any]
         if task not in labels:
             raise ValueError(f"fit_temperature_scaling: expected labels for {task}")
         z, y = _to_numpy(logits[task]), _to_numpy(labels[task])
-        if z.ndim != 2 or z.shape[1] != TASKS[task].num_logits or y.shape != (z.shape[0], *_LABEL_SHAPES[task]):
+        widths = EXPR_CLASS_COUNTS if task == "EXPR" else (TASKS[task].num_logits,)
+        if z.ndim != 2 or z.shape[1] not in widths or y.shape != (z.shape[0], *_LABEL_SHAPES[task]):
             raise ValueError(f"fit_temperature_scaling: expected {task} logits (N, {TASKS[task].num_logits}) and "
                              f"labels {('N', *_LABEL_SHAPES[task])}, got {z.shape} and {y.shape}")
         nll, size = _temperature_nll(task, z, y, au_per_unit)

@@ -1,6 +1,7 @@
 """The `emenet` console command. Each subcommand parses its arguments and calls the package.
 
     emenet synth --out data/synth            # a small synthetic dataset in the Aff-wild2 layout
+    emenet index --data_root data/affwild2 --vis runs/vis   # which release, what it holds, label pictures
     emenet train --data_root data/synth      # a teacher (the options of Training/train_teacher.py)
     emenet validate --checkpoint CKPT --data_root data/synth --out val.json
     emenet quickstart --out runs/quickstart  # all three on the built-in synthetic data
@@ -38,13 +39,36 @@ def add_synth_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num_videos", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
+    p.add_argument("--release", default="abaw2", choices=["abaw2", "abaw3", "abaw5", "abaw6", "mtl"],
+                   help="the Aff-wild2 release's layout to write (8 expression classes after abaw2)")
     p.set_defaults(func=cmd_synth)
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
     from emenet.data.synth import generate_synthetic_dataset
-    summary = generate_synthetic_dataset(args.out, num_videos=args.num_videos, seed=args.seed, overwrite=args.overwrite)
-    print(f"synthetic Aff-wild2 data written to {summary.out_dir}")
+    summary = generate_synthetic_dataset(args.out, num_videos=args.num_videos, seed=args.seed, overwrite=args.overwrite,
+                                         release=args.release)
+    print(f"synthetic Aff-wild2 data ({args.release} layout) written to {summary.out_dir}")
+
+
+def add_index_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data_root", required=True, help="Aff-wild2 root of any release (or `emenet synth` output)")
+    add_dataset_location_arguments(p)
+    p.add_argument("--cache_dir", default=None)
+    p.add_argument("--rebuild", action="store_true", help="parse the annotation files again even if cached")
+    p.add_argument("--vis", default=None, metavar="DIR", help="write the AU-frequency and task-affinity pictures here")
+    p.set_defaults(func=cmd_index)
+
+
+def cmd_index(args: argparse.Namespace) -> None:
+    from emenet.data.affwild2 import load_affwild2_index
+    from emenet.data.label_pictures import index_summary, write_index_pictures
+    index = load_affwild2_index(args.data_root, cache_dir=args.cache_dir, rebuild=args.rebuild,
+                                annotations_dir=args.annotations_dir, crops_dirs=args.crops_dir)
+    print(json.dumps(index_summary(index), indent=2))
+    if args.vis:
+        for path in write_index_pictures(index, args.vis):
+            print(f"wrote {path}")
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -84,6 +108,9 @@ def add_annotate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache_dir", default=None)
     p.add_argument("--audio_dir", default=None, help="decoded audio tracks for EMENet-VA members "
                    "(extract_audio_files.py; default <cache_dir>/audio, else <data_root>/.emenet_cache/audio)")
+    add_dataset_location_arguments(p)
+    p.add_argument("--vis", default=None, metavar="DIR",
+                   help="also write the AU-frequency and task-affinity pictures of the ensemble's soft labels here")
     p.set_defaults(func=cmd_annotate)
 
 
@@ -92,8 +119,13 @@ def cmd_annotate(args: argparse.Namespace) -> None:
     from emenet.distill.members import members_from_names
     members = members_from_names(args.names, args.load_epochs, args.checkpoints_dir)
     out = create_annotations(members, args.data_root, args.out, device=args.device, num_workers=args.num_workers,
-                             cache_dir=args.cache_dir, audio_dir=args.audio_dir)
+                             cache_dir=args.cache_dir, audio_dir=args.audio_dir, annotations_dir=args.annotations_dir,
+                             crops_dirs=args.crops_dir)
     print(f"annotations written to {out}")
+    if args.vis:
+        from emenet.data.label_pictures import write_annotation_pictures
+        for path in write_annotation_pictures(out, args.vis):
+            print(f"wrote {path}")
 
 
 def add_distill_arguments(p: argparse.ArgumentParser) -> None:
@@ -103,7 +135,9 @@ def add_distill_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--annotations_dir", default="./annotations", help="annotations and the summary table")
     p.add_argument("--ray", default=None, help="'auto' starts a local Ray cluster; an address joins one")
     p.add_argument("--shards", type=int, default=2, help="annotation shards per round on Ray")
-    add_config_arguments(p)
+    p.add_argument("--dataset_annotations_dir", default=None,
+                   help="the Aff-wild2 annotation folder when it is not under --data_root (train's --annotations_dir)")
+    add_config_arguments(p, exclude=("annotations_dir",))
     p.set_defaults(func=cmd_distill)
 
 
@@ -112,7 +146,8 @@ def cmd_distill(args: argparse.Namespace) -> None:
     from emenet.reporting import markdown_table
     from emenet.training.config import resolve_config
     plan = DistillPlan(args.members, args.rounds, args.annotations_dir, args.ray, args.shards)
-    table = run_rounds(plan, resolve_config(args, **_script_defaults(args)))
+    config_args = argparse.Namespace(**{**vars(args), "annotations_dir": args.dataset_annotations_dir})
+    table = run_rounds(plan, resolve_config(config_args, **_script_defaults(args)))
     cols = [c for c in ("round", "method", "epoch", "AU_score", "EXPR_score", "VA_ccc_valence", "VA_ccc_arousal",
                         "total_score") if c in table.columns]
     print(markdown_table(table[cols]))
@@ -148,7 +183,16 @@ def add_validate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache_dir", default=None)
     p.add_argument("--audio_dir", default=None, help="decoded audio tracks for an EMENet-VA checkpoint "
                    "(default <cache_dir>/audio, else <data_root>/.emenet_cache/audio)")
+    add_dataset_location_arguments(p)
     p.set_defaults(func=cmd_validate)
+
+
+def add_dataset_location_arguments(p: argparse.ArgumentParser) -> None:
+    """--annotations_dir and --crops_dir: where a release keeps what --data_root does not hold."""
+    p.add_argument("--annotations_dir", default=None, help="the annotation folder of any Aff-wild2 release "
+                   "(default: found under --data_root)")
+    p.add_argument("--crops_dir", nargs="+", default=None, help="face crop folders, searched in order "
+                   "(default: every cropped_aligned* folder of --data_root)")
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
@@ -162,6 +206,7 @@ def cmd_validate(args: argparse.Namespace) -> None:
         raise EMENetInputError("give --checkpoint PATH, or --name and --load_epoch")
     metrics = validate_checkpoint(ckpt, args.data_root, args.out, args.split, device=args.device,
                                   num_workers=args.num_workers, cache_dir=args.cache_dir, audio_dir=args.audio_dir,
+                                  annotations_dir=args.annotations_dir, crops_dirs=args.crops_dir,
                                   overwrite=args.overwrite)
     print(json.dumps(metrics, indent=2))
     if args.out:
@@ -186,6 +231,7 @@ def cmd_quickstart(args: argparse.Namespace) -> None:
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], str]] = {
     "quickstart": (add_quickstart_arguments, "synthetic data -> a small teacher -> validation metrics"),
     "synth": (add_synth_arguments, "write a small synthetic dataset in the Aff-wild2 layout"),
+    "index": (add_index_arguments, "index an Aff-wild2 copy of any release: its layout, counts, --vis pictures"),
     "train": (add_train_arguments, "train a teacher (same options as Training/train_teacher.py)"),
     "validate": (add_validate_arguments, "score a checkpoint on the validation split"),
     "annotate": (add_annotate_arguments, "run an ensemble over every train/validation frame (soft labels)"),
@@ -227,7 +273,17 @@ def _script(command: str, prog: str, argv: list[str] | None, defaults: dict | No
     add_arguments(parser)
     add_debug_argument(parser)
     parser.set_defaults(script_defaults=defaults or {})
+    _show_script_defaults(parser, defaults or {})
     return _run(parser.parse_args(argv))
+
+
+def _show_script_defaults(parser: argparse.ArgumentParser, defaults: dict) -> None:
+    """--help of a tree's script shows that tree's defaults (e.g. Train_Multimodal's seq_len 8)."""
+    from emenet.training.config import AUDIOVISUAL_TREE_DEFAULTS
+    shown = {**(AUDIOVISUAL_TREE_DEFAULTS if defaults.get("modality") == "audiovisual" else {}), **defaults}
+    for action in parser._actions:
+        if action.dest in shown and action.help and "(default: " in action.help:
+            action.help = action.help[:action.help.rindex("(default: ")] + f"(default: {shown[action.dest]})"
 
 
 def run_train_teacher(argv: list[str] | None = None, **defaults) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from emenet.tasks import AU_NAMES, EXPR_NAMES, NUM_VA_BINS
+from emenet.tasks import AU_NAMES, EXPR_CLASS_COUNTS, NUM_VA_BINS
 
 DECODABLE_TASKS: tuple[str, ...] = ("AU", "EXPR", "VA")
 
@@ -24,9 +24,10 @@ _VA_CENTRES_F64 = np.linspace(-1.0, 1.0, NUM_VA_BINS)
 _VA_EDGES_F64 = np.linspace(-1.0, 1.0, NUM_VA_BINS + 1)
 
 
-def _check_last_dim(name: str, x: torch.Tensor, size: int) -> None:
-    if x.dim() < 1 or x.shape[-1] != size:
-        raise ValueError(f"{name}: expected shape (..., {size}), got {tuple(x.shape)}")
+def _check_last_dim(name: str, x: torch.Tensor, size: int | tuple[int, ...]) -> None:
+    sizes = size if isinstance(size, tuple) else (size,)
+    if x.dim() < 1 or x.shape[-1] not in sizes:
+        raise ValueError(f"{name}: expected shape (..., {' or '.join(map(str, sizes))}), got {tuple(x.shape)}")
 
 
 def _check_task(task: str) -> None:
@@ -41,8 +42,8 @@ def au_probs(logits: torch.Tensor) -> torch.Tensor:
 
 
 def expr_probs(logits: torch.Tensor) -> torch.Tensor:
-    """Expression distribution: softmax of (..., 7) logits."""
-    _check_last_dim("expr_probs", logits, len(EXPR_NAMES))
+    """Expression distribution: softmax of (..., 7) logits, or (..., 8) with `Other` (3rd ABAW on)."""
+    _check_last_dim("expr_probs", logits, EXPR_CLASS_COUNTS)
     return torch.softmax(logits, dim=-1)
 
 
@@ -85,7 +86,7 @@ def decode(task: str, probs: torch.Tensor) -> torch.Tensor:
         _check_last_dim("decode AU", probs, len(AU_NAMES))
         return (probs > AU_THRESHOLD).long()
     if task == "EXPR":
-        _check_last_dim("decode EXPR", probs, len(EXPR_NAMES))
+        _check_last_dim("decode EXPR", probs, EXPR_CLASS_COUNTS)
         return probs.argmax(dim=-1)
     return va_expectation(probs)
 

@@ -1,20 +1,25 @@
-"""ABAW 2021 challenge metrics (numpy), and thin accumulators for whole-set scores.
+"""ABAW challenge metrics (numpy), per release, and thin accumulators for whole-set scores.
 
-Definitions (reference README, section 2): AU = 0.5 * mean F1 over the 12 AUs + 0.5 *
+2nd ABAW (2021; reference README, section 2): AU = 0.5 * mean F1 over the 12 AUs + 0.5 *
 accuracy over all AU decisions; EXPR = 0.67 * macro F1 over the 7 classes + 0.33 *
 accuracy; VA = CCC (population form) of valence and of arousal. The per-epoch total the
-original logged adds the AU score, the EXPR score and the *sum* of the two CCCs.
+original logged (`total_score`) adds the AU score, the EXPR score and the *sum* of the two CCCs.
+3rd ABAW on (2022-2025): AU = mean F1 over the 12 AUs, EXPR = macro F1 over the 8 classes
+(with `Other`), VA = mean of the valence and arousal CCC; the multi-task challenge scores their
+sum, and so does `abaw3_score` over the tasks present.
 Unannotated labels (AU/EXPR -1, VA -5 or NaN) are masked out before any metric.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
-from emenet.tasks import AU_NAMES, EMOTION_TASKS, EXPR_NAMES, TASKS
+from emenet.errors import EMENetInputError
+from emenet.tasks import AU_NAMES, EMOTION_TASKS, EXPR_NAMES, TASKS, check_expr_classes, expr_names
 
 # Challenge score weights (ABAW 2021).
 AU_F1_WEIGHT, AU_ACCURACY_WEIGHT = 0.5, 0.5
@@ -101,15 +106,15 @@ def au_metrics(pred: Any, labels: Any) -> dict[str, Any]:
             "score": AU_F1_WEIGHT * f1 + AU_ACCURACY_WEIGHT * accuracy}
 
 
-def expr_metrics(pred: Any, labels: Any) -> dict[str, Any]:
+def expr_metrics(pred: Any, labels: Any, num_classes: int = len(EXPR_NAMES)) -> dict[str, Any]:
     """EXPR challenge metrics of (N,) class predictions against (N,) labels (-1 = unannotated).
 
-    f1: macro F1 over all 7 classes (a class absent from labels and predictions counts 0);
-    score = 0.67 * f1 + 0.33 * accuracy.
+    f1: macro F1 over all `num_classes` classes (7, or 8 with `Other`; a class absent from labels
+    and predictions counts 0); score = 0.67 * f1 + 0.33 * accuracy (the 2nd ABAW's).
     """
     pred, labels = _to_numpy(pred), _to_numpy(labels)
     _check_pair("expr_metrics", pred, labels, _FRAME_SHAPES["EXPR"])
-    classes = list(range(len(EXPR_NAMES)))
+    classes = list(range(check_expr_classes(num_classes)))
     _check_values("expr_metrics", "predictions", pred, classes)
     _check_values("expr_metrics", "labels", labels, [*classes, EXPR_MISSING])
     valid = labels != EXPR_MISSING
@@ -150,7 +155,8 @@ def _check_task(task: str) -> None:
         raise ValueError(f"unknown task {task!r}; tasks with metrics are {list(TASK_METRICS)}")
 
 
-def challenge_scores(predictions: Mapping[str, Any], labels: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def challenge_scores(predictions: Mapping[str, Any], labels: Mapping[str, Any],
+                     num_expr_classes: int = len(EXPR_NAMES)) -> dict[str, dict[str, Any]]:
     """Per-task metric dicts for every task in `predictions` (which `labels` must also have).
 
     >>> s = challenge_scores({"EXPR": [0, 1]}, {"EXPR": [0, 1]})
@@ -162,7 +168,9 @@ def challenge_scores(predictions: Mapping[str, Any], labels: Mapping[str, Any]) 
         raise ValueError(f"challenge_scores: expected labels for every predicted task, missing {missing}")
     for task in predictions:
         _check_task(task)
-    return {task: TASK_METRICS[task](predictions[task], labels[task]) for task in EMOTION_TASKS if task in predictions}
+    return {task: (expr_metrics(predictions[task], labels[task], num_expr_classes) if task == "EXPR"
+                   else TASK_METRICS[task](predictions[task], labels[task]))
+            for task in EMOTION_TASKS if task in predictions}
 
 
 def total_score(scores: Mapping[str, Mapping[str, Any]]) -> float:
@@ -172,28 +180,77 @@ def total_score(scores: Mapping[str, Mapping[str, Any]]) -> float:
     return float(sum(s["score"] for s in scores.values()))
 
 
-# Names for the entries of per-unit arrays when scores are flattened.
-_PER_UNIT_NAMES = {"f1_per_au": AU_NAMES, "f1_per_class": EXPR_NAMES}
+# The 3rd ABAW's (and later releases') measure of each task, as the key of its metric dict.
+ABAW3_TASK_MEASURES: dict[str, str] = {"AU": "f1", "EXPR": "f1", "VA": "ccc_mean"}
+
+
+def abaw3_score(scores: Mapping[str, Mapping[str, Any]]) -> float:
+    """3rd ABAW on: AU mean F1 + EXPR macro F1 + VA mean CCC, over the tasks present (the
+    multi-task challenge's score when all three are; one task's challenge score when alone).
+
+    >>> abaw3_score({"AU": {"f1": 0.5}, "VA": {"ccc_mean": 0.25}})
+    0.75
+    """
+    for task in scores:
+        _check_task(task)
+    return float(sum(s[ABAW3_TASK_MEASURES[task]] for task, s in scores.items()))
+
+
+# The flat key that picks the best epoch on each release's data (see `selection_metric`).
+RELEASE_METRICS: dict[str, str] = {"abaw2": "total_score", "abaw3": "abaw3_score", "abaw5": "abaw3_score",
+                                   "abaw6": "abaw3_score", "mtl": "abaw3_score"}
+
+
+def selection_metric(metric: str | None, release: str, available: Iterable[str] | None = None) -> str:
+    """The flat score key that ranks epochs: `metric` (a release name or a flat key such as
+    `EXPR_f1`), or the measure of the data's `release` when `metric` is None or "auto".
+
+    >>> selection_metric(None, "abaw3"), selection_metric("abaw2", "mtl"), selection_metric("EXPR_f1", "abaw2")
+    ('abaw3_score', 'total_score', 'EXPR_f1')
+    """
+    if metric in (None, "", "auto"):
+        return RELEASE_METRICS[release]
+    if metric in RELEASE_METRICS:
+        return RELEASE_METRICS[metric]
+    if available is not None and metric not in set(available):
+        raise EMENetInputError(f"--metric {metric!r} is not a score this validation computes; use a release "
+                               f"({', '.join(RELEASE_METRICS)}), auto, or one of {sorted(available)[:12]}...")
+    return metric
+
+
+def check_metric_name(metric: str) -> str:
+    """`--metric` before any training: auto, a release, or a validation score's name (`EXPR_f1`, ...)."""
+    if metric in ("auto", *RELEASE_METRICS, "total_score", "abaw3_score") or re.fullmatch(r"(AU|EXPR|VA)_\w+", metric):
+        return metric
+    raise EMENetInputError(f"--metric {metric!r}: expected auto, a release ({', '.join(RELEASE_METRICS)}), "
+                           "total_score, abaw3_score or a task's score such as EXPR_f1 or VA_ccc_mean")
+
+
+# Names for the entries of per-unit arrays when scores are flattened (per-class names follow the class count).
+_PER_UNIT_NAMES = {"f1_per_au": lambda n: AU_NAMES, "f1_per_class": expr_names}
 
 
 def flatten_scores(scores: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
     """Per-task metric dicts -> one flat dict of floats for logs and JSON, with `total_score`.
 
     Keys are "<TASK>_<metric>" ("AU_f1", "EXPR_score", "VA_ccc_valence", ...); per-AU and
-    per-class F1 become "AU_f1_AU12", "EXPR_f1_Happiness", ...
+    per-class F1 become "AU_f1_AU12", "EXPR_f1_Happiness", ...; `total_score` is the 2nd ABAW
+    total the original logged, `abaw3_score` the 3rd ABAW on's sum.
 
     >>> flat = flatten_scores(challenge_scores({"VA": [[0.1, 0.2], [0.3, 0.1]]}, {"VA": [[0.1, 0.2], [0.3, 0.1]]}))
-    >>> flat["VA_score"], flat["total_score"]
-    (2.0, 2.0)
+    >>> flat["VA_score"], flat["total_score"], flat["abaw3_score"]
+    (2.0, 2.0, 1.0)
     """
     flat: dict[str, float] = {}
     for task, metrics in scores.items():
         for key, value in metrics.items():
             if key in _PER_UNIT_NAMES:
-                flat.update({f"{task}_f1_{name}": float(v) for name, v in zip(_PER_UNIT_NAMES[key], value)})
+                names = _PER_UNIT_NAMES[key](len(value))
+                flat.update({f"{task}_f1_{name}": float(v) for name, v in zip(names, value)})
             else:
                 flat[f"{task}_{key}"] = float(value)
     flat["total_score"] = total_score(scores)
+    flat["abaw3_score"] = abaw3_score(scores)
     return flat
 
 
@@ -208,9 +265,10 @@ class TaskMetricAccumulator:
     0.6666666666666666
     """
 
-    def __init__(self, task: str) -> None:
+    def __init__(self, task: str, num_expr_classes: int = len(EXPR_NAMES)) -> None:
         _check_task(task)
         self.task = task
+        self.num_expr_classes = check_expr_classes(num_expr_classes)
         self._preds: list[np.ndarray] = []
         self._labels: list[np.ndarray] = []
 
@@ -234,7 +292,10 @@ class TaskMetricAccumulator:
     def compute(self) -> dict[str, Any]:
         if not self._preds:
             raise ValueError(f"{self.task} accumulator: no batches to score; call update() first")
-        return TASK_METRICS[self.task](np.concatenate(self._preds), np.concatenate(self._labels))
+        pred, labels = np.concatenate(self._preds), np.concatenate(self._labels)
+        if self.task == "EXPR":
+            return expr_metrics(pred, labels, self.num_expr_classes)
+        return TASK_METRICS[self.task](pred, labels)
 
     def reset(self) -> None:
         self._preds, self._labels = [], []
@@ -253,9 +314,9 @@ class ChallengeMetrics:
     2.0
     """
 
-    def __init__(self, tasks: Iterable[str] = EMOTION_TASKS) -> None:
+    def __init__(self, tasks: Iterable[str] = EMOTION_TASKS, num_expr_classes: int = len(EXPR_NAMES)) -> None:
         self.tasks = tuple(tasks)
-        self._accumulators = {task: TaskMetricAccumulator(task) for task in self.tasks}
+        self._accumulators = {task: TaskMetricAccumulator(task, num_expr_classes) for task in self.tasks}
 
     def update(self, task: str, pred: Any, labels: Any) -> None:
         """Add one batch of `task`'s predictions and labels (any leading shape)."""

@@ -13,6 +13,10 @@ from emenet.errors import EMENetInputError
 
 AU_NAMES: tuple[str, ...] = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26")
 EXPR_NAMES: tuple[str, ...] = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise")
+# From the 3rd ABAW (2022) on, the expression files add an eighth class, `Other` (index 7).
+EXPR_NAMES_WITH_OTHER: tuple[str, ...] = EXPR_NAMES + ("Other",)
+# Expression class counts a model or a dataset may have: 7 (2nd ABAW, the original's) or 8.
+EXPR_CLASS_COUNTS: tuple[int, ...] = (len(EXPR_NAMES), len(EXPR_NAMES_WITH_OTHER))
 VA_NAMES: tuple[str, ...] = ("valence", "arousal")
 
 # Number of bins per VA dimension; the VA head emits 2 * NUM_VA_BINS logits (valence first).
@@ -52,6 +56,28 @@ TASKS: dict[str, TaskSpec] = {
 # audio-visual model's voice-activity head, when present, comes last.
 ORIGINAL_TASK_ORDER: tuple[str, ...] = ("EXPR", "AU", "VA", "FA", "VAD")
 EMOTION_TASKS: tuple[str, ...] = ("EXPR", "AU", "VA")
+
+
+def expr_names(num_classes: int = len(EXPR_NAMES)) -> tuple[str, ...]:
+    """Names of the expression classes of a 7-class (2nd ABAW) or 8-class (3rd ABAW on) head.
+
+    >>> expr_names(8)[-1]
+    'Other'
+    """
+    return EXPR_NAMES if check_expr_classes(num_classes) == len(EXPR_NAMES) else EXPR_NAMES_WITH_OTHER
+
+
+def check_expr_classes(num_classes: int) -> int:
+    """`num_classes` if it is 7 or 8, else EMENetInputError."""
+    if int(num_classes) not in EXPR_CLASS_COUNTS:
+        raise EMENetInputError(f"expected {' or '.join(map(str, EXPR_CLASS_COUNTS))} expression classes, "
+                               f"got {num_classes}")
+    return int(num_classes)
+
+
+def num_logits(task: str, num_expr_classes: int = len(EXPR_NAMES)) -> int:
+    """Logit width of a task's head; EXPR's follows the model's class count."""
+    return check_expr_classes(num_expr_classes) if task == "EXPR" else TASKS[task].num_logits
 
 
 def validate_tasks(tasks: list[str] | tuple[str, ...]) -> tuple[str, ...]:

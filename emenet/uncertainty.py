@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import torch
 
-from emenet.tasks import AU_NAMES, EXPR_NAMES, NUM_VA_BINS
+from emenet.tasks import AU_NAMES, EXPR_CLASS_COUNTS, EXPR_NAMES, NUM_VA_BINS
 
 UNCERTAINTY_TASKS: tuple[str, ...] = ("AU", "EXPR", "VA")
 # Trailing shape of each task's probabilities: AU Bernoulli per unit, EXPR categorical,
@@ -54,6 +54,8 @@ def _check_probs(task: str, probs: torch.Tensor, leading: int) -> None:
     if task not in _PROB_SHAPES:
         raise ValueError(f"unknown task {task!r}; valid tasks are {list(UNCERTAINTY_TASKS)}")
     shape = _PROB_SHAPES[task]
+    if task == "EXPR" and probs.dim() >= 1 and probs.shape[-1] in EXPR_CLASS_COUNTS:
+        shape = (probs.shape[-1],)  # 7 classes, or 8 with `Other` (3rd ABAW on)
     if probs.dim() < leading + len(shape) or tuple(probs.shape[probs.dim() - len(shape):]) != shape:
         lead = "M, " if leading else ""
         raise ValueError(f"{task} probabilities: expected shape ({lead}..., {', '.join(map(str, shape))}), "

@@ -292,7 +292,7 @@ def _cache_files(directory: Path) -> list[Path]:
 def _forbid_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*args, **kwargs):
         raise AssertionError("annotation files were parsed again")
-    monkeypatch.setattr(affwild2, "read_annotation_file", fail)
+    monkeypatch.setattr(affwild2, "read_annotation_file_with_classes", fail)
 
 
 def test_cache_is_parquet_and_reused(layout: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -341,8 +341,8 @@ def test_cache_rebuilt_when_a_crop_or_video_is_added(layout: Path, cache_dir: Pa
 def test_rebuild_forces_parsing(layout: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     load_affwild2_index(layout, cache_dir=cache_dir)
     calls = []
-    real = affwild2.read_annotation_file
-    monkeypatch.setattr(affwild2, "read_annotation_file", lambda *a: calls.append(a) or real(*a))
+    real = affwild2.read_annotation_file_with_classes
+    monkeypatch.setattr(affwild2, "read_annotation_file_with_classes", lambda *a: calls.append(a) or real(*a))
     load_affwild2_index(layout, cache_dir=cache_dir)
     assert calls == []
     load_affwild2_index(layout, cache_dir=cache_dir, rebuild=True)

@@ -155,7 +155,7 @@ CASES = [
                                                   "--headless", "--save_file", str(t / "o.avi")], "nope.mp4"),
     # --- datasets ----------------------------------------------------------------------
     ("data-missing", "emenet", lambda w, t: _validate(w, t, root=t / "nowhere"), "root directory not found"),
-    ("data-no-annotations", "emenet", lambda w, t: _validate(w, t, root=_copy_data(w, t, "annotations")), "no annotations/"),
+    ("data-no-annotations", "emenet", lambda w, t: _validate(w, t, root=_copy_data(w, t, "annotations")), "no annotation files found"),
     ("data-no-crops", "emenet", lambda w, t: _train(w, t, root=_copy_data(w, t, "cropped_aligned")), "no cropped_aligned/"),
     ("data-malformed-annotation", "emenet", lambda w, t: _validate(w, t, root=_broken_annotation(w, t)), "line"),
     ("data-truncated-crop-in-loader-worker", "emenet",

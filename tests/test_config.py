@@ -17,10 +17,21 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 def test_defaults_are_the_originals():
+    """The defaults of the original's last commit (reference README, "The original's training recipe")."""
     c = TrainConfig()
-    assert (c.optimizer, c.lr, c.weight_decay, c.lr_policy, c.lr_decay_epochs, c.T_max, c.nepochs) == ("Adam", 1e-3, 0.0, "step", 10, 10000, 36)
-    assert (c.seq_len, c.fps, c.batch_size, c.nhid, c.nlayers, c.dropout) == (30, 30, 2, 128, 1, 0.5)
-    assert (c.au_loss, c.expr_loss, c.va_loss, c.fa_loss) == ("bce", "ce", "cce+ccc", "l1_loss")
+    assert (c.optimizer, c.lr, c.weight_decay, c.lr_policy, c.lr_decay_epochs, c.T_max, c.nepochs) == ("Adam", 1e-3, 0.0, "step", 3, 20000, 10)
+    assert (c.seq_len, c.fps, c.batch_size, c.nhid, c.nlayers, c.dropout) == (16, 30, 5, 128, 1, 0.5)
+    assert (c.TModel, c.nhead, c.load_epoch, c.metric) == ("GRU", 2, -1, "auto")
+    assert (c.au_loss, c.expr_loss, c.va_loss, c.fa_loss) == ("bce", "ce", "ccc", "l1_loss")
+
+
+def test_visual_audio_tree_has_its_own_defaults():
+    av = resolve_config(_parse([]), modality="audiovisual")
+    assert (av.seq_len, av.batch_size, av.lr_decay_epochs, av.nepochs) == (8, 8, 4, 15)
+    assert resolve_config(_parse(["--seq_len", "12"]), modality="audiovisual").seq_len == 12  # flags still win
+    assert resolve_config(_parse(["--modality", "audiovisual"])).nepochs == 15
+    visual = resolve_config(_parse([]))
+    assert (visual.seq_len, visual.batch_size, visual.lr_decay_epochs, visual.nepochs) == (16, 5, 3, 10)
 
 
 def test_yaml_under_flags_and_saved_config_roundtrips(tmp_path):
@@ -49,3 +60,16 @@ def test_unknown_yaml_key_and_bad_values_are_one_line_errors(tmp_path):
 
 def test_cuda_flag_selects_cuda_device():
     assert TrainConfig(cuda=True).device == "cuda"
+
+
+def test_each_tree_shows_its_defaults_in_help():
+    from emenet.cli import COMMANDS, _show_script_defaults
+    helps = {}
+    for tree, defaults in (("visual", {}), ("audiovisual", {"modality": "audiovisual"})):
+        parser = argparse.ArgumentParser()
+        COMMANDS["train"][0](parser)
+        _show_script_defaults(parser, defaults)
+        helps[tree] = {a.dest: a.help for a in parser._actions}
+    assert helps["visual"]["seq_len"].endswith("(default: 16)") and helps["visual"]["nepochs"].endswith("(default: 10)")
+    assert helps["audiovisual"]["seq_len"].endswith("(default: 8)") and helps["audiovisual"]["nepochs"].endswith("(default: 15)")
+    assert "resumes from the latest checkpoint" in helps["visual"]["load_epoch"]

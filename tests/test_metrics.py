@@ -186,7 +186,7 @@ def test_accumulated_batches_equal_one_shot_and_reset():
     assert metrics.total() == pytest.approx(M.total_score(one_shot))
     assert metrics.compute()["total_score"] == pytest.approx(M.total_score(one_shot))
     metrics.reset()
-    assert metrics.task_scores() == {} and metrics.compute() == {"total_score": 0.0}
+    assert metrics.task_scores() == {} and metrics.compute() == {"total_score": 0.0, "abaw3_score": 0.0}
 
 
 def test_flatten_scores_gives_named_floats():
@@ -199,7 +199,7 @@ def test_flatten_scores_gives_named_floats():
     assert flat["AU_f1_AU12"] == scores["AU"]["f1_per_au"][6]
     assert flat["EXPR_f1_Happiness"] == scores["EXPR"]["f1_per_class"][4]
     assert flat["total_score"] == M.total_score(scores)
-    assert len(flat) == (3 + 12) + (3 + 7) + 4 + 1
+    assert len(flat) == (3 + 12) + (3 + 7) + 4 + 2  # + total_score and abaw3_score
 
 
 def test_float_labels_with_integer_values_are_accepted():

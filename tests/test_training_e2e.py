@@ -59,9 +59,13 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(synth_root, tmp_p
     b = torch.load(tmp_path / "b" / "run" / "net_epoch_2_run.pth", weights_only=True)["state_dict"]
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
-    # an existing run is never replaced without --overwrite
+    # a rerun resumes by default (a finished run stays as it is); --load_epoch 0 never replaces it
+    again = train_teacher(_config(synth_root, tmp_path / "a", name="run"), progress=False)
+    assert again.best_epoch in (1, 2) and completed_epochs(tmp_path / "a" / "run", "run") == [1, 2]
+    unchanged = torch.load(tmp_path / "a" / "run" / "net_epoch_2_run.pth", weights_only=True)["state_dict"]
+    assert all(torch.equal(unchanged[k], a[k]) for k in a)
     with pytest.raises(EMENetInputError, match="already holds epochs"):
-        train_teacher(_config(synth_root, tmp_path / "a", name="run"), progress=False)
+        train_teacher(_config(synth_root, tmp_path / "a", name="run", load_epoch=0), progress=False)
     with pytest.raises(EMENetInputError, match="no complete checkpoint for epoch 7"):
         train_teacher(_config(synth_root, tmp_path / "a", name="run", load_epoch=7), progress=False)
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from emenet.errors import EMENetInputError
-from emenet.tasks import AU_NAMES, TASKS
+from emenet.tasks import AU_NAMES, EXPR_NAMES, EXPR_NAMES_WITH_OTHER, TASKS
 
 # Label columns of each annotated task, in file order; EXPR files hold one class index per row.
 LABEL_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -43,11 +43,19 @@ def check_task(task: str) -> str:
 def read_annotation_file(path: Path, task: str) -> np.ndarray:
     """Read one annotation file into a (num_rows, C) float32 array of raw values.
 
+    EXPR files may have the 7-class header of the 2nd ABAW or the 8-class one (`...,Other`) of the
+    3rd ABAW on; `read_annotation_file_with_classes` also says which.
+
     The -1 (AU, EXPR) and -5 (VA) markers of unannotated rows are kept as they are; turning them
     into a mask is the index's job. C is 12 for AU, 1 for EXPR, 2 for VA. Checks the header, the
     number of values per row, that every value is numeric and in range; the first problem raises
     EMENetInputError naming the file and its 1-based line number.
     """
+    return read_annotation_file_with_classes(path, task)[0]
+
+
+def read_annotation_file_with_classes(path: Path, task: str) -> tuple[np.ndarray, int]:
+    """`read_annotation_file` and the number of expression classes its header names (0 for AU, VA)."""
     path = Path(path)
     task = check_task(task)
     width = len(LABEL_COLUMNS[task])
@@ -59,27 +67,38 @@ def read_annotation_file(path: Path, task: str) -> np.ndarray:
         raw = raw[len(codecs.BOM_UTF8):]
     raw = raw.replace(b"\r\n", b"\n")
     header, _, body = raw.partition(b"\n")
-    _check_header(path, header, task)
+    num_classes = _check_header(path, header, task)
     body = body.rstrip()  # trailing blank lines and whitespace are harmless
     if not body:
-        return np.empty((0, width), dtype=np.float32)
+        return np.empty((0, width), dtype=np.float32), num_classes
     body += b"\n"
-    _check_row_widths(path, body, width)
+    check_row_widths(path, body, width)
     values = _parse_numbers(path, body, width)
-    _check_ranges(path, values, task)
-    return values.astype(np.float32)
+    check_ranges(path, values, task, num_classes or len(EXPR_NAMES))
+    return values.astype(np.float32), num_classes
 
 
-def _check_header(path: Path, header: bytes, task: str) -> None:
+# Accepted expression headers and their class counts: 2nd ABAW (7) and 3rd ABAW on (8, `Other`).
+_EXPR_HEADERS = {",".join(EXPR_NAMES): len(EXPR_NAMES), ",".join(EXPR_NAMES_WITH_OTHER): len(EXPR_NAMES_WITH_OTHER)}
+
+
+def _check_header(path: Path, header: bytes, task: str) -> int:
+    """Check the header line; return the expression class count it names (0 for AU and VA)."""
     expected = TASKS[task].header
     text = header.decode("utf-8", errors="replace").strip()
-    if ",".join(part.strip() for part in text.split(",")) != expected:
+    found = ",".join(part.strip() for part in text.split(","))
+    if task == "EXPR" and found in _EXPR_HEADERS:
+        return _EXPR_HEADERS[found]
+    if found != expected:
+        if task == "EXPR":
+            expected = f"{expected}' or '{expected},Other"
         if not text:
             raise EMENetInputError(f"{path}:1: expected header '{expected}', got an empty line")
         raise EMENetInputError(f"{path}:1: expected header '{expected}', got '{text[:120]}'")
+    return 0
 
 
-def _check_row_widths(path: Path, body: bytes, width: int) -> None:
+def check_row_widths(path: Path, body: bytes, width: int) -> None:
     """Every line must hold exactly `width` values: count commas per line without a Python loop."""
     buf = np.frombuffer(body, dtype=np.uint8)
     line_ends = np.flatnonzero(buf == _NEWLINE)
@@ -121,13 +140,14 @@ def _raise_first_non_numeric(path: Path, body: bytes, width: int) -> None:
     raise EMENetInputError(f"{path}:{index // width + 2}: non-numeric value '{tokens[index].strip()[:40]}'")
 
 
-def _check_ranges(path: Path, values: np.ndarray, task: str) -> None:
+def check_ranges(path: Path, values: np.ndarray, task: str, num_expr_classes: int = len(EXPR_NAMES)) -> None:
+    """Every value of one task's (rows, C) label columns in its range; row r is line r + 2."""
     if task == "AU":
         ok = (values == 0) | (values == 1) | (values == -1)
         rule = "expected 0, 1 or -1"
     elif task == "EXPR":
-        ok = (values == np.round(values)) & (values >= -1) & (values <= 6)
-        rule = "expected an integer in -1..6"
+        ok = (values == np.round(values)) & (values >= -1) & (values <= num_expr_classes - 1)
+        rule = f"expected an integer in -1..{num_expr_classes - 1}"
     else:
         ok = ((values >= -1) & (values <= 1)) | (values == TASKS["VA"].missing_value)
         rule = "expected a value in [-1, 1] or the -5 marker"

@@ -10,15 +10,16 @@ from emenet.data.clips import LabeledVideo
 def labeled_videos(index: AffWild2Index, split: str, tasks: tuple[str, ...] | list[str],
                    max_videos: int | None = None) -> list[LabeledVideo]:
     """Every name annotated for any of `tasks` in `split`, with the labels of those tasks only."""
-    names = sorted({n for t in tasks for n in index.names(t, split)})[:max_videos]
+    names_by_task = {task: set(index.names(task, split)) for task in tasks}
+    names = sorted(set().union(*names_by_task.values()))[:max_videos]
     videos = []
     for name in names:
         labels, masks, frames = {}, {}, None
         for task in tasks:
-            if name not in set(index.names(task, split)):
+            if name not in names_by_task[task]:
                 continue
             frames, labels[task], masks[task] = index.task_labels(name, task)
         if frames is None or len(frames) == 0:
             continue
-        videos.append(LabeledVideo(name, index.data_root / "cropped_aligned" / name, np.asarray(frames), labels, masks))
+        videos.append(LabeledVideo(name, index.crop_dir(name), np.asarray(frames), labels, masks))
     return videos

@@ -535,7 +535,8 @@ def _prepare_out_dir(out: Path, overwrite: bool) -> None:
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise EMENetInputError(f"{out} is not empty; pass overwrite=True (--overwrite) to replace it")
-        for entry in OUTPUT_ENTRIES:
+        from emenet.data.synth_releases import SYNTH_RELEASES, release_entries
+        for entry in OUTPUT_ENTRIES + tuple(e for r in SYNTH_RELEASES for e in release_entries(r)):
             target = out / entry
             if target.is_dir():
                 shutil.rmtree(target)
@@ -567,13 +568,15 @@ def _init_worker() -> None:
 def generate_synthetic_dataset(out_dir: str | Path, num_videos: int = 16, seed: int = 0, min_frames: int = 150,
                                max_frames: int = 300, two_person_videos: int | None = None, num_test_videos: int = 3,
                                overwrite: bool = False, progress: bool = True,
-                               num_workers: int | None = None) -> SynthSummary:
+                               num_workers: int | None = None, release: str = "abaw2") -> SynthSummary:
     """Write a synthetic Aff-wild2-layout dataset to `out_dir` and return what was written.
 
     `num_videos` annotated video files (train + validation; `two_person_videos` of them show two
     people, annotated as `<video>_left` / `<video>_right`; default 2, or 1 for a single video) plus `num_test_videos` test videos
     listed in abaw2_test_set/ whose labels go to synthetic_ground_truth/. Deterministic for a
     given seed and independent of `num_workers` (default: up to 4 processes, one video each).
+    `release` (abaw2, abaw3, abaw5, abaw6, mtl) rewrites the annotations into that Aff-wild2
+    release's layout (`emenet.data.synth_releases`; 8 expression classes after the 2nd ABAW).
 
         >>> s = generate_synthetic_dataset("data/synth", num_videos=6, seed=1, progress=False)  # doctest: +SKIP
         >>> sorted(s.splits)  # doctest: +SKIP
@@ -582,6 +585,9 @@ def generate_synthetic_dataset(out_dir: str | Path, num_videos: int = 16, seed: 
     t0 = time.perf_counter()
     if two_person_videos is None:
         two_person_videos = min(DEFAULT_TWO_PERSON_VIDEOS, num_videos)
+    from emenet.data.synth_releases import SYNTH_RELEASES, convert_release
+    if release not in SYNTH_RELEASES:
+        raise EMENetInputError(f"unknown release {release!r}; valid ones are {list(SYNTH_RELEASES)}")
     _validate_args(num_videos, min_frames, max_frames, two_person_videos, num_test_videos)
     out = Path(out_dir)
     _prepare_out_dir(out, overwrite)
@@ -633,6 +639,7 @@ def generate_synthetic_dataset(out_dir: str | Path, num_videos: int = 16, seed: 
                 "au_names": list(AU_NAMES), "expr_names": list(EXPR_NAMES), "extra_cues": list(EXTRA_NAMES),
                 "splits": splits, "test_names": test_names, "videos": videos,
                 "names": {n: facts[n] for n in sorted(facts)}}
+    manifest.update(convert_release(out, release, seed))
     write_json(out / "synth_manifest.json", manifest)
     num_frames = sum(f["num_frames"] for f in facts.values())
     num_crops = num_frames - sum(len(f["missing_crops"]) for f in facts.values())

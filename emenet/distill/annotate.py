@@ -25,8 +25,8 @@ from emenet.data.labeled import labeled_videos
 from emenet.distill.members import Member, load_members
 from emenet.errors import EMENetInputError
 from emenet.io_utils import atomic_path, write_json
-from emenet.tasks import AU_NAMES, EMOTION_TASKS, TASKS
-from emenet.training.evaluate import attach_audio_for, stream_ensemble_logits
+from emenet.tasks import AU_NAMES, EMOTION_TASKS, num_logits
+from emenet.training.evaluate import attach_audio_for, check_expr_classes_match, stream_ensemble_logits
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,9 @@ GROUND_TRUTH_COLUMNS = (*AU_NAMES, "expr", "valence", "arousal")
 SPLITS = ("Train_Set", "Validation_Set")
 
 
-def logit_columns(member: int, tasks: tuple[str, ...]) -> list[str]:
-    return [f"m{member}.{t}.{k}" for t in tasks for k in range(TASKS[t].num_logits)]
+def logit_columns(member: int, tasks: tuple[str, ...], num_expr_classes: int = 7) -> list[str]:
+    """Column names of one member's logits; the EXPR head has 7 or 8 (`Other`) classes."""
+    return [f"m{member}.{t}.{k}" for t in tasks for k in range(num_logits(t, num_expr_classes))]
 
 
 def _check_manifest(out: Path, manifest: dict) -> None:
@@ -55,7 +56,8 @@ def _check_manifest(out: Path, manifest: dict) -> None:
 
 def _videos_table(index: AffWild2Index, names: list[str]) -> pd.DataFrame:
     v = index.videos.set_index("name").loc[names]
-    return pd.DataFrame({"name": names, **{f"split_{t}": v[f"split_{t}"].to_numpy() for t in EMOTION_TASKS}})
+    return pd.DataFrame({"name": names, **{f"split_{t}": v[f"split_{t}"].to_numpy() for t in EMOTION_TASKS},
+                         "crop_dir": v["crop_dir"].to_numpy()})
 
 
 def _ground_truth(index: AffWild2Index, video: LabeledVideo) -> dict[str, np.ndarray]:
@@ -63,16 +65,18 @@ def _ground_truth(index: AffWild2Index, video: LabeledVideo) -> dict[str, np.nda
     return {c: rows[c].to_numpy() for c in GROUND_TRUTH_COLUMNS}
 
 
-def annotation_names(data_root: str | os.PathLike, tasks: tuple[str, ...], cache_dir: str | None = None) -> list[str]:
+def annotation_names(data_root: str | os.PathLike, tasks: tuple[str, ...], cache_dir: str | None = None,
+                     annotations_dir: str | None = None, crops_dirs: list[str] | None = None) -> list[str]:
     """Every name annotated for any of `tasks` in the train or validation split (the videos to annotate)."""
-    index = load_affwild2_index(data_root, cache_dir=cache_dir)
+    index = load_affwild2_index(data_root, cache_dir=cache_dir, annotations_dir=annotations_dir, crops_dirs=crops_dirs)
     return sorted({n for split in SPLITS for t in tasks for n in index.names(t, split)})
 
 
 def create_annotations(members: list[Member], data_root: str | os.PathLike, out_dir: str | os.PathLike,
                        device: str = "cpu", chunk: int = 64, num_workers: int = 0, cache_dir: str | None = None,
                        progress: bool = True, names: list[str] | None = None, finalize: bool = True,
-                       audio_dir: str | None = None) -> Path:
+                       audio_dir: str | None = None, annotations_dir: str | None = None,
+                       crops_dirs: list[str] | None = None) -> Path:
     """Annotate every train and validation video with every member's logits; returns `out_dir`.
 
     `names` restricts the work to a shard of the videos and `finalize=False` leaves the
@@ -85,13 +89,15 @@ def create_annotations(members: list[Member], data_root: str | os.PathLike, out_
     out = Path(out_dir)
     models = load_members(members, device)
     tasks = tuple(t for t in models[0].tasks if t in EMOTION_TASKS)
+    num_expr_classes = models[0].config.num_expr_classes
     manifest = {"format": ANNOTATION_FORMAT, "tasks": list(tasks), "members": [m.to_dict() for m in members],
-                "data_root": str(Path(data_root).resolve()), "complete": False}
+                "data_root": str(Path(data_root).resolve()), "num_expr_classes": num_expr_classes, "complete": False}
     _check_manifest(out, manifest)
     (out / "frames").mkdir(parents=True, exist_ok=True)
     write_json(out / "manifest.json", manifest)
 
-    index = load_affwild2_index(data_root, cache_dir=cache_dir)
+    index = load_affwild2_index(data_root, cache_dir=cache_dir, annotations_dir=annotations_dir, crops_dirs=crops_dirs)
+    check_expr_classes_match(models, index, "ensemble")
     videos = [v for split in SPLITS for v in labeled_videos(index, split, tasks)]
     seen, unique = set(), []
     for v in videos:  # a name is in one split per task; union over splits
@@ -107,7 +113,7 @@ def create_annotations(members: list[Member], data_root: str | os.PathLike, out_
         table = {"frame": video.frames.astype(np.int32)}
         for i, logits in enumerate(member_logits):
             stacked = np.concatenate([logits[t] for t in tasks], axis=1)  # (n, sum C)
-            table.update(dict(zip(logit_columns(i, tasks), stacked.T.astype(np.float32))))
+            table.update(dict(zip(logit_columns(i, tasks, num_expr_classes), stacked.T.astype(np.float32))))
         table.update(_ground_truth(index, video))
         with atomic_path(out / "frames" / f"{video.name}.parquet") as tmp:
             pd.DataFrame(table).to_parquet(tmp, index=False)

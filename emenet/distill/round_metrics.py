@@ -22,7 +22,8 @@ def _probs(logits: dict[str, np.ndarray], tasks: tuple[str, ...]) -> dict[str, t
 
 def ensemble_validation_scores(members: list[Member], data_root: str | os.PathLike, device: str = "cpu",
                                chunk: int = 64, cache_dir: str | None = None, progress: bool = True,
-                               audio_dir: str | None = None) -> list[dict]:
+                               audio_dir: str | None = None, annotations_dir: str | None = None,
+                               crops_dirs: list[str] | None = None) -> list[dict]:
     """One row per member and one for the ensemble: challenge metrics, calibration, mean uncertainty.
 
     EMENet-VA members hear each video's audio (decoded once into `audio_dir`, see `create_annotations`).
@@ -30,11 +31,11 @@ def ensemble_validation_scores(members: list[Member], data_root: str | os.PathLi
     from emenet import calibration as C
     models = load_members(members, device)
     tasks = tuple(t for t in models[0].tasks if t in EMOTION_TASKS)
-    index = load_affwild2_index(data_root, cache_dir=cache_dir)
+    index = load_affwild2_index(data_root, cache_dir=cache_dir, annotations_dir=annotations_dir, crops_dirs=crops_dirs)
     videos = attach_audio_for(models, labeled_videos(index, "Validation_Set", tasks), index, audio_dir, cache_dir,
                               progress)
     n = len(members)
-    scores = [M.ChallengeMetrics(tasks) for _ in range(n + 1)]
+    scores = [M.ChallengeMetrics(tasks, models[0].config.num_expr_classes) for _ in range(n + 1)]
     collected: list[dict[str, list]] = [{t: [] for t in tasks} for _ in range(n + 1)]  # probabilities per method
     labels_all: dict[str, list] = {t: [] for t in tasks}
     uncert: dict[str, list] = {}

@@ -62,29 +62,33 @@ def train_member(config: dict, student: bool, threads: int | None = None) -> dic
 
 
 def annotate_shard(members: list[dict], data_root: str, out_dir: str, names: list[str], device: str,
-                   cache_dir: str | None = None, audio_dir: str | None = None) -> int:
+                   cache_dir: str | None = None, audio_dir: str | None = None, annotations_dir: str | None = None,
+                   crops_dirs: list[str] | None = None) -> int:
     """Annotate a shard of videos (for Ray); returns how many names it covered."""
     create_annotations([Member(m["name"], m["epoch"], Path(m["checkpoint"])) for m in members], data_root, out_dir,
                        device=device, names=names, finalize=False, progress=False, cache_dir=cache_dir,
-                       audio_dir=audio_dir)
+                       audio_dir=audio_dir, annotations_dir=annotations_dir, crops_dirs=crops_dirs)
     return len(names)
 
 
 def _annotate(plan: DistillPlan, members: list[Member], base: TrainConfig, out: Path, progress: bool) -> None:
     if plan.ray and plan.shards > 1:
-        names = annotation_names(base.data_root, tuple(base.tasks), base.cache_dir)
+        names = annotation_names(base.data_root, tuple(base.tasks), base.cache_dir, base.annotations_dir,
+                                 base.crops_dir or None)
         shards = [names[i::plan.shards] for i in range(plan.shards)]
         spec = [{"name": m.name, "epoch": m.epoch, "checkpoint": str(m.checkpoint)} for m in members]
         outcomes = run_jobs(annotate_shard, [(f"annotation shard {i}", {"members": spec, "data_root": base.data_root,
                                                                           "out_dir": str(out), "names": s, "device": base.device,
                                                                           "cache_dir": base.cache_dir,
-                                                                          "audio_dir": base.audio_dir})
+                                                                          "audio_dir": base.audio_dir,
+                                                                          "annotations_dir": base.annotations_dir,
+                                                                          "crops_dirs": base.crops_dir or None})
                                              for i, s in enumerate(shards) if s], plan.ray)
         failed = [o for o in outcomes if not o.ok]
         if failed:
             log.warning("%d annotation shards failed (%s); finishing them here", len(failed), failed[0].error)
     create_annotations(members, base.data_root, out, device=base.device, progress=progress, cache_dir=base.cache_dir,
-                       audio_dir=base.audio_dir)
+                       audio_dir=base.audio_dir, annotations_dir=base.annotations_dir, crops_dirs=base.crops_dir or None)
 
 
 def run_rounds(plan: DistillPlan, base: TrainConfig, progress: bool = True) -> pd.DataFrame:
@@ -115,7 +119,8 @@ def run_rounds(plan: DistillPlan, base: TrainConfig, progress: bool = True) -> p
             log.warning("round %d goes on with %d of %d members: %s", r, len(members), plan.members,
                         ", ".join(f["member"] for f in failures if f["round"] == r))
         for row in ensemble_validation_scores(members, base.data_root, base.device, cache_dir=base.cache_dir,
-                                              progress=progress, audio_dir=base.audio_dir):
+                                              progress=progress, audio_dir=base.audio_dir,
+                                              annotations_dir=base.annotations_dir, crops_dirs=base.crops_dir or None):
             rows.append({"round": r, **row})
         if r < plan.rounds:
             annotation = ann_root / f"round_{r}"

@@ -296,7 +296,8 @@ def score_method(videos: Sequence[LabeledVideo], outputs: Sequence[MethodOutputs
             probs[task], labels[task] = np.concatenate(p_parts), np.concatenate(y_parts)
     if probs:
         preds = {t: decode(t, torch.from_numpy(p)).numpy() for t, p in probs.items()}
-        flat.update(M.flatten_scores(M.challenge_scores(preds, labels)))
+        num_classes = probs["EXPR"].shape[-1] if "EXPR" in probs else 7  # 8 with `Other`
+        flat.update(M.flatten_scores(M.challenge_scores(preds, labels, num_classes)))
         flat.update(calibration_scores(probs, labels, n_bins))
     for task in tasks:
         for measure in UNCERTAINTY_MEASURES:

@@ -44,6 +44,10 @@ def build_parser(prog: str = "test_ensemble.py", audio: bool = False) -> argpars
     parser.add_argument("--num_workers", type=int, default=2, help="threads reading crops (default %(default)s)")
     parser.add_argument("--ground_truth_dir", default=None,
                         help="score the merged files against ground truth in this folder (<AU_Set|EXPR_Set|VA_Set>/)")
+    parser.add_argument("--release_format", default="abaw2", choices=["abaw2", "abaw3", "mtl"],
+                        help="abaw2: the per-video files only (default); abaw3 (3rd ABAW on) or mtl (multi-task "
+                             "challenge): also the ensemble's single files per challenge under "
+                             "<save_dir>/merged_<format>/, rebuilt from merged/ on every run")
     parser.add_argument("--no_progress", action="store_true")
     if audio:
         parser.add_argument("--window_size", type=float, default=WINDOW_SECONDS,
@@ -82,6 +86,12 @@ def _predict_test_set(args: argparse.Namespace, audio: bool) -> None:
                               device="cuda" if args.cuda else args.device, batch_size=args.batch_size,
                               chunk_size=args.chunk_size, num_workers=args.num_workers,
                               progress=not args.no_progress)
+    if args.release_format != "abaw2":
+        from emenet.inference.release_submission import write_release_files
+        for path in write_release_files(result.merged_dir, args.test_set_file,
+                                        result.save_dir / f"merged_{args.release_format}", args.release_format,
+                                        overwrite=True):
+            print(f"wrote {path}")
     scores = None
     if args.ground_truth_dir:
         scores = score_submission(result.merged_dir, args.ground_truth_dir, args.test_set_file)

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from emenet.face.align import crop_to_image
 from emenet.inference.results import FramePredictions
-from emenet.tasks import AU_NAMES, EXPR_NAMES, VA_BIN_CENTRES, VA_NAMES
+from emenet.tasks import AU_NAMES, EXPR_NAMES_WITH_OTHER, VA_BIN_CENTRES, VA_NAMES
 
 # RGB colours shared by the video overlay and the figures.
 PROB_COLOUR = (66, 133, 244)
@@ -75,7 +75,7 @@ def _unc_parts(preds: FramePredictions, task: str, index: tuple) -> tuple[float,
 
 def panel_height(tasks: tuple[str, ...]) -> int:
     """Pixels the side panel needs to show `tasks` ("AU", "EXPR", "VA")."""
-    rows = {"EXPR": len(EXPR_NAMES) + 1, "VA": len(VA_NAMES) + 1, "AU": len(AU_NAMES) + 1}
+    rows = {"EXPR": len(EXPR_NAMES_WITH_OTHER) + 1, "VA": len(VA_NAMES) + 1, "AU": len(AU_NAMES) + 1}
     return 8 + (3 + sum(rows[t] for t in tasks)) * _ROW
 
 
@@ -93,10 +93,10 @@ def draw_panel(preds: FramePredictions | None, i: int, height: int, status: str 
     y += _ROW
     if preds.expr_probs is not None:
         k_best = int(preds.expr[i])
-        _text(img, f"EXPR: {EXPR_NAMES[k_best]}", _X_LABEL, y, 0.4, _rgb((255, 255, 255), stale))
+        _text(img, f"EXPR: {preds.expr_classes[k_best]}", _X_LABEL, y, 0.4, _rgb((255, 255, 255), stale))
         _unc_bar(img, y, *_unc_parts(preds, "EXPR", (i,)), stale)
         y += _ROW
-        for k, name in enumerate(EXPR_NAMES):
+        for k, name in enumerate(preds.expr_classes):
             p = float(preds.expr_probs[i, k])
             _text(img, name, _X_LABEL + 8, y, colour=_rgb((235, 235, 235), stale))
             _prob_bar(img, y, p, ACTIVE_COLOUR if k == k_best else PROB_COLOUR, stale)
@@ -148,7 +148,7 @@ def annotate_frame(frame: np.ndarray, box: np.ndarray | None, preds: FramePredic
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         cv2.rectangle(out[:h, :w], (x0, y0), (x1, y1), BOX_COLOUR, 2)
         if preds is not None and preds.expr is not None:
-            _text(out[:h, :w], EXPR_NAMES[int(preds.expr[i])], x0, max(12, y0 - 6), 0.5, BOX_COLOUR, 1)
+            _text(out[:h, :w], preds.expr_classes[int(preds.expr[i])], x0, max(12, y0 - 6), 0.5, BOX_COLOUR, 1)
         if preds is not None and preds.landmarks is not None and region is not None and np.all(np.isfinite(region)):
             for x, y in crop_to_image(preds.landmarks[i], region):
                 if 0 <= x < w and 0 <= y < h:
@@ -197,7 +197,7 @@ def annotate_tracks(frame: np.ndarray, overlays: Sequence[TrackOverlay], height:
             cv2.rectangle(image, (x0, y0), (x1, y1), colour, 2)
             label = f"#{o.track_id}"
             if o.predictions is not None and o.predictions.expr is not None:
-                label += f" {EXPR_NAMES[int(o.predictions.expr[0])]}"
+                label += f" {o.predictions.expr_classes[int(o.predictions.expr[0])]}"
             _text(image, label, x0, max(12, y0 - 6), 0.5, colour, 1)
             p = o.predictions
             if p is not None and p.landmarks is not None and o.region is not None and np.all(np.isfinite(o.region)):
@@ -228,7 +228,7 @@ def plot_image_prediction(crop: np.ndarray, preds: FramePredictions, title: str 
     valence and arousal with their uncertainty on the right. Row 0 of `preds` is shown."""
     # A bare Figure (no pyplot): no global backend state, works headless, never opens a window.
     tasks = [t for t in ("AU", "EXPR", "VA") if t in preds.tasks]  # display order
-    heights = [len(AU_NAMES) if t == "AU" else len(EXPR_NAMES) if t == "EXPR" else 3.5 for t in tasks]
+    heights = [len(AU_NAMES) if t == "AU" else len(preds.expr_classes) if t == "EXPR" else 3.5 for t in tasks]
     fig = Figure(figsize=(11, 1.2 + 0.3 * sum(heights)), layout="constrained")
     outer = fig.add_gridspec(1, 2, width_ratios=[1, 1.6])
     ax_face = fig.add_subplot(outer[0])
@@ -257,16 +257,17 @@ def plot_image_prediction(crop: np.ndarray, preds: FramePredictions, title: str 
             ax.set_title("action units: P(active), threshold 0.5", fontsize=9)
             _uncertainty_barh(ax_u, y, u.aleatoric[0], None if u.epistemic is None else u.epistemic[0])
         elif task == "EXPR":
-            y = np.arange(len(EXPR_NAMES))[::-1]
+            classes = preds.expr_classes
+            y = np.arange(len(classes))[::-1]
             best = int(preds.expr[0])
-            colours = [np.array(ACTIVE_COLOUR if k == best else PROB_COLOUR) / 255 for k in range(len(EXPR_NAMES))]
+            colours = [np.array(ACTIVE_COLOUR if k == best else PROB_COLOUR) / 255 for k in range(len(classes))]
             ax.barh(y, preds.expr_probs[0], color=colours, height=0.6)
-            ax.set_yticks(y, EXPR_NAMES, fontsize=8)
+            ax.set_yticks(y, classes, fontsize=8)
             ax.set_xlim(0, 1)
-            ax.set_title(f"expression: {EXPR_NAMES[best]} ({preds.expr_probs[0, best]:.2f})", fontsize=9)
+            ax.set_title(f"expression: {classes[best]} ({preds.expr_probs[0, best]:.2f})", fontsize=9)
             mid = np.array([y.mean()])
             _uncertainty_barh(ax_u, mid, u.aleatoric[:1], None if u.epistemic is None else u.epistemic[:1])
-            ax_u.text(0.02, mid[0] + 0.55, "over the 7 classes", fontsize=7, va="bottom")
+            ax_u.text(0.02, mid[0] + 0.55, f"over the {len(classes)} classes", fontsize=7, va="bottom")
             ax_u.set_ylim(y.min() - 0.5, y.max() + 0.5)
             legend_ax = ax_u
         else:  # VA: the 20-bin distributions, their expectation, uncertainty per dimension

@@ -42,7 +42,7 @@ from emenet.models.emenet import EMENet
 from emenet.models.emenet_va import EMENetVA
 from emenet.models.mobilefacenet import INPUT_SIZE
 from emenet.models.temporal import Hidden
-from emenet.tasks import EMOTION_TASKS, NUM_LANDMARKS, TASKS
+from emenet.tasks import EMOTION_TASKS, NUM_LANDMARKS
 from emenet.uncertainty import ensemble_task_uncertainty, task_uncertainty
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,11 @@ class Predictor:
             if tasks != first_tasks:
                 raise EMENetInputError(f"{path} predicts tasks {list(tasks)} but {self.paths[0]} predicts "
                                        f"{list(first_tasks)}; every checkpoint of an ensemble must have the same tasks")
+        classes = {m.config.num_expr_classes for m in self.models}
+        if "EXPR" in first_tasks and len(classes) > 1:
+            raise EMENetInputError(f"the checkpoints have {sorted(classes)} expression classes; an ensemble needs one "
+                                   "(7: 2nd ABAW, 8: with Other)")
+        self.num_expr_classes: int = self.models[0].config.num_expr_classes
         self.tasks: tuple[str, ...] = first_tasks
         self._fa_members = [i for i, m in enumerate(self.models) if "FA" in m.tasks]
         self.audio_window, self.audio_sample_rate = self._audio_input()
@@ -204,7 +209,7 @@ class Predictor:
         if state is not None:
             state.frames_seen += len(crops)
         def joined(parts: list[torch.Tensor], task: str) -> torch.Tensor:
-            return torch.cat(parts) if parts else torch.zeros(0, TASKS[task].num_logits)
+            return torch.cat(parts) if parts else torch.zeros(0, self.models[0].config.num_logits(task))
 
         out = _Logits()
         for task in self.tasks:

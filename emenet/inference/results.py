@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emenet.tasks import AU_NAMES, EMOTION_TASKS, EXPR_NAMES, NUM_LANDMARKS, NUM_VA_BINS, VA_BIN_CENTRES, VA_NAMES
+from emenet.tasks import (AU_NAMES, EMOTION_TASKS, EXPR_NAMES, NUM_LANDMARKS, NUM_VA_BINS, VA_BIN_CENTRES, VA_NAMES,
+                          expr_names)
 
 UNCERTAINTY_KINDS: tuple[str, ...] = ("total", "aleatoric", "epistemic")
 
@@ -83,8 +84,13 @@ class FramePredictions:
         return None if self.va is None else self.va[:, 1]
 
     @property
+    def expr_classes(self) -> tuple[str, ...]:
+        """The expression class names of these predictions: 7, or 8 with `Other` (3rd ABAW on)."""
+        return EXPR_NAMES if self.expr_probs is None else expr_names(self.expr_probs.shape[-1])
+
+    @property
     def expr_names(self) -> list[str] | None:
-        return None if self.expr is None else [EXPR_NAMES[int(k)] for k in self.expr]
+        return None if self.expr is None else [self.expr_classes[int(k)] for k in self.expr]
 
     def va_spread(self) -> np.ndarray | None:
         """(N, 2) standard deviation of each VA bin distribution, in VA units (for plot bands)."""
@@ -160,10 +166,10 @@ class FramePredictions:
                 cols[name] = self.au[:, k]
             cols.update(self._uncertainty_columns("AU", AU_NAMES, squeeze=False))
         if self.expr_probs is not None:
-            for k, name in enumerate(EXPR_NAMES):
+            for k, name in enumerate(self.expr_classes):
                 cols[f"{name}_prob"] = self.expr_probs[:, k]
             cols["expression"] = self.expr
-            cols["expression_name"] = np.asarray(EXPR_NAMES, dtype=object)[self.expr]
+            cols["expression_name"] = np.asarray(self.expr_classes, dtype=object)[self.expr]
             cols.update(self._uncertainty_columns("EXPR", ["expression"], squeeze=True))
         if self.va_probs is not None:
             for k, name in enumerate(VA_NAMES):
@@ -193,8 +199,8 @@ class FramePredictions:
             out["AU"] = {name: {"prob": float(self.au_probs[i, k]), "active": int(self.au[i, k]),
                                 "uncertainty": unc("AU", k)} for k, name in enumerate(AU_NAMES)}
         if self.expr_probs is not None:
-            out["EXPR"] = {"class": int(self.expr[i]), "name": EXPR_NAMES[int(self.expr[i])],
-                           "probs": {name: float(self.expr_probs[i, k]) for k, name in enumerate(EXPR_NAMES)},
+            out["EXPR"] = {"class": int(self.expr[i]), "name": self.expr_classes[int(self.expr[i])],
+                           "probs": {name: float(self.expr_probs[i, k]) for k, name in enumerate(self.expr_classes)},
                            "uncertainty": unc("EXPR")}
         if self.va_probs is not None:
             out["VA"] = {name: {"value": float(self.va[i, k]), "bin_probs": self.va_probs[i, k].astype(float).tolist(),

@@ -54,7 +54,7 @@ from tqdm.auto import tqdm
 
 from emenet.audio import SAMPLE_RATE as AUDIO_SAMPLE_RATE
 from emenet.audio import frame_windows, read_audio_track
-from emenet.data.annotations import read_annotation_file
+from emenet.data.annotations import read_annotation_file, read_annotation_file_with_classes
 from emenet.data.images import read_rgb
 from emenet.decoding import decode
 from emenet.errors import EMENetInputError
@@ -64,7 +64,7 @@ from emenet.inference.test_set import SUBMISSION_TASKS, TestSet, TestVideo, read
 from emenet.inference.video import fill_index
 from emenet.io_utils import atomic_path, write_json
 from emenet.models.mobilefacenet import INPUT_SIZE
-from emenet.tasks import AU_NAMES, EXPR_NAMES, TASKS, VA_NAMES
+from emenet.tasks import AU_NAMES, TASKS, VA_NAMES
 from emenet.uncertainty import ensemble_task_uncertainty
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,8 @@ def submission_text(task: str, preds: FramePredictions, rows: np.ndarray) -> str
         text = pd.DataFrame(va).to_csv(header=False, index=False, float_format=VA_FORMAT)
     else:
         raise ValueError(f"unknown task {task!r}; valid tasks are {list(SUBMISSION_TASKS)}")
-    return TASKS[task].header + "\n" + text
+    header = ",".join(preds.expr_classes) if task == "EXPR" else TASKS[task].header  # 8 classes: `...,Other`
+    return header + "\n" + text
 
 
 def uncertainty_table(task: str, preds: FramePredictions, rows: np.ndarray, crop_frames: np.ndarray,
@@ -198,7 +199,7 @@ def uncertainty_table(task: str, preds: FramePredictions, rows: np.ndarray, crop
             cols.update({f"{name}_{suffix}": values[rows, k] for k, name in enumerate(AU_NAMES)})
     elif task == "EXPR":
         cols["expression"] = preds.expr[rows]
-        cols.update({f"{name}_prob": preds.expr_probs[rows, k] for k, name in enumerate(EXPR_NAMES)})
+        cols.update({f"{name}_prob": preds.expr_probs[rows, k] for k, name in enumerate(preds.expr_classes)})
         cols.update({f"expression_{suffix}": values[rows] for suffix, values in kinds})
     else:
         cols.update({name: preds.va[rows, k] for k, name in enumerate(VA_NAMES)})
@@ -425,6 +426,7 @@ def score_submission(submission_dir: str | os.PathLike, ground_truth_dir: str | 
         raise EMENetInputError(f"{submission_dir}: submission folder not found")
     predictions: dict[str, np.ndarray] = {}
     labels: dict[str, np.ndarray] = {}
+    expr_classes = {7}
     for task in SUBMISSION_TASKS:
         names = test_set.names(task)
         if not names or not (submission_dir / TASK_DIRS[task]).is_dir():
@@ -434,12 +436,13 @@ def score_submission(submission_dir: str | os.PathLike, ground_truth_dir: str | 
             num_frames = test_set[name].num_frames
             preds.append(read_submission_file(submission_dir / TASK_DIRS[task] / f"{name}.txt", task, num_frames))
             gt_path = _ground_truth_file(ground_truth_dir, task, name)
-            gt = read_annotation_file(gt_path, task)
+            gt, classes = read_annotation_file_with_classes(gt_path, task)
+            expr_classes.add(classes or 7)
             if len(gt) != num_frames:
                 raise EMENetInputError(f"{gt_path}: {len(gt)} rows, the video has {num_frames} frames")
             truth.append(gt[:, 0].astype(np.int64) if task == "EXPR" else gt)
         predictions[task], labels[task] = np.concatenate(preds), np.concatenate(truth)
     if not predictions:
         raise EMENetInputError(f"{submission_dir}: no AU/, EXPR/ or VA/ folder for the test set's tasks")
-    scores = challenge_scores(predictions, labels)
+    scores = challenge_scores(predictions, labels, max(expr_classes))  # 8 when the ground truth has `Other`
     return {task: scores[task] for task in SUBMISSION_TASKS if task in scores}

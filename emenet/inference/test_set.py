@@ -222,7 +222,8 @@ def count_video_frames(path: str | os.PathLike, method: str = "decode") -> int:
 
 def build_test_set(data_dir: str | os.PathLike, video_dir: str | os.PathLike | None = None,
                    test_lists: Mapping[str, str | os.PathLike] | None = None, count_method: str = "decode",
-                   num_workers: int | None = None, progress: bool = True) -> TestSet:
+                   num_workers: int | None = None, progress: bool = True,
+                   extra_crops_dirs: Sequence[str | os.PathLike] = ()) -> TestSet:
     """Index the test names of the official lists: their videos, frame counts and crops.
 
     `data_dir` is an Aff-wild2 root or its `cropped_aligned/` folder; `video_dir` defaults to the
@@ -230,8 +231,11 @@ def build_test_set(data_dir: str | os.PathLike, video_dir: str | os.PathLike | N
     the root's `abaw2_test_set/` lists. Raises EMENetInputError (one line) for a missing list,
     video or crop folder, a name without any crop, or an unreadable video. Crops numbered beyond
     the video's last frame are dropped with a warning (a submission has one row per frame).
+    `extra_crops_dirs` are more crop folders searched after the first (later releases keep newly
+    added videos' crops in a folder of their own).
     """
     data_root, crops_root = resolve_data_dirs(data_dir)
+    crop_roots = [crops_root, *(Path(d) for d in extra_crops_dirs)]
     video_dir = Path(video_dir) if video_dir is not None else data_root / "videos"
     lists = {task: Path(p) for task, p in (test_lists or default_test_lists(data_root)).items()}
     unknown = [t for t in lists if t not in SUBMISSION_TASKS]
@@ -253,9 +257,10 @@ def build_test_set(data_dir: str | os.PathLike, video_dir: str | os.PathLike | N
     if no_video:
         raise EMENetInputError(f"no video under {video_dir} for {len(no_video)} test name(s): "
                                f"{', '.join(no_video[:5])}{' ...' if len(no_video) > 5 else ''}")
-    no_crops = [n for n in tasks_of if not (crops_root / n).is_dir()]
+    crop_dir_of = {n: next((r / n for r in crop_roots if (r / n).is_dir()), crops_root / n) for n in tasks_of}
+    no_crops = [n for n in tasks_of if not crop_dir_of[n].is_dir()]
     if no_crops:
-        raise EMENetInputError(f"no crop folder under {crops_root} for {len(no_crops)} test name(s): "
+        raise EMENetInputError(f"no crop folder under {' or '.join(map(str, crop_roots))} for {len(no_crops)} test name(s): "
                                f"{', '.join(no_crops[:5])}{' ...' if len(no_crops) > 5 else ''}")
 
     unique_videos = sorted(set(video_of.values()))
@@ -281,16 +286,16 @@ def build_test_set(data_dir: str | os.PathLike, video_dir: str | os.PathLike | N
         if header_frames > 0 and header_frames != num_frames:
             log.warning("%s: the header says %d frames, %d counted (%s); using the count", path, header_frames,
                         num_frames, count_method)
-        crop_frames = list_crop_frames(crops_root / name)
+        crop_frames = list_crop_frames(crop_dir_of[name])
         crop_frames = crop_frames[crop_frames >= 1]
         beyond = int((crop_frames > num_frames).sum())
         if beyond:
             log.warning("%s: %d crop(s) numbered beyond the video's %d frames are ignored", name, beyond, num_frames)
             crop_frames = crop_frames[crop_frames <= num_frames]
         if len(crop_frames) == 0:
-            raise EMENetInputError(f"{crops_root / name}: no face crop for test name {name}; its frames cannot be "
+            raise EMENetInputError(f"{crop_dir_of[name]}: no face crop for test name {name}; its frames cannot be "
                                    f"predicted")
-        entries.append(TestVideo(name, tuple(tasks), path.resolve(), (crops_root / name).resolve(), fps, num_frames,
+        entries.append(TestVideo(name, tuple(tasks), path.resolve(), crop_dir_of[name].resolve(), fps, num_frames,
                                  crop_frames, header_frames, count_method))
     test_set = TestSet(entries)
     log.info("test set: %d names (%s), %d frames, %d with a crop", len(test_set),

@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="EXPR test list (default: <data root>/abaw2_test_set/test_set_Expr_Challenge.txt)")
     parser.add_argument("--va_txt", default=None,
                         help="VA test list (default: <data root>/abaw2_test_set/test_set_VA_Challenge.txt)")
+    parser.add_argument("--crops_dir", nargs="+", default=(), help="more crop folders searched after --data_dir's "
+                        "(e.g. a later release's cropped_aligned_new_50_vids)")
     parser.add_argument("--out", required=True, help="output file, .parquet or .csv")
     parser.add_argument("--count_method", choices=("decode", "packets"), default="decode",
                         help="count frames by decoding them (exact, default) or by counting packets (fast)")
@@ -44,7 +46,8 @@ def run(args: argparse.Namespace) -> None:
     given = {"AU": args.au_txt, "EXPR": args.expr_txt, "VA": args.va_txt}
     lists = {**default_test_lists(data_root), **{task: p for task, p in given.items() if p is not None}}
     test_set = build_test_set(args.data_dir, args.video_dir, lists, count_method=args.count_method,
-                              num_workers=args.num_workers, progress=not args.no_progress)
+                              num_workers=args.num_workers, progress=not args.no_progress,
+                              extra_crops_dirs=args.crops_dir)
     path = write_test_set(test_set, args.out, overwrite=args.overwrite)
     missing = sum(v.num_frames - v.num_crops for v in test_set.values())
     print(f"{path}: {len(test_set)} test names, {test_set.num_frames} frames ({missing} without a crop)")

@@ -18,10 +18,10 @@ from matplotlib.patches import Patch
 
 from emenet.inference.drawing import ALEATORIC_COLOUR, EPISTEMIC_COLOUR, PROB_COLOUR, track_colour
 from emenet.inference.video import MultiTrackPrediction, VideoPrediction
-from emenet.tasks import AU_NAMES, EXPR_NAMES
+from emenet.tasks import AU_NAMES
 
-# One colour per expression (Neutral, Anger, Disgust, Fear, Happiness, Sadness, Surprise).
-EXPR_COLOURS = ("#9e9e9e", "#d32f2f", "#689f38", "#7b1fa2", "#fbc02d", "#1976d2", "#f57c00")
+# One colour per expression (Neutral, Anger, Disgust, Fear, Happiness, Sadness, Surprise, Other).
+EXPR_COLOURS = ("#9e9e9e", "#d32f2f", "#689f38", "#7b1fa2", "#fbc02d", "#1976d2", "#f57c00", "#5d4037")
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -109,13 +109,14 @@ def _draw_track(fig: Figure | SubFigure, result: VideoPrediction, label: str | N
             label = "total (solid), epistemic (dashed)" if preds.is_ensemble else "normalized entropy"
             ax.legend(loc="lower right", fontsize=7, ncol=len(curves), title=label, title_fontsize=7)
         elif panel == "expression":
-            cmap = ListedColormap(EXPR_COLOURS)
-            ax.imshow(preds.expr[None].astype(float), aspect="auto", cmap=cmap, vmin=-0.5, vmax=len(EXPR_NAMES) - 0.5,
+            classes = preds.expr_classes
+            cmap = ListedColormap(EXPR_COLOURS[:len(classes)])
+            ax.imshow(preds.expr[None].astype(float), aspect="auto", cmap=cmap, vmin=-0.5, vmax=len(classes) - 0.5,
                       extent=(*extent_x, 0, 1), interpolation="nearest")
             ax.set_yticks([])
             ax.set_ylabel("expr", rotation=0, ha="right", va="center")
             present = sorted(set(int(e) for e in np.unique(preds.expr)))
-            ax.legend(handles=[Patch(color=EXPR_COLOURS[k], label=EXPR_NAMES[k]) for k in present],
+            ax.legend(handles=[Patch(color=EXPR_COLOURS[k], label=classes[k]) for k in present],
                       loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
         else:
             image = ax.imshow(preds.au_probs.T, aspect="auto", cmap="Greys", vmin=0, vmax=1,

@@ -20,12 +20,12 @@ from emenet.errors import EMENetInputError
 from emenet.io_utils import save_torch
 from emenet.models.emenet import EMENet, EMENetConfig
 from emenet.models.emenet_va import EMENetVA, EMENetVAConfig
-from emenet.tasks import TASKS
+from emenet.tasks import EXPR_CLASS_COUNTS, EXPR_NAMES, TASKS
 from emenet.torch_files import load_torch_file
 
 CHECKPOINT_FORMAT = 1
 _TMODEL_KEY = re.compile(r"^tmodels\.(\d+)\.(.*)$")
-_LOGITS_TO_TASK = {spec.num_logits: name for name, spec in TASKS.items()}
+_LOGITS_TO_TASK = {**{spec.num_logits: name for name, spec in TASKS.items()}, **{k: "EXPR" for k in EXPR_CLASS_COUNTS}}
 # `arch` of our checkpoints -> the model class and its config class.
 ARCHITECTURES: dict[str, tuple[type[EMENet], type[EMENetConfig]]] = {
     "EMENet": (EMENet, EMENetConfig),
@@ -102,7 +102,9 @@ def infer_config(state_dict: dict[str, torch.Tensor], temporal_model: str | None
     if kind is None:
         raise EMENetInputError(f"tmodels.0.rnn has {gates} gates; expected a GRU, LSTM or RNN")
     num_layers = sum(1 for k in first if re.fullmatch(r"rnn\.weight_ih_l\d+", k))
-    config = config_cls(tasks=tuple(head_tasks.values()), temporal_model=kind, hidden_size=hidden, num_layers=num_layers)
+    expr_heads = [heads[i]["decoder.weight"].shape[0] for i, task in head_tasks.items() if task == "EXPR"]
+    config = config_cls(tasks=tuple(head_tasks.values()), temporal_model=kind, hidden_size=hidden, num_layers=num_layers,
+                        num_expr_classes=expr_heads[0] if expr_heads else len(EXPR_NAMES))
     return config, head_tasks
 
 

@@ -9,9 +9,12 @@ from torch import nn
 from emenet.errors import EMENetInputError
 from emenet.models.mobilefacenet import FEATURE_DIM, INPUT_SIZE, MobileFaceNet
 from emenet.models.temporal import TEMPORAL_KINDS, Hidden, make_temporal_head
-from emenet.tasks import TASKS, validate_tasks
+from emenet.tasks import EXPR_NAMES, check_expr_classes, num_logits, validate_tasks
 
 SEQUENCE_LAYOUTS = ("batch_time", "legacy")
+# Attention heads of the transformer head before `num_heads` was configurable (EMENet checkpoints
+# whose config has no `num_heads` were built with it).
+LEGACY_TRANSFORMER_HEADS = 4
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,8 @@ class EMENetConfig:
 
     `sequence_layout="legacy"` reproduces the original's batched numbers: its GRU took
     the batch axis for time (see the reference README); the correct layout is `batch_time`.
+    `num_expr_classes` is 7 (2nd ABAW, the original's) or 8 (`Other`, 3rd ABAW on); `num_heads`
+    is the attention heads of the `transformer` temporal model (the original's `nhead`).
     """
 
     tasks: tuple[str, ...] = ("EXPR", "AU", "VA")
@@ -28,9 +33,14 @@ class EMENetConfig:
     num_layers: int = 1
     dropout: float = 0.5
     sequence_layout: str = "batch_time"
+    num_expr_classes: int = len(EXPR_NAMES)
+    num_heads: int = 2  # the original's `nhead` default
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", validate_tasks(tuple(self.tasks)))
+        object.__setattr__(self, "num_expr_classes", check_expr_classes(self.num_expr_classes))
+        if self.temporal_model == "transformer" and (self.num_heads < 1 or self.hidden_size % self.num_heads):
+            raise EMENetInputError(f"--nhead {self.num_heads} must be positive and divide --nhid {self.hidden_size}")
         if self.temporal_model not in TEMPORAL_KINDS:
             raise EMENetInputError(f"unknown temporal model {self.temporal_model!r}; valid ones are {list(TEMPORAL_KINDS)}")
         if self.sequence_layout not in SEQUENCE_LAYOUTS:
@@ -41,12 +51,19 @@ class EMENetConfig:
         d["tasks"] = list(self.tasks)
         return d
 
+    def num_logits(self, task: str) -> int:
+        """Logit width of `task`'s head (EXPR: 7 or 8 classes)."""
+        return num_logits(task, self.num_expr_classes)
+
     @classmethod
     def from_dict(cls, d: dict) -> "EMENetConfig":
         names = {f.name for f in fields(cls)}
         unknown = set(d) - names
         if unknown:
             raise EMENetInputError(f"unknown {cls.__name__} fields {sorted(unknown)}")
+        d = dict(d)
+        if d.get("temporal_model") == "transformer" and "num_heads" not in d:
+            d["num_heads"] = LEGACY_TRANSFORMER_HEADS  # checkpoints written before the field existed
         return cls(**{k: (tuple(v) if k == "tasks" else v) for k, v in d.items()})
 
 
@@ -67,7 +84,7 @@ class EMENet(nn.Module):
         self.backbone = MobileFaceNet()
         self.tmodels = nn.ModuleList(
             make_temporal_head(config.temporal_model, self.feature_dim, config.hidden_size, config.num_layers,
-                               config.dropout, TASKS[t].num_logits)
+                               config.dropout, config.num_logits(t), config.num_heads)
             for t in config.tasks
         )
 

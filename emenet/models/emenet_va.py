@@ -22,7 +22,6 @@ from emenet.models.emenet import EMENet, EMENetConfig
 from emenet.models.marblenet import AUDIO_FEATURE_DIM, SAMPLE_RATE, MarbleNet
 from emenet.models.mobilefacenet import FEATURE_DIM, MobileFaceNet
 from emenet.models.temporal import Hidden, make_temporal_head
-from emenet.tasks import TASKS
 
 # 0.63 s at 16 kHz: the original's `window_size` 0.63 s times `sr` 16000.
 DEFAULT_AUDIO_WINDOW = 10_080
@@ -79,7 +78,7 @@ class EMENetVA(EMENet):
         self.audio_backbone = MarbleNet()
         self.tmodels = nn.ModuleList(
             make_temporal_head(config.temporal_model, self.feature_dim, config.hidden_size, config.num_layers,
-                               config.dropout, TASKS[t].num_logits)
+                               config.dropout, config.num_logits(t), config.num_heads)
             for t in config.tasks
         )
 

@@ -84,7 +84,8 @@ class TransformerHead(nn.Module):
 
 
 def make_temporal_head(kind: str, input_size: int, hidden_size: int, num_layers: int, dropout: float,
-                       num_outputs: int) -> nn.Module:
+                       num_outputs: int, num_heads: int = 2) -> nn.Module:
+    """A recurrent head, or a causal transformer with `num_heads` attention heads (the original's `nhead`)."""
     if kind == "transformer":
-        return TransformerHead(input_size, hidden_size, num_layers, dropout, num_outputs)
+        return TransformerHead(input_size, hidden_size, num_layers, dropout, num_outputs, num_heads=num_heads)
     return RecurrentHead(kind, input_size, hidden_size, num_layers, dropout, num_outputs)

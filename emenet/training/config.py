@@ -1,7 +1,9 @@
 """Training options: one dataclass, YAML defaults under command-line flags, saved with each run.
 
 Option names follow the original `train_teacher.py` (`--TModel`, `--nhid`, `--lr_policy`, ...) so
-its users' commands keep working; its defaults are the original's (see the reference README).
+its users' commands keep working; its defaults are those of the original's last commit (see the
+reference README, "The original's training recipe"): the visual tree's here, the visual-audio
+tree's (`Train_Multimodal/`) in AUDIOVISUAL_TREE_DEFAULTS, applied with `--modality audiovisual`.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ class TrainConfig:
     name: str = "teacher_exp_0"
     checkpoints_dir: str = "./checkpoints"
     loggings_dir: str = "./loggings"
-    load_epoch: int = 0  # 0: new run; -1: resume from the latest checkpoint; E: resume after epoch E
+    load_epoch: int = -1  # -1: resume from the latest checkpoint (a new run when there is none); 0: new run; E: after epoch E
     overwrite: bool = False
     seed: int = 0
     device: str = "cpu"
@@ -37,18 +39,21 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model's forward
     # data
     data_root: str = ""
+    annotations_dir: str | None = None  # the annotation folder when it is not under data_root (any release's layout)
+    crops_dir: list[str] = field(default_factory=list)  # crop folders; default: every cropped_aligned* of data_root
     dataset_names: list[str] = field(default_factory=lambda: ["Aff_wild2"])
     cache_dir: str | None = None
     tasks: list[str] = field(default_factory=lambda: list(EMOTION_TASKS))
-    seq_len: int = 30
+    seq_len: int = 16
     fps: int = 30
-    batch_size: int = 2  # clips per task per step
+    batch_size: int = 5  # clips per task per step
     image_size: int = 112
     val_seq_len: int = 64  # validation chunk length; the hidden state is carried along each video
     max_steps_per_epoch: int | None = None  # cap for quick runs; default: longest task's clips / batch_size
     max_val_videos: int | None = None
     # model
     TModel: str = "GRU"
+    nhead: int = 2  # attention heads of the transformer temporal model (the original's)
     nhid: int = 128
     nlayers: int = 1
     dropout: float = 0.5
@@ -70,13 +75,13 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     lr_policy: str = "step"
-    lr_decay_epochs: int = 10
-    T_max: int = 10000
-    nepochs: int = 36
+    lr_decay_epochs: int = 3
+    T_max: int = 20000
+    nepochs: int = 10
     # losses
     au_loss: str = "bce"
     expr_loss: str = "ce"
-    va_loss: str = "cce+ccc"
+    va_loss: str = "ccc"
     fa_loss: str = "l1_loss"
     lambda_AU: float = 1.0
     lambda_EXPR: float = 1.0
@@ -85,6 +90,7 @@ class TrainConfig:
     lambda_VAD: float = 1.0
     adaptive_lambda: bool = False  # the original's rule: lambda_t = log2(epochs without improvement) once above 1
     class_weights: str = "original"  # original | dataset (from the training set's label frequencies)
+    metric: str = "auto"  # the validation score that picks the best epoch: auto (the data's release), a release, or a score key
     # students (train_student.py)
     annotation: str | None = None  # an ensemble annotation directory (create_new_annotations.py)
     T: float = 1.0  # distillation temperature
@@ -100,8 +106,7 @@ class TrainConfig:
             raise EMENetInputError("--auxiliary VAD needs the audio-visual model (--modality audiovisual)")
         if self.window_size <= 0 or self.sr <= 0:
             raise EMENetInputError(f"--window_size and --sr must be positive, got {self.window_size} and {self.sr}")
-        if self.audiovisual:
-            self.model_config()  # the audio model's own checks (16 kHz, a long enough window), as one-line errors
+        self.model_config()  # the model's own checks as one-line errors (--nhead; the audio model's 16 kHz and window)
         if self.cuda and self.device == "cpu":
             self.device = "cuda"
         if self.train_speed not in TRAIN_SPEEDS:
@@ -124,6 +129,8 @@ class TrainConfig:
             raise EMENetInputError(f"--distill_weights must be uniform or certainty, got {self.distill_weights!r}")
         if self.T <= 0:
             raise EMENetInputError(f"--T must be positive, got {self.T}")
+        from emenet.metrics import check_metric_name
+        check_metric_name(self.metric)
         for key in ("seq_len", "batch_size", "nepochs", "val_seq_len", "image_size"):
             if getattr(self, key) < 1:
                 raise EMENetInputError(f"--{key} must be positive, got {getattr(self, key)}")
@@ -141,10 +148,14 @@ class TrainConfig:
         """Samples per frame's audio window: round(window_size * sr), 10080 by default."""
         return int(round(self.window_size * self.sr))
 
-    def model_config(self) -> EMENetConfig:
-        """EMENetConfig, or EMENetVAConfig (with the audio window) for the audio-visual model."""
+    def model_config(self, num_expr_classes: int = 7) -> EMENetConfig:
+        """EMENetConfig, or EMENetVAConfig (with the audio window) for the audio-visual model.
+
+        `num_expr_classes` follows the training data (7 for the 2nd ABAW, 8 from the 3rd on).
+        """
         common = dict(tasks=self.model_tasks, temporal_model=self.TModel, hidden_size=self.nhid,
-                      num_layers=self.nlayers, dropout=self.dropout)
+                      num_layers=self.nlayers, dropout=self.dropout, num_expr_classes=num_expr_classes,
+                      num_heads=self.nhead)
         if self.audiovisual:
             return EMENetVAConfig(**common, audio_window=self.audio_window, sample_rate=self.sr)
         return EMENetConfig(**common)
@@ -164,6 +175,10 @@ class TrainConfig:
             raise EMENetInputError(f"{source}: unknown option(s) {unknown}")
         return cls(**d)
 
+
+# The original visual-audio tree's defaults where they differ from the visual tree's
+# (Train_Multimodal/options/base_options.py); used for `--modality audiovisual` unless given.
+AUDIOVISUAL_TREE_DEFAULTS: dict[str, Any] = {"seq_len": 8, "batch_size": 8, "lr_decay_epochs": 4, "nepochs": 15}
 
 OPTIMIZERS = ("Adam", "AdamW", "SGD")
 TRAIN_SPEEDS = ("fast", "plain")
@@ -193,7 +208,8 @@ class _AuxiliaryAction(argparse.Action):
 # Flags whose spelling differs from the field name (the original's typo included).
 _ALIASES = {"auxiliary": ["--auxillary"]}
 _HELP = {
-    "load_epoch": "0 starts a new run; -1 resumes from the latest checkpoint; E resumes after epoch E",
+    "load_epoch": "-1 resumes from the latest checkpoint (a new run when there is none); 0 starts a new run "
+                  "(refused over an existing one without --overwrite); E resumes after epoch E",
     "tasks": "emotion tasks to learn (EXPR AU VA)",
     "TModel": "temporal model: GRU, LSTM, RNN_TANH, RNN_RELU or transformer",
     "auxiliary": "auxiliary heads: bare = FA (needs --fa_teacher); VAD (audio-visual model) or FA VAD",
@@ -205,14 +221,23 @@ _HELP = {
     "bf16": "autocast the forward to bfloat16 (for GPUs; CPUs without bf16 units get slower)",
     "compile": "torch.compile the model's forward (checkpoints stay plain)",
     "annotation": "students: the ensemble annotation directory to learn from",
+    "annotations_dir": "the folder holding the annotations of any Aff-wild2 release (default: found under --data_root)",
+    "crops_dir": "folders of face crops <name>/<frame>.jpg, searched in order (default: every cropped_aligned* "
+                 "folder of --data_root)",
+    "metric": "validation score that picks the best epoch: auto (the data's release: abaw2 total_score, later "
+              "releases abaw3_score), abaw2, abaw3, abaw5, abaw6, mtl, or a score such as EXPR_f1",
+    "nhead": "attention heads of --TModel transformer",
 }
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type = TrainConfig) -> None:
-    """One flag per config field, every default None so that we can tell what was given."""
+def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type = TrainConfig,
+                         exclude: tuple[str, ...] = ()) -> None:
+    """One flag per config field (but `exclude`), every default None so that we can tell what was given."""
     parser.add_argument("--config", default=None, help=_HELP["config"])
     defaults = config_cls()
     for f in fields(config_cls):
+        if f.name in exclude:
+            continue
         names = [f"--{f.name}"] + _ALIASES.get(f.name, [])
         default = getattr(defaults, f.name)
         help_text = f"{_HELP.get(f.name, '')} (default: {default})".strip()
@@ -229,7 +254,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type = Tra
 
 
 def resolve_config(args: argparse.Namespace, config_cls: type = TrainConfig, **script_defaults) -> TrainConfig:
-    """Dataclass defaults < the script's defaults < YAML file (--config) < command-line flags."""
+    """Dataclass defaults < the script's defaults < YAML file (--config) < command-line flags; the
+    visual-audio tree's defaults fill what none of them set when the modality is audiovisual."""
     values: dict[str, Any] = dict(script_defaults)
     if args.config:
         path = Path(args.config)
@@ -243,6 +269,9 @@ def resolve_config(args: argparse.Namespace, config_cls: type = TrainConfig, **s
             raise EMENetInputError(f"{path}: expected a mapping of option: value")
         values.update(loaded)
     values.update({f.name: getattr(args, f.name) for f in fields(config_cls) if getattr(args, f.name, None) is not None})
+    if values.get("modality") == "audiovisual":
+        for key, value in AUDIOVISUAL_TREE_DEFAULTS.items():
+            values.setdefault(key, value)
     try:
         return config_cls.from_dict(values, source=args.config or "options")
     except TypeError as exc:

@@ -48,6 +48,15 @@ def attach_audio_for(models: list[EMENet], videos: list[LabeledVideo], index: Af
     return attach_audio(videos, index, audio_dir, sample_rate, progress=progress)
 
 
+def check_expr_classes_match(models: list[EMENet], index: AffWild2Index, source: str = "checkpoint") -> None:
+    """A model scored on EXPR labels must have the data's class count (7, or 8 with `Other`)."""
+    for model in models:
+        if "EXPR" in model.tasks and model.config.num_expr_classes != index.num_expr_classes:
+            raise EMENetInputError(f"{source}: the model has {model.config.num_expr_classes} expression classes but "
+                                   f"the {index.release} data in {index.data_root} has {index.num_expr_classes}; "
+                                   "score it on data of its own release")
+
+
 def run_model(model: EMENet, frames: torch.Tensor, audio: torch.Tensor | None, hidden: dict[str, Hidden] | None = None
               ) -> tuple[dict[str, torch.Tensor], dict[str, Hidden]]:
     """`model(frames, hidden)`, or `model(frames, audio, hidden)` for an EMENet-VA."""
@@ -112,7 +121,7 @@ def evaluate_videos(model: EMENet, videos: list[LabeledVideo], chunk: int = 64, 
                     device: str | torch.device = "cpu", num_workers: int = 0, progress: bool = True) -> dict[str, float]:
     """Challenge metrics of `model` over the labelled frames of `videos` (flat dict of floats)."""
     tasks = sorted({t for v in videos for t in v.labels} & set(model.tasks))
-    acc = M.ChallengeMetrics(tasks)
+    acc = M.ChallengeMetrics(tasks, model.config.num_expr_classes)
     for vid, logits in stream_video_logits(model, videos, chunk, image_size, device, num_workers, progress):
         video = videos[vid]
         preds = decoded_predictions(logits)

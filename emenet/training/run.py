@@ -26,6 +26,7 @@ from emenet.models.emenet_va import EMENetVA
 from emenet.models.landmark_teacher import init_backbone_from_landmark_network, load_landmark_network
 from emenet.models.marblenet import load_nemo_marblenet
 from emenet.models.vad_teacher import load_vad_teacher
+from emenet.metrics import selection_metric
 from emenet.training.config import TrainConfig, save_config
 from emenet.training.evaluate import evaluate_videos
 from emenet.training.hooks import (AdaptiveTaskWeightHook, CheckpointHook, MetricsFileHook, TensorBoardHook,
@@ -55,32 +56,47 @@ def resolve_device(config: TrainConfig) -> torch.device:
 
 
 def start_epoch_for(config: TrainConfig) -> int:
-    """Which epoch to resume after (0 = fresh); refuses to replace an existing run without --overwrite."""
+    """Which epoch to resume after (0 = fresh). A rerun resumes by default (`--load_epoch -1`, as the
+    original did); `--overwrite` starts over; `--load_epoch 0` refuses to replace an existing run."""
     run_dir, done = config.run_dir, completed_epochs(config.run_dir, config.name)
-    if config.load_epoch == 0:
-        if done and not config.overwrite:
-            raise EMENetInputError(f"{run_dir} already holds epochs {done}; pass --load_epoch -1 to resume "
-                                   f"or --overwrite to start again")
+    if config.overwrite and config.load_epoch in (0, -1):
         if done:
             log.warning("--overwrite: removing the existing run in %s", run_dir)
             shutil.rmtree(run_dir)
         return 0
+    if config.load_epoch == 0:
+        if done:
+            raise EMENetInputError(f"{run_dir} already holds epochs {done}; pass --load_epoch -1 to resume "
+                                   f"or --overwrite to start again")
+        return 0
     if config.load_epoch == -1:
+        if done:
+            log.info("%s holds epochs %s: resuming after epoch %d (--overwrite starts over)", run_dir, done, done[-1])
         return done[-1] if done else 0
     if config.load_epoch not in done:
         raise EMENetInputError(f"{run_dir}: no complete checkpoint for epoch {config.load_epoch} (have {done})")
     return config.load_epoch
 
 
-def class_weights(config: TrainConfig, videos: list[LabeledVideo]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-    """AU pos_weight and EXPR class weights: the original's constants or the training set's frequencies."""
-    if config.class_weights == "original":
-        return torch.tensor(L.AU_POS_WEIGHT), torch.tensor(L.EXPR_CLASS_WEIGHT)
+def class_weights(config: TrainConfig, videos: list[LabeledVideo], num_expr_classes: int = len(L.EXPR_CLASS_WEIGHT)
+                  ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """AU pos_weight and EXPR class weights: the original's constants or the training set's frequencies.
+
+    The original's EXPR weights exist for its 7 classes only; with 8 (`Other`) the EXPR weights
+    come from the training set's frequencies by the same rule (1 / frequency).
+    """
     au = [np.where(v.masks["AU"], v.labels["AU"], -1) for v in videos if "AU" in v.labels]
     ex = [np.where(v.masks["EXPR"][:, 0], v.labels["EXPR"][:, 0], -1) for v in videos if "EXPR" in v.labels]
+    dataset_expr = (L.expr_weight_from_labels(torch.from_numpy(np.concatenate(ex)).long(), num_expr_classes)
+                    if ex else None)
+    if config.class_weights == "original":
+        if num_expr_classes == len(L.EXPR_CLASS_WEIGHT):
+            return torch.tensor(L.AU_POS_WEIGHT), torch.tensor(L.EXPR_CLASS_WEIGHT)
+        log.info("--class_weights original: the original's EXPR weights are for 7 classes; with %d the EXPR "
+                 "weights come from the training set's frequencies", num_expr_classes)
+        return torch.tensor(L.AU_POS_WEIGHT), dataset_expr
     pos = L.au_pos_weight_from_labels(torch.from_numpy(np.concatenate(au))) if au else None
-    exw = L.expr_weight_from_labels(torch.from_numpy(np.concatenate(ex)).long()) if ex else None
-    return pos, exw
+    return pos, dataset_expr
 
 
 def build_optimizer(config: TrainConfig, model: EMENet) -> torch.optim.Optimizer:
@@ -98,10 +114,12 @@ def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer) -> tu
     return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_decay_epochs, gamma=0.1), False
 
 
-def build_model(config: TrainConfig) -> EMENet:
-    """EMENet-V, or EMENet-VA for `--modality audiovisual`, with the optional pretrained backbones."""
+def build_model(config: TrainConfig, num_expr_classes: int = 7) -> EMENet:
+    """EMENet-V, or EMENet-VA for `--modality audiovisual`, with the optional pretrained backbones;
+    its EXPR head has the training data's `num_expr_classes` (7, or 8 with `Other`)."""
     torch.manual_seed(config.seed)
-    model = EMENetVA(config.model_config()) if config.audiovisual else EMENet(config.model_config())
+    model_config = config.model_config(num_expr_classes)
+    model = EMENetVA(model_config) if config.audiovisual else EMENet(model_config)
     if config.pretrained_backbone:
         init_backbone_from_landmark_network(model, config.pretrained_backbone)
     if config.pretrained_audio_backbone:
@@ -147,7 +165,9 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
         raise EMENetInputError("--auxiliary needs --fa_teacher PATH: the MobileFaceNet-136 landmark checkpoint that teaches the FA head")
     device = resolve_device(config)
     start = start_epoch_for(config)
-    index = load_affwild2_index(config.data_root, cache_dir=config.cache_dir)
+    index = load_affwild2_index(config.data_root, cache_dir=config.cache_dir, annotations_dir=config.annotations_dir,
+                                crops_dirs=config.crops_dir or None)
+    num_expr_classes = index.num_expr_classes
     tasks = tuple(config.tasks)
     train_videos = labeled_videos(index, "Train_Set", tasks)
     val_videos = labeled_videos(index, "Validation_Set", tasks, max_videos=config.max_val_videos)
@@ -169,8 +189,8 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
     log.info("training on %d videos (%s clips), validating on %d videos", len(train_videos),
              {t: len(r) for t, r in train_set.task_ranges.items()}, len(val_videos))
 
-    model = build_model(config).to(device)
-    pos_weight, expr_weight = class_weights(config, train_videos)
+    model = build_model(config, num_expr_classes).to(device)
+    pos_weight, expr_weight = class_weights(config, train_videos, num_expr_classes)
     landmarks = load_landmark_network(config.fa_teacher, device) if "FA" in config.auxiliary else None
     objective = TeacherObjective(config.au_loss, config.expr_loss, config.va_loss, config.fa_loss, pos_weight, expr_weight,
                                  landmarks)
@@ -184,9 +204,12 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
     ensure_folder(run_dir)
     remove_stale_temporaries_in(run_dir)  # what a run killed while writing left behind
     save_config(config, run_dir / "config.yaml")
+    select = selection_metric(config.metric, index.release)
+    log.info("%s data: the best epoch is the one with the highest validation %s", index.release, select)
     # the net checkpoint is written last: an epoch whose net file exists has all its files
     hooks = [MetricsFileHook(run_dir),
-             CheckpointHook(run_dir, config.name, extra={"train_config": config.to_dict(), "role": "student" if student else "teacher"}),
+             CheckpointHook(run_dir, config.name, extra={"train_config": config.to_dict(), "role": "student" if student else "teacher",
+                                                         "dataset_release": index.release, "select_metric": select}),
              TensorBoardHook(Path(config.loggings_dir) / config.name)]
     if config.adaptive_lambda:
         hooks.insert(0, AdaptiveTaskWeightHook({t: TASK_SCORE_KEYS[t] for t in tasks}))
@@ -197,7 +220,8 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
     trainer = Trainer(model, objective, optimizer, scheduler, per_step, train_set, evaluate, weights,
                       AugmentConfig(image_size=config.image_size), config.batch_size, config.nepochs, config.seed,
                       device, config.max_steps_per_epoch, config.num_workers, hooks, progress=progress,
-                      speed=TrainSpeed.from_options(config.train_speed, device, config.bf16, config.compile))
+                      speed=TrainSpeed.from_options(config.train_speed, device, config.bf16, config.compile),
+                      select_metric=select)
     if start:
         resume(trainer, run_dir, config.name, start)
     state = trainer.run()

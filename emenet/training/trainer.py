@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from emenet.data.augment import AugmentConfig, augment_clips, to_float_frames
 from emenet.data.datasets import MultiTaskBatchSampler, MultiTaskClipDataset, collate_by_task
+from emenet.errors import EMENetInputError
 from emenet.fast.training import TrainSpeed
 from emenet.models.emenet import EMENet
 from emenet.training.objectives import TaskWeights
@@ -70,6 +71,7 @@ class Trainer:
     state: TrainState = field(default_factory=TrainState)
     progress: bool = True
     speed: TrainSpeed = field(default_factory=TrainSpeed)  # channels-last / bf16 / compile (emenet.fast.training)
+    select_metric: str = "total_score"  # the validation score that picks the best epoch (emenet.metrics.selection_metric)
     _forward: Callable[..., Any] | None = field(default=None, init=False, repr=False)
 
     def run(self) -> TrainState:
@@ -138,7 +140,10 @@ class Trainer:
     def _record(self, metrics: dict[str, float]) -> None:
         s = self.state
         s.history.append({"epoch": s.epoch, **metrics})
-        score = metrics.get("total_score", -math.inf)
+        scores = sorted(k for k in metrics if not k.startswith("train_"))
+        if scores and self.select_metric not in metrics:
+            raise EMENetInputError(f"--metric {self.select_metric!r} is not among the validation scores {scores}")
+        score = metrics.get(self.select_metric, -math.inf)
         if score > s.best_score:
             s.best_score, s.best_epoch = score, s.epoch
 

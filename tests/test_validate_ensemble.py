@@ -245,3 +245,28 @@ def test_scripts_report_one_line_errors(capsys, synth_root, checkpoints, tmp_pat
                                              "--out", str(tmp_path / "d")])
     assert "epoch 9 not found" in err
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.slow
+def test_round_summary_selective_columns_match_validate_ensembles_path(synth_root, checkpoints):
+    """The distillation summary's selective columns (emenet.distill.round_metrics) equal the scores of
+    validate_ensemble's code path on the whole validation split."""
+    from emenet.data.affwild2 import load_affwild2_index
+    from emenet.data.labeled import labeled_videos
+    from emenet.distill.round_metrics import ensemble_validation_scores
+    from emenet.distill.selective_report import selective_rows
+    from emenet.distill.validate_ensemble import MethodOutputs, score_method_frames, stream_members_and_mc_dropout
+    members = members_from_names(["m0", "m1"], [3], checkpoints)
+    rows = {r["method"]: r for r in ensemble_validation_scores(members, synth_root, chunk=CHUNK, progress=False)}
+    models = [emenet.load_checkpoint(m.checkpoint) for m in members]
+    tasks = ("EXPR", "AU", "VA")
+    videos = labeled_videos(load_affwild2_index(synth_root), "Validation_Set", tasks)
+    logits = [z for _, z, _ in stream_members_and_mc_dropout(models, videos, tasks, 0, chunk=CHUNK, progress=False)]
+    for method, outputs, scores in (("m0", [MethodOutputs.from_logits([z[0]]) for z in logits], ("total",)),
+                                    ("ensemble", [MethodOutputs.from_logits(z) for z in logits],
+                                     ("total", "aleatoric", "epistemic"))):
+        _, probs, labels, unc = score_method_frames(videos, outputs, range(len(videos)), tasks)
+        for expected in selective_rows(method, probs, labels, unc, scores)[0]:
+            for key in ("EXPR_error_aurc", "AU_error_eaurc", "valence_abserr_at80", "arousal_ccc_at50", "AU_f1_at90"):
+                assert rows[method][f"sel_{expected['score']}_{key}"] == pytest.approx(expected[key], abs=1e-5), key
+    assert "sel_aleatoric_EXPR_error_aurc" not in rows["m0"]

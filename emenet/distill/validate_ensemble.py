@@ -261,15 +261,14 @@ class MethodOutputs:
     """One method's outputs on one video: mean probabilities and per-frame uncertainty."""
 
     probs: dict[str, np.ndarray]  # task -> (n, ...) as decoding.task_probs
-    uncertainty: dict[str, dict[str, np.ndarray]]  # task -> measure -> (n,), mean over AUs; VA (n, 2)
+    uncertainty: dict[str, dict[str, np.ndarray]]  # task -> measure -> EXPR (n,), AU (n, 12), VA (n, 2)
 
     @classmethod
     def from_logits(cls, logits_per_model: Sequence[dict[str, np.ndarray]]) -> "MethodOutputs":
         """From M models' (or passes') logits: M = 1 gives aleatoric = total, epistemic = 0."""
         stack = stack_probs(logits_per_model)  # task -> (M, n, ...)
         unc = ensemble_task_uncertainty(stack)
-        per_frame = {t: {m: (v if t == "VA" else v.reshape(v.shape[0], -1).mean(dim=1)).numpy()
-                         for m, v in u.items()} for t, u in unc.items()}
+        per_frame = {t: {m: v.numpy() for m, v in u.items()} for t, u in unc.items()}
         return cls({t: p.mean(dim=0).numpy() for t, p in stack.items()}, per_frame)
 
 

@@ -157,7 +157,7 @@ def measure(probs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray], t
     r = predict_regions({t: probs[t] for t in labels if t in probs}, thresholds, coverage, method)
     out: dict[str, dict[str, float]] = {}
     if r.expr is not None:
-        y = np.asarray(labels["EXPR"]).reshape(-1)
+        y = np.asarray(labels["EXPR"]).reshape(-1).astype(int)
         ok = _annotated_expr(y)
         if ok.any():
             out["EXPR"] = {"coverage": float(r.expr[ok, y[ok]].mean()), "mean_set_size": float(r.expr[ok].sum(1).mean()),

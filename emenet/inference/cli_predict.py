@@ -34,6 +34,17 @@ def add_checkpoint_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch_size", type=int, default=64, help="frames per forward pass (default 64)")
     p.add_argument("--backend", default="auto", choices=["auto", "eager", "fused", "compile", "onnx", "int8"],
                    help="inference path (emenet.fast.runners); auto: onnx on the CPU where the onnx extra is installed, else fused")
+    add_conformal_arguments(p)
+
+
+def add_conformal_arguments(p: argparse.ArgumentParser) -> None:
+    """`--coverage` / `--conformal`: conformal sets and intervals per frame (emenet.conformal)."""
+    p.add_argument("--coverage", type=float, default=None, metavar="C",
+                   help="add conformal sets and intervals at target coverage C (e.g. 0.9): EXPR_set, AU<k>_set, "
+                        "valence_lo/hi, arousal_lo/hi, abstain_<task>; needs a calibration fitted by `emenet "
+                        "conformal` (found beside the checkpoints by their hashes)")
+    p.add_argument("--conformal", default=None, metavar="FILE",
+                   help="the conformal calibration file to use (default: conformal_<key>.json beside the checkpoints)")
 
 
 def checkpoint_paths_from_args(args: argparse.Namespace) -> list[Path]:
@@ -52,7 +63,8 @@ def checkpoint_paths_from_args(args: argparse.Namespace) -> list[Path]:
 def predictor_from_args(args: argparse.Namespace):
     from emenet.inference.predictor import Predictor
     return Predictor(checkpoint_paths_from_args(args), device="cuda" if args.cuda else args.device,
-                     batch_size=args.batch_size, backend=getattr(args, "backend", "auto"))
+                     batch_size=args.batch_size, backend=getattr(args, "backend", "auto"),
+                     coverage=getattr(args, "coverage", None), conformal_file=getattr(args, "conformal", None))
 
 
 # ------------------------------------------------------------------------- emenet predict
@@ -122,11 +134,16 @@ def _predict_many(args: argparse.Namespace) -> None:
     """Several videos: per-video folders, summary.csv, resumable; one error line if any failed."""
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from emenet.conformal.apply import conformal_from_args
     from emenet.inference.batch import predict_videos
     from emenet.inference.video_job import PredictSettings
     from emenet.inference.workers import PredictorSpec
-    spec = PredictorSpec(tuple(str(p) for p in checkpoint_paths_from_args(args)),
-                         "cuda" if args.cuda else args.device, args.batch_size, getattr(args, "backend", "auto"))
+    checkpoints = checkpoint_paths_from_args(args)
+    conformal = conformal_from_args(checkpoints, args.coverage, args.conformal)  # checked once, before any video
+    spec = PredictorSpec(tuple(str(p) for p in checkpoints),
+                         "cuda" if args.cuda else args.device, args.batch_size, getattr(args, "backend", "auto"),
+                         coverage=None if conformal is None else conformal.coverage,
+                         conformal_file=None if conformal is None else str(conformal.source))
     settings = PredictSettings(main_face=args.main_face, min_track_length=args.min_track_length)
     with logging_redirect_tqdm():
         report = predict_videos([args.video, *args.more_videos], args.output_dir, spec, settings,
@@ -160,7 +177,14 @@ def cmd_image(args: argparse.Namespace) -> None:
         log.warning("--auxiliary given, but the checkpoint has no face-alignment head; no landmarks")
     result = predict_image(predictor, args.image)
     print(format_image_prediction(result))
-    paths = write_image_outputs(result, args.output_dir, [str(p) for p in predictor.paths], overwrite=args.overwrite)
+    conformal = None
+    if predictor.conformal is not None:
+        from emenet.conformal.apply import prediction_columns
+        from emenet.conformal.report_text import format_conformal_frame
+        conformal = prediction_columns(predictor.conformal, result.predictions)
+        print(format_conformal_frame(conformal.iloc[0], predictor.conformal))
+    paths = write_image_outputs(result, args.output_dir, [str(p) for p in predictor.paths], overwrite=args.overwrite,
+                                conformal=conformal, conformal_settings=predictor.conformal)
     print(f"written: {paths.png}, {paths.pdf}, {paths.json}")
 
 

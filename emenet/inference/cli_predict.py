@@ -91,6 +91,9 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="videos predicted at a time in local processes (default 1); with --ray, Ray actors "
                         "(default one per GPU, else one per CPU)")
+    p.add_argument("--report", action="store_true",
+                   help="also an interactive HTML report per video (<stem>_report.html; needs the report extra: "
+                        "pip install 'emenet[report]'); a folder run adds report_index.html")
     p.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="'auto' starts a local Ray, an address joins a cluster: one task per video")
     p.set_defaults(func=cmd_predict)
@@ -113,6 +116,9 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from emenet.inference.batch import is_batch_input
     if args.min_track_length < 1:
         raise EMENetInputError(f"--min_track_length must be at least 1, got {args.min_track_length}")
+    if args.report:
+        from emenet.extras import require
+        require("plotly")
     check_audio_flag(checkpoint_paths_from_args(args), args.audio)
     if args.more_videos or is_batch_input(args.video):
         return _predict_many(args)
@@ -122,11 +128,11 @@ def cmd_predict(args: argparse.Namespace) -> None:
     predictor = predictor_from_args(args)
     out = predict_video_to_files(predictor, args.video, args.output_dir, overwrite=args.overwrite,
                                  progress=not args.no_progress, main_face=args.main_face,
-                                 min_track_length=args.min_track_length)
+                                 min_track_length=args.min_track_length, report=args.report)
     result = out.result
     print(f"{args.video}: {result.num_frames} frames, face found in {int(result.any_face.sum())}, "
           f"{len(result.predictions)} face track(s), {out.frames_per_second:.1f} frames/s")
-    for path in (out.csv, out.video, out.timeline):
+    for path in out.paths:
         print(f"  {path}")
 
 
@@ -144,7 +150,7 @@ def _predict_many(args: argparse.Namespace) -> None:
                          "cuda" if args.cuda else args.device, args.batch_size, getattr(args, "backend", "auto"),
                          coverage=None if conformal is None else conformal.coverage,
                          conformal_file=None if conformal is None else str(conformal.source))
-    settings = PredictSettings(main_face=args.main_face, min_track_length=args.min_track_length)
+    settings = PredictSettings(main_face=args.main_face, min_track_length=args.min_track_length, report=args.report)
     with logging_redirect_tqdm():
         report = predict_videos([args.video, *args.more_videos], args.output_dir, spec, settings,
                                 overwrite=args.overwrite, workers=args.workers, ray_address=args.ray,

@@ -119,6 +119,7 @@ class VideoOutputs:
     timeline: Path
     result: MultiTrackPrediction  # every predicted track
     seconds: float  # wall time of the whole run
+    report: Path | None = None  # the interactive HTML report, when asked for
 
     @property
     def prediction(self) -> VideoPrediction:
@@ -130,8 +131,8 @@ class VideoOutputs:
         return self.result.num_frames / max(self.seconds, 1e-9)
 
     @property
-    def paths(self) -> tuple[Path, Path, Path]:
-        return self.csv, self.video, self.timeline
+    def paths(self) -> tuple[Path, ...]:
+        return (self.csv, self.video, self.timeline) + ((self.report,) if self.report is not None else ())
 
 
 def report_path(output_dir: str | os.PathLike, video_path: str | os.PathLike) -> Path:
@@ -249,4 +250,4 @@ def predict_video_to_files(predictor: Predictor, video_path: str | os.PathLike, 
     seconds = time.perf_counter() - start
     log.info("%s: %d frames, %d track(s) in %.1f s (%.1f frames/s) -> %s", video_path, result.num_frames,
              len(result.predictions), seconds, result.num_frames / max(seconds, 1e-9), Path(output_dir))
-    return VideoOutputs(csv_path, mp4_path, png_path, result, seconds)
+    return VideoOutputs(csv_path, mp4_path, png_path, result, seconds, html_path if report else None)

@@ -29,7 +29,7 @@ CROP = REPO / "example_image" / "astronaut_112.jpg"
 def synth_root(tmp_path_factory):
     from emenet.data.synth import generate_synthetic_dataset
     root = tmp_path_factory.mktemp("synth")
-    generate_synthetic_dataset(root, num_videos=6, seed=4, min_frames=40, max_frames=60, two_person_videos=1,
+    generate_synthetic_dataset(root, num_videos=6, seed=4, min_frames=30, max_frames=40, two_person_videos=1,
                                num_test_videos=1, overwrite=True, progress=False)
     return root
 

@@ -80,7 +80,15 @@ def _va_valid(labels: np.ndarray, d: int) -> np.ndarray:
 def fit_thresholds(probs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray], coverage: float,
                    method: SetMethod = SetMethod()) -> dict[str, Any]:
     """Conformal thresholds per task from calibration frames: {"EXPR": q, "AU": [q per AU] (None
-    for an AU with no annotated frame), "valence": q, "arousal": q}, for the tasks in `labels`."""
+    for an AU with no annotated frame), "valence": q, "arousal": q}, for the tasks in `labels`.
+    A threshold too few frames give (see conformal_quantile) is None: sets of every value."""
+    out = _fit_thresholds(probs, labels, coverage, method)
+    return {k: ([None if q is None or not np.isfinite(q) else q for q in v] if isinstance(v, list)
+                else (None if not np.isfinite(v) else v)) for k, v in out.items()}
+
+
+def _fit_thresholds(probs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray], coverage: float,
+                    method: SetMethod) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "EXPR" in labels and "EXPR" in probs:
         y = np.asarray(labels["EXPR"]).reshape(-1)
@@ -124,7 +132,7 @@ def predict_regions(probs: Mapping[str, np.ndarray], thresholds: Mapping[str, An
     one the whole range [-1, 1]."""
     r = Regions()
     if "EXPR" in probs and probs["EXPR"] is not None and "EXPR" in thresholds:
-        r.expr = raps_sets(probs["EXPR"], thresholds["EXPR"], method.lam, method.k_reg)
+        r.expr = raps_sets(probs["EXPR"], _finite(thresholds["EXPR"]), method.lam, method.k_reg)
     if "AU" in probs and probs["AU"] is not None and "AU" in thresholds:
         q = np.array([_finite(v) for v in thresholds["AU"]])
         r.au_has0, r.au_has1 = lac_sets(probs["AU"], q[None, :])

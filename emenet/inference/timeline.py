@@ -127,8 +127,10 @@ def _draw_track(fig: Figure | SubFigure, result: VideoPrediction, label: str | N
             ax.set_yticks([])
             ax.set_ylabel("expr", rotation=0, ha="right", va="center")
             present = sorted(set(int(e) for e in np.unique(preds.expr)))
-            ax.legend(handles=[Patch(color=EXPR_COLOURS[k], label=EXPR_NAMES[k]) for k in present],
-                      loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
+            handles = [Patch(color=EXPR_COLOURS[k], label=EXPR_NAMES[k]) for k in present]
+            if regions is not None and regions.expr is not None:
+                handles.append(Patch(facecolor="white", edgecolor="black", label="set size (white, 1-7)"))
+            ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
         else:
             image = ax.imshow(preds.au_probs.T, aspect="auto", cmap="Greys", vmin=0, vmax=1,
                               extent=(*extent_x, len(AU_NAMES) - 0.5, -0.5), interpolation="nearest")

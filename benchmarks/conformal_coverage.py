@@ -108,7 +108,7 @@ def markdown(results: dict, args: argparse.Namespace, seconds: float) -> str:
                   "| target | EXPR coverage | EXPR set size | AU coverage | AU undecided | valence coverage | "
                   "valence width | arousal coverage | arousal width |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for row in summarise(result):
-            cells = [f"{row['target']:g}"] + [f"{m:.3f} +- {s:.3f}" for k, (m, s) in row.items() if k != "target"]
+            cells = [f"{row['target']:g}"] + [f"{m:.3f} +- {s:.3f}" for m, s in (v for k, v in row.items() if k != "target")]
             lines.append("| " + " | ".join(cells) + " |")
         lines += ["", "Selective prediction of the ensemble, all validation frames (lower is better):", "",
                   "| score | EXPR error aurc | eaurc | AU error aurc | eaurc | valence abs err aurc | eaurc | "

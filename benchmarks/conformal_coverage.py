@@ -13,7 +13,6 @@ Also written: selective prediction (AURC, excess AURC) of the same ensembles on 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path

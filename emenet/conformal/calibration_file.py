@@ -81,8 +81,9 @@ class ConformalCalibration:
     def check_members(self, hashes: Sequence[str], source: str) -> None:
         """Refuse a calibration fitted for other weights than the predictor's."""
         if sorted(hashes) != sorted(self.hashes):
-            raise EMENetInputError(f"{source}: calibrated for other checkpoints ({', '.join(m['file'] for m in self.members)}"
-                                   f", by SHA-256) than the ones given; fit it for these with `emenet conformal`")
+            files = ", ".join(m["file"] for m in self.members)
+            raise EMENetInputError(f"{source}: calibrated for other checkpoints ({files}, by SHA-256) than the ones "
+                                   f"given; fit it for these with `emenet conformal`")
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "members": self.members,

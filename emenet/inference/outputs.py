@@ -219,13 +219,13 @@ def predict_video_to_files(predictor: Predictor, video_path: str | os.PathLike, 
         tmp_csv, tmp_mp4, tmp_png = (stack.enter_context(atomic_path(p)) for p in (csv_path, mp4_path, png_path))
         writer = _AnnotatedWriter(tmp_mp4, predictor.tasks)
         thumbs = None
-        on_chunk = writer
         if report:
             from emenet.report.thumbnails import ThumbnailCollector
             thumbs = ThumbnailCollector()
 
-            def on_chunk(chunk, tracks, geometries):  # noqa: E306 - both callbacks see every chunk
-                writer(chunk, tracks, geometries)
+        def on_chunk(chunk, tracks, geometries) -> None:  # the writer, and the report's face crops
+            writer(chunk, tracks, geometries)
+            if thumbs is not None:
                 thumbs(chunk, tracks, geometries)
         try:
             result = predict_video_tracks(predictor, video_path, detector=detector, tracker=tracker,

@@ -15,6 +15,7 @@ The numbers behind the charts are also embedded verbatim as JSON in
 """
 from __future__ import annotations
 
+import html as html_lib
 import json
 import math
 from collections.abc import Mapping
@@ -190,8 +191,8 @@ def video_report_html(table: pd.DataFrame, title: str = "", thumbs: Mapping[int,
     plot = pio.to_html(fig, include_plotlyjs=plotly_js, full_html=False, div_id=PLOT_DIV_ID,
                        config={"displaylogo": False, "responsive": True})
     data = json.dumps(report_data(table), allow_nan=False)
-    thumbs_json = json.dumps({str(k): {str(f): v for f, v in d.items()} for k, d in (thumbs or {}).items()})
-    import html as html_lib
+    thumbs_json = json.dumps({str(k): {str(f): v for f, v in d.items()}
+                              for k, d in (thumbs or {}).items()})
     return _PAGE.format(title=html_lib.escape(title), summary=html_lib.escape(summary), plot=plot,
                         data_id=DATA_ELEMENT_ID, data=_script_safe(data), thumbs=_script_safe(thumbs_json),
                         plot_id=PLOT_DIV_ID)

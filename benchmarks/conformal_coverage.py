@@ -144,7 +144,9 @@ def main() -> None:
         members = [Member(n, epoch, checkpoint_path(work / "checkpoints", n, epoch)) for n in names]
         results[label] = measure_ensemble(members, root, args.splits, SetMethod())
     out = Path(args.out)
-    write_json(out.with_suffix(".json"), results)
+    write_json(out.with_suffix(".json"), {k: {"videos": v["videos"], "frames": v["frames"], "splits": len(v["splits"]),
+                                            "summary": summarise(v), "selective": v["selective"]}
+                                        for k, v in results.items()})
     out.with_suffix(".md").write_text(markdown(results, args, time.perf_counter() - start))
     print(out.with_suffix(".md").read_text())
 

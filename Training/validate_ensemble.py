@@ -1,7 +1,8 @@
 """Validate an ensemble: challenge metrics, calibration (ECE, NLL, Brier) and mean uncertainty of
 each member, the ensemble, temperature scaling and MC dropout, on the validation split.
 
-Writes metrics.csv, metrics.md, summary.json and reliability/<method>.png under --out; see
+Writes metrics.csv, metrics.md, summary.json, reliability/<method>.png and selective prediction
+(selective.csv, selective_curves.csv, selective/<task>.png) under --out; see
 emenet.distill.validate_ensemble for the columns, and --help for the options.
 
 Example:

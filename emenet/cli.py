@@ -6,6 +6,7 @@
     emenet validate --checkpoint CKPT --data_root data/synth --out val.json
     emenet quickstart --out runs/quickstart  # all three on the built-in synthetic data
     emenet distill --data_root data/synth --members 5 --rounds 3 [--ray auto]
+    emenet conformal --data_root data/synth --names t0 t1 --load_epochs 3 --coverage 0.9   # prediction sets
     emenet extract-audio --video_dir data/affwild2/videos --audio_outdir data/affwild2/audio  # for EMENet-VA
 """
 from __future__ import annotations
@@ -169,6 +170,11 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     add_predict_arguments(p)
 
 
+def _add_conformal(p: argparse.ArgumentParser) -> None:
+    from emenet.conformal.cli import add_conformal_arguments
+    add_conformal_arguments(p)
+
+
 def add_validate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data_root", required=True, help="Aff-wild2 root (or `emenet synth` output)")
     p.add_argument("--checkpoint", help="a checkpoint file (ours or an original net_epoch_<E>_<name>.pth)")
@@ -238,6 +244,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], str]] = {
     "train-student": (add_train_student_arguments, "train a student on an ensemble's annotation"),
     "distill": (add_distill_arguments, "teachers, then rounds of students (iterative self-distillation)"),
     "predict": (lambda p: _add_predict(p), "predict every frame of a raw video: CSV, annotated MP4, timeline PNG"),
+    "conformal": (lambda p: _add_conformal(p), "fit conformal prediction sets and intervals for an ensemble"),
     "models": (add_models_arguments, "list the registered model names"),
     "bench": (lambda p: _add_bench(p), "measure inference, video and training speed against a plain baseline"),
     "extract-audio": (lambda p: _add_extract_audio(p), "decode every video's audio track ahead of EMENet-VA training"),

@@ -77,6 +77,10 @@ def test_rounds_through_the_shell_script(synth_root, tmp_path):
         assert table[col].notna().all(), col
     assert table.loc[table["method"] == "ensemble", "EXPR_epistemic_uncertainty"].ge(0).all()
     assert (tmp_path / "ann" / "summary.md").read_text().startswith("| round | method")
+    for col in ("sel_total_EXPR_error_aurc", "sel_total_AU_error_eaurc", "sel_total_valence_abserr_at90"):
+        assert table[col].notna().all(), col
+    assert table.loc[table["method"] == "ensemble", "sel_epistemic_EXPR_error_eaurc"].ge(-1e-12).all()
+    assert "Selective prediction" in (tmp_path / "ann" / "summary.md").read_text()
     assert "ensemble" in done.stdout
     # rerunning skips finished work: no checkpoint is rewritten
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "ck").rglob("net_epoch_*.pth")}

@@ -98,14 +98,36 @@ def test_validate_ensemble_writes_every_artefact(validation):
     assert sorted(summary["calibration_videos"] + summary["evaluation_videos"]) == sorted(summary["videos"])
     assert set(summary["temperatures"]) == {"EXPR", "AU", "VA"} and len(summary["temperatures"]["VA"]) == 2
     assert summary["temperatures"] == result.temperatures
-    markdown = (out / "metrics.md").read_text()
+    markdown, selective_md = (out / "metrics.md").read_text().split("## Selective prediction")
     for method in methods:
         assert markdown.count(f"| {method} |") == 5  # one line in each of the five tables
+    assert selective_md.count("| ensemble | epistemic |") == 3  # one per task
     for method in methods:
         png = out / "reliability" / f"{method}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for task in ("EXPR", "AU", "VA"):
+        assert (out / "selective" / f"{task}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in out.rglob("*") if p.is_file()) == sorted(
-        ["metrics.csv", "metrics.md", "summary.json", *(f"{m}.png" for m in methods)])  # no temporary files left
+        ["metrics.csv", "metrics.md", "summary.json", "selective.csv", "selective_curves.csv",
+         *(f"{m}.png" for m in methods), "EXPR.png", "AU.png", "VA.png"])  # no temporary files left
+
+
+@pytest.mark.slow
+def test_selective_prediction_table_and_curves(validation):
+    out, _ = validation
+    metrics = pd.read_csv(out / "metrics.csv").set_index("method")
+    table = pd.read_csv(out / "selective.csv")
+    assert [tuple(r) for r in table[["method", "score"]].to_numpy()] == [
+        ("member_0", "total"), ("member_1", "total"), (ENSEMBLE, "total"), (ENSEMBLE, "aleatoric"),
+        (ENSEMBLE, "epistemic"), (TEMPERATURE_SCALED, "total"), (MC_DROPOUT, "total"), (MC_DROPOUT, "aleatoric"),
+        (MC_DROPOUT, "epistemic")]
+    for prefix in ("EXPR_error", "AU_error", "valence_abserr", "arousal_abserr"):
+        assert (table[f"{prefix}_eaurc"] >= -1e-12).all() and (table[f"{prefix}_aurc"] >= table[f"{prefix}_eaurc"]).all()
+    curves = pd.read_csv(out / "selective_curves.csv")
+    full = curves[curves["coverage"] == 1.0].set_index(["score", "curve"])["risk"]
+    for method in ("member_0", ENSEMBLE, TEMPERATURE_SCALED):
+        # at full coverage every frame is kept: the error rate is one minus the challenge accuracy
+        assert full[(f"{method} total", "EXPR error")] == pytest.approx(1 - metrics.loc[method, "eval_EXPR_accuracy"])
 
 
 @pytest.mark.slow
@@ -223,3 +245,28 @@ def test_scripts_report_one_line_errors(capsys, synth_root, checkpoints, tmp_pat
                                              "--out", str(tmp_path / "d")])
     assert "epoch 9 not found" in err
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.slow
+def test_round_summary_selective_columns_match_validate_ensembles_path(synth_root, checkpoints):
+    """The distillation summary's selective columns (emenet.distill.round_metrics) equal the scores of
+    validate_ensemble's code path on the whole validation split."""
+    from emenet.data.affwild2 import load_affwild2_index
+    from emenet.data.labeled import labeled_videos
+    from emenet.distill.round_metrics import ensemble_validation_scores
+    from emenet.distill.selective_report import selective_rows
+    from emenet.distill.validate_ensemble import MethodOutputs, score_method_frames, stream_members_and_mc_dropout
+    members = members_from_names(["m0", "m1"], [3], checkpoints)
+    rows = {r["method"]: r for r in ensemble_validation_scores(members, synth_root, chunk=CHUNK, progress=False)}
+    models = [emenet.load_checkpoint(m.checkpoint) for m in members]
+    tasks = ("EXPR", "AU", "VA")
+    videos = labeled_videos(load_affwild2_index(synth_root), "Validation_Set", tasks)
+    logits = [z for _, z, _ in stream_members_and_mc_dropout(models, videos, tasks, 0, chunk=CHUNK, progress=False)]
+    for method, outputs, scores in (("m0", [MethodOutputs.from_logits([z[0]]) for z in logits], ("total",)),
+                                    ("ensemble", [MethodOutputs.from_logits(z) for z in logits],
+                                     ("total", "aleatoric", "epistemic"))):
+        _, probs, labels, unc = score_method_frames(videos, outputs, range(len(videos)), tasks)
+        for expected in selective_rows(method, probs, labels, unc, scores)[0]:
+            for key in ("EXPR_error_aurc", "AU_error_eaurc", "valence_abserr_at80", "arousal_ccc_at50", "AU_f1_at90"):
+                assert rows[method][f"sel_{expected['score']}_{key}"] == pytest.approx(expected[key], abs=1e-5), key
+    assert "sel_aleatoric_EXPR_error_aurc" not in rows["m0"]

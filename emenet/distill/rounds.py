@@ -137,6 +137,11 @@ def write_summary(table: pd.DataFrame, failures: list[dict], out: Path) -> None:
         table.to_csv(tmp, index=False)
     cols = [c for c in SUMMARY_COLUMNS if c in table.columns] + sorted(
         c for c in table.columns if c.endswith(("_ece", "_nll")) and not c.startswith("AU_AU"))
+    selective = [c for c in table.columns if c.startswith("sel_total_") and c.endswith(("_aurc", "_eaurc"))]
+    text = markdown_table(table[cols]) + "\n"
+    if selective:  # selective prediction ranked by total uncertainty (summary.csv has the other scores)
+        text += ("\nSelective prediction (frames ranked by total uncertainty; lower is better):\n\n"
+                 + markdown_table(table[["round", "method", *selective]]) + "\n")
     with atomic_path(out / "summary.md") as tmp:
-        tmp.write_text(markdown_table(table[cols]) + "\n")
+        tmp.write_text(text)
     write_json(out / "failures.json", failures)

@@ -26,6 +26,12 @@ Files under `out_dir` (written atomically; existing ones are kept unless `overwr
     metrics.md                the main columns as markdown tables
     summary.json              members, videos of each half, temperatures, settings
     reliability/<method>.png  reliability diagrams (EXPR, AU pooled, valence, arousal), evaluation half
+    selective.csv             selective prediction on the evaluation half: one row per method and
+                              uncertainty score (total; aleatoric and epistemic for the ensemble and
+                              MC dropout), per task AURC, excess AURC and the risk at 50/80/90%
+                              coverage (emenet.selective); also a section of metrics.md
+    selective_curves.csv      the risk-coverage curves sampled at 101 coverages
+    selective/<task>.png      the curves of every method and score, with the oracle
 
     >>> members = members_from_names(["t0", "t1", "t2"], [4], "checkpoints")  # doctest: +SKIP
     >>> result = validate_ensemble(members, "data/synth", "runs/ensemble_val")  # doctest: +SKIP
@@ -56,6 +62,7 @@ from emenet.data.datasets import VideoChunkDataset
 from emenet.data.labeled import labeled_videos
 from emenet.decoding import decode
 from emenet.distill.members import Member, load_members
+from emenet.distill.selective_report import curves_frame, scores_of, selective_markdown, selective_rows
 from emenet.errors import EMENetInputError
 from emenet.io_utils import atomic_path, write_atomic, write_json
 from emenet.reporting import markdown_table
@@ -72,6 +79,7 @@ ENSEMBLE, TEMPERATURE_SCALED, MC_DROPOUT = "ensemble", "temperature_scaled", "mc
 UNCERTAINTY_MEASURES: tuple[str, ...] = ("total", "aleatoric", "epistemic")
 EVAL_PREFIX = "eval_"
 RELIABILITY_DIR = "reliability"
+SELECTIVE_DIR = "selective"
 
 
 def member_method(i: int) -> str:
@@ -85,8 +93,8 @@ def method_names(num_members: int, mc_dropout_passes: int) -> list[str]:
 
 def output_paths(out_dir: str | os.PathLike, methods: Sequence[str]) -> list[Path]:
     out = Path(out_dir)
-    return [out / "metrics.csv", out / "metrics.md", out / "summary.json",
-            *(out / RELIABILITY_DIR / f"{m}.png" for m in methods)]
+    return [out / "metrics.csv", out / "metrics.md", out / "summary.json", out / "selective.csv",
+            out / "selective_curves.csv", *(out / RELIABILITY_DIR / f"{m}.png" for m in methods)]
 
 
 def check_outputs_free(paths: Sequence[Path], overwrite: bool) -> None:
@@ -253,15 +261,14 @@ class MethodOutputs:
     """One method's outputs on one video: mean probabilities and per-frame uncertainty."""
 
     probs: dict[str, np.ndarray]  # task -> (n, ...) as decoding.task_probs
-    uncertainty: dict[str, dict[str, np.ndarray]]  # task -> measure -> (n,), mean over AUs / VA dimensions
+    uncertainty: dict[str, dict[str, np.ndarray]]  # task -> measure -> EXPR (n,), AU (n, 12), VA (n, 2)
 
     @classmethod
     def from_logits(cls, logits_per_model: Sequence[dict[str, np.ndarray]]) -> "MethodOutputs":
         """From M models' (or passes') logits: M = 1 gives aleatoric = total, epistemic = 0."""
         stack = stack_probs(logits_per_model)  # task -> (M, n, ...)
         unc = ensemble_task_uncertainty(stack)
-        per_frame = {t: {m: v.reshape(v.shape[0], -1).mean(dim=1).numpy() for m, v in u.items()}
-                     for t, u in unc.items()}
+        per_frame = {t: {m: v.numpy() for m, v in u.items()} for t, u in unc.items()}
         return cls({t: p.mean(dim=0).numpy() for t, p in stack.items()}, per_frame)
 
 
@@ -280,11 +287,20 @@ def score_method(videos: Sequence[LabeledVideo], outputs: Sequence[MethodOutputs
 
     Challenge metrics and calibration use the annotated frames; mean uncertainty all frames.
     """
+    flat, probs, labels, _ = score_method_frames(videos, outputs, subset, tasks, n_bins)
+    return flat, probs, labels
+
+
+def score_method_frames(videos: Sequence[LabeledVideo], outputs: Sequence[MethodOutputs], subset: Sequence[int],
+                        tasks: Sequence[str], n_bins: int = N_BINS
+                        ) -> tuple[dict[str, float], dict[str, np.ndarray], dict[str, np.ndarray],
+                                   dict[str, dict[str, np.ndarray]]]:
+    """`score_method`, plus the uncertainty (task -> measure -> values) of the annotated frames."""
     flat: dict[str, float] = {"num_videos": float(len(subset)),
                               "num_frames": float(sum(len(videos[i].frames) for i in subset))}
-    probs, labels = {}, {}
+    probs, labels, uncertainty = {}, {}, {}
     for task in tasks:
-        p_parts, y_parts = [], []
+        p_parts, y_parts, u_parts = [], [], []
         for i in subset:
             y = task_label_array(videos[i], task)
             if y is None:
@@ -292,8 +308,10 @@ def score_method(videos: Sequence[LabeledVideo], outputs: Sequence[MethodOutputs
             keep = videos[i].masks[task].any(axis=1)
             p_parts.append(outputs[i].probs[task][keep])
             y_parts.append(y[keep])
+            u_parts.append({m: u[keep] for m, u in outputs[i].uncertainty[task].items()})
         if p_parts and sum(len(y) for y in y_parts):
             probs[task], labels[task] = np.concatenate(p_parts), np.concatenate(y_parts)
+            uncertainty[task] = {m: np.concatenate([u[m] for u in u_parts]) for m in UNCERTAINTY_MEASURES}
     if probs:
         preds = {t: decode(t, torch.from_numpy(p)).numpy() for t, p in probs.items()}
         num_classes = probs["EXPR"].shape[-1] if "EXPR" in probs else 7  # 8 with `Other`
@@ -303,7 +321,7 @@ def score_method(videos: Sequence[LabeledVideo], outputs: Sequence[MethodOutputs
         for measure in UNCERTAINTY_MEASURES:
             values = np.concatenate([outputs[i].uncertainty[task][measure] for i in subset])
             flat[f"unc_{task}_{measure}"] = float(values.mean()) if values.size else float("nan")
-    return flat, probs, labels
+    return flat, probs, labels, uncertainty
 
 
 def temperature_fit_data(videos: Sequence[LabeledVideo], logits: Sequence[dict[str, np.ndarray]],
@@ -416,6 +434,7 @@ def validate_ensemble(members: Sequence[Member], data_root: str | os.PathLike, o
     `sample_rate`, when given, are checked against what the members were trained with.
     """
     from emenet.plots.reliability import plot_reliability  # matplotlib only when writing figures
+    from emenet.plots.selective import plot_risk_coverage
 
     if mc_dropout_passes < 0:
         raise EMENetInputError(f"--mc_dropout_passes must be >= 0, got {mc_dropout_passes}")
@@ -453,22 +472,27 @@ def validate_ensemble(members: Sequence[Member], data_root: str | os.PathLike, o
             log.warning("no calibration video is annotated for %s; its temperature stays 1", task)
     scaling: TemperatureScaling = fit_temperature_scaling(fit_logits, fit_labels, au_per_unit=au_temperature_per_unit)
 
-    rows, reliability = [], {}
+    rows, reliability, selective, curves = [], {}, [], {}
     everything = list(range(len(videos)))
     for method in tqdm(methods, desc="score", disable=not progress, leave=False):
         outputs = method_outputs(method, member_logits, mc_outputs, scaling)
         row: dict[str, object] = {"method": method, "models": _method_models(method, members)}
         if method != TEMPERATURE_SCALED:
             row.update(score_method(videos, outputs, everything, tasks, n_bins)[0])
-        eval_scores, eval_probs, eval_labels = score_method(videos, outputs, evaluation, tasks, n_bins)
+        eval_scores, eval_probs, eval_labels, eval_unc = score_method_frames(videos, outputs, evaluation, tasks, n_bins)
         row.update({EVAL_PREFIX + k: v for k, v in eval_scores.items()})
         rows.append(row)
+        method_rows, method_curves = selective_rows(method, eval_probs, eval_labels, eval_unc, scores_of(method))
+        selective += method_rows
+        for task, per_score in method_curves.items():
+            curves.setdefault(task, {}).update(per_score)
         panels = {}
         for task in tasks:
             if task in eval_probs:
                 panels.update(task_reliability(task, eval_probs[task], eval_labels[task], n_bins))
         reliability[method] = panels
     table = pd.DataFrame(rows)
+    selective_table = pd.DataFrame(selective)
 
     summary = {"members": [m.to_dict() for m in members], "tasks": list(tasks), "split": split,
                "data_root": str(Path(data_root).resolve()), "videos": [v.name for v in videos],
@@ -480,12 +504,20 @@ def validate_ensemble(members: Sequence[Member], data_root: str | os.PathLike, o
     out = Path(out_dir)
     with atomic_path(out / "metrics.csv", overwrite) as tmp:
         table.to_csv(tmp, index=False)
-    write_atomic(out / "metrics.md", lambda p: p.write_text(metrics_markdown(table, tasks, summary)), overwrite)
+    with atomic_path(out / "selective.csv", overwrite) as tmp:
+        selective_table.to_csv(tmp, index=False)
+    with atomic_path(out / "selective_curves.csv", overwrite) as tmp:
+        curves_frame(curves).to_csv(tmp, index=False)
+    markdown = metrics_markdown(table, tasks, summary) + "\n" + selective_markdown(selective_table, tasks)
+    write_atomic(out / "metrics.md", lambda p: p.write_text(markdown), overwrite)
     write_json(out / "summary.json", summary, overwrite)
     for method, panels in reliability.items():
         if panels:
             _save_figure(plot_reliability(panels, title=f"{method}, evaluation half"),
                          out / RELIABILITY_DIR / f"{method}.png", overwrite)
+    for task, per_score in curves.items():
+        _save_figure(plot_risk_coverage(per_score, title=f"{task}: risk-coverage, evaluation half"),
+                     out / SELECTIVE_DIR / f"{task}.png", overwrite)
     log.info("ensemble validation written to %s", out)
     return EnsembleValidation(table, scaling.to_dict(), summary["calibration_videos"], summary["evaluation_videos"],
                               [p for p in paths if p.exists()])

@@ -1,7 +1,8 @@
 """Command line of ensemble validation (Train_Multimodal/validate_ensemble.py): parse, then call
 `emenet.distill.validate_ensemble.validate_ensemble`.
 
-Writes metrics.csv, metrics.md, summary.json and reliability/<method>.png under --out. Members may
+Writes metrics.csv, metrics.md, summary.json, reliability/<method>.png, selective.csv,
+selective_curves.csv and selective/<task>.png under --out. Members may
 be EMENet-V or EMENet-VA checkpoints; the latter hear each video's audio (decoded once into
 --audio_dir), and --window_size / --sr must match what they were trained with.
 

@@ -249,6 +249,9 @@ def predict_videos(inputs: Sequence[str | os.PathLike], output_dir: str | os.Pat
             todo.append(job)
         else:
             outcomes[job.name] = previous
+    if settings.report:  # Plotly's script once, beside the reports, instead of inside each
+        from emenet.report.index import write_plotly_js
+        settings = replace(settings, plotly_js=str(write_plotly_js(output_dir).resolve()))
     summary = Path(output_dir) / SUMMARY_NAME
     remove_stale_temporaries(summary)  # a killed run may have died while rewriting it
     write_summary(summary, outcomes.values())
@@ -263,4 +266,7 @@ def predict_videos(inputs: Sequence[str | os.PathLike], output_dir: str | os.Pat
             write_summary(summary, outcomes.values())
             if outcome.status == "failed":
                 log.warning("failed: %s", failure_line(outcome))
+    if settings.report:
+        from emenet.report.index import write_report_index
+        write_report_index(output_dir, list(outcomes.values()))
     return BatchReport(list(outcomes.values()), summary, time.perf_counter() - start)

@@ -34,6 +34,17 @@ def add_checkpoint_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch_size", type=int, default=64, help="frames per forward pass (default 64)")
     p.add_argument("--backend", default="auto", choices=["auto", "eager", "fused", "compile", "onnx", "int8"],
                    help="inference path (emenet.fast.runners); auto: onnx on the CPU where the onnx extra is installed, else fused")
+    add_conformal_arguments(p)
+
+
+def add_conformal_arguments(p: argparse.ArgumentParser) -> None:
+    """`--coverage` / `--conformal`: conformal sets and intervals per frame (emenet.conformal)."""
+    p.add_argument("--coverage", type=float, default=None, metavar="C",
+                   help="add conformal sets and intervals at target coverage C (e.g. 0.9): EXPR_set, AU<k>_set, "
+                        "valence_lo/hi, arousal_lo/hi, abstain_<task>; needs a calibration fitted by `emenet "
+                        "conformal` (found beside the checkpoints by their hashes)")
+    p.add_argument("--conformal", default=None, metavar="FILE",
+                   help="the conformal calibration file to use (default: conformal_<key>.json beside the checkpoints)")
 
 
 def checkpoint_paths_from_args(args: argparse.Namespace) -> list[Path]:
@@ -52,7 +63,8 @@ def checkpoint_paths_from_args(args: argparse.Namespace) -> list[Path]:
 def predictor_from_args(args: argparse.Namespace):
     from emenet.inference.predictor import Predictor
     return Predictor(checkpoint_paths_from_args(args), device="cuda" if args.cuda else args.device,
-                     batch_size=args.batch_size, backend=getattr(args, "backend", "auto"))
+                     batch_size=args.batch_size, backend=getattr(args, "backend", "auto"),
+                     coverage=getattr(args, "coverage", None), conformal_file=getattr(args, "conformal", None))
 
 
 # ------------------------------------------------------------------------- emenet predict
@@ -79,6 +91,9 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="videos predicted at a time in local processes (default 1); with --ray, Ray actors "
                         "(default one per GPU, else one per CPU)")
+    p.add_argument("--report", action="store_true",
+                   help="also an interactive HTML report per video (<stem>_report.html; needs the report extra: "
+                        "pip install 'emenet[report]'); a folder run adds report_index.html")
     p.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="'auto' starts a local Ray, an address joins a cluster: one task per video")
     p.set_defaults(func=cmd_predict)
@@ -101,6 +116,9 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from emenet.inference.batch import is_batch_input
     if args.min_track_length < 1:
         raise EMENetInputError(f"--min_track_length must be at least 1, got {args.min_track_length}")
+    if args.report:
+        from emenet.extras import require
+        require("plotly")
     check_audio_flag(checkpoint_paths_from_args(args), args.audio)
     if args.more_videos or is_batch_input(args.video):
         return _predict_many(args)
@@ -110,11 +128,11 @@ def cmd_predict(args: argparse.Namespace) -> None:
     predictor = predictor_from_args(args)
     out = predict_video_to_files(predictor, args.video, args.output_dir, overwrite=args.overwrite,
                                  progress=not args.no_progress, main_face=args.main_face,
-                                 min_track_length=args.min_track_length)
+                                 min_track_length=args.min_track_length, report=args.report)
     result = out.result
     print(f"{args.video}: {result.num_frames} frames, face found in {int(result.any_face.sum())}, "
           f"{len(result.predictions)} face track(s), {out.frames_per_second:.1f} frames/s")
-    for path in (out.csv, out.video, out.timeline):
+    for path in out.paths:
         print(f"  {path}")
 
 
@@ -122,12 +140,17 @@ def _predict_many(args: argparse.Namespace) -> None:
     """Several videos: per-video folders, summary.csv, resumable; one error line if any failed."""
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from emenet.conformal.apply import conformal_from_args
     from emenet.inference.batch import predict_videos
     from emenet.inference.video_job import PredictSettings
     from emenet.inference.workers import PredictorSpec
-    spec = PredictorSpec(tuple(str(p) for p in checkpoint_paths_from_args(args)),
-                         "cuda" if args.cuda else args.device, args.batch_size, getattr(args, "backend", "auto"))
-    settings = PredictSettings(main_face=args.main_face, min_track_length=args.min_track_length)
+    checkpoints = checkpoint_paths_from_args(args)
+    conformal = conformal_from_args(checkpoints, args.coverage, args.conformal)  # checked once, before any video
+    spec = PredictorSpec(tuple(str(p) for p in checkpoints),
+                         "cuda" if args.cuda else args.device, args.batch_size, getattr(args, "backend", "auto"),
+                         coverage=None if conformal is None else conformal.coverage,
+                         conformal_file=None if conformal is None else str(conformal.source))
+    settings = PredictSettings(main_face=args.main_face, min_track_length=args.min_track_length, report=args.report)
     with logging_redirect_tqdm():
         report = predict_videos([args.video, *args.more_videos], args.output_dir, spec, settings,
                                 overwrite=args.overwrite, workers=args.workers, ray_address=args.ray,
@@ -160,7 +183,14 @@ def cmd_image(args: argparse.Namespace) -> None:
         log.warning("--auxiliary given, but the checkpoint has no face-alignment head; no landmarks")
     result = predict_image(predictor, args.image)
     print(format_image_prediction(result))
-    paths = write_image_outputs(result, args.output_dir, [str(p) for p in predictor.paths], overwrite=args.overwrite)
+    conformal = None
+    if predictor.conformal is not None:
+        from emenet.conformal.apply import prediction_columns
+        from emenet.conformal.report_text import format_conformal_frame
+        conformal = prediction_columns(predictor.conformal, result.predictions)
+        print(format_conformal_frame(conformal.iloc[0], predictor.conformal))
+    paths = write_image_outputs(result, args.output_dir, [str(p) for p in predictor.paths], overwrite=args.overwrite,
+                                conformal=conformal, conformal_settings=predictor.conformal)
     print(f"written: {paths.png}, {paths.pdf}, {paths.json}")
 
 

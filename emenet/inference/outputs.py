@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from emenet.errors import EMENetInputError
 from emenet.face.detector import FaceDetector
@@ -61,13 +62,21 @@ def image_output_paths(output_dir: str | os.PathLike, stem: str) -> ImageOutputs
 
 
 def write_image_outputs(result: ImagePrediction, output_dir: str | os.PathLike, checkpoints: list[str] | None = None,
-                        overwrite: bool = False) -> ImageOutputs:
-    """The figure as PNG and PDF and every number as JSON, named after the image."""
+                        overwrite: bool = False, conformal=None, conformal_settings=None) -> ImageOutputs:
+    """The figure as PNG and PDF and every number as JSON, named after the image; with `conformal`
+    (emenet.conformal.apply's columns of the face) its sets and intervals join both."""
     stem = Path(result.source).stem if result.source != "array" else "image"
     paths = image_output_paths(output_dir, stem)
     _refuse_existing([paths.png, paths.pdf, paths.json], overwrite)
     fig = plot_image_prediction(result.crop, result.predictions, title=f"{result.source}")
     payload = {**result.to_dict(), "checkpoints": checkpoints or []}
+    if conformal is not None:
+        from emenet.conformal.report_text import conformal_lines
+        payload["conformal"] = {**conformal_settings.describe(),
+                                "frames": json.loads(conformal.to_json(orient="records"))}
+        fig.text(0.01, 0.005, "\n".join(conformal_lines(conformal.iloc[0], conformal_settings.coverage)),
+                 fontsize=7, family="monospace", va="bottom", ha="left",
+                 bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "#9e9e9e"})
     with contextlib.ExitStack() as stack:
         png, pdf, js = (stack.enter_context(atomic_path(p)) for p in (paths.png, paths.pdf, paths.json))
         fig.savefig(png, format="png", dpi=150)
@@ -115,6 +124,7 @@ class VideoOutputs:
     timeline: Path
     result: MultiTrackPrediction  # every predicted track
     seconds: float  # wall time of the whole run
+    report: Path | None = None  # the interactive HTML report, when asked for
 
     @property
     def prediction(self) -> VideoPrediction:
@@ -126,8 +136,13 @@ class VideoOutputs:
         return self.result.num_frames / max(self.seconds, 1e-9)
 
     @property
-    def paths(self) -> tuple[Path, Path, Path]:
-        return self.csv, self.video, self.timeline
+    def paths(self) -> tuple[Path, ...]:
+        return (self.csv, self.video, self.timeline) + ((self.report,) if self.report is not None else ())
+
+
+def report_path(output_dir: str | os.PathLike, video_path: str | os.PathLike) -> Path:
+    """`<stem>_report.html`, the interactive report of `emenet predict --report`."""
+    return Path(output_dir) / f"{Path(video_path).stem}_report.html"
 
 
 def video_output_paths(output_dir: str | os.PathLike, video_path: str | os.PathLike) -> tuple[Path, Path, Path]:
@@ -178,7 +193,8 @@ def predict_video_to_files(predictor: Predictor, video_path: str | os.PathLike, 
                            overwrite: bool = False, detector: FaceDetector | None = None,
                            tracker: FaceTracker | None = None, smooth_sigma: float = DEFAULT_SMOOTH_SIGMA,
                            progress: bool | FrameProgress = True, main_face: bool = False,
-                           min_track_length: int = DEFAULT_MIN_TRACK_LENGTH) -> VideoOutputs:
+                           min_track_length: int = DEFAULT_MIN_TRACK_LENGTH, report: bool = False,
+                           plotly_js: str | bool = True) -> VideoOutputs:
     """Predict every face track of a raw video (only the main one with `main_face`) and write,
     in `output_dir`:
 
@@ -190,25 +206,53 @@ def predict_video_to_files(predictor: Predictor, video_path: str | os.PathLike, 
       predictions and uncertainty bars per track, same frame count and rate;
     - `<stem>_timeline.png`: per track, valence and arousal with bands, uncertainty, expressions, AUs.
 
-    The three files appear together or not at all (each is written to a temporary name first).
+    With `report`, also `<stem>_report.html` (emenet.report.video_report: interactive charts and
+    face crops; `plotly_js` True embeds Plotly's script, a relative path references it).
+
+    The files appear together or not at all (each is written to a temporary name first).
     """
     start = time.perf_counter()
     csv_path, mp4_path, png_path = video_output_paths(output_dir, video_path)
-    _refuse_existing([csv_path, mp4_path, png_path], overwrite)
+    html_path = report_path(output_dir, video_path)
+    _refuse_existing([csv_path, mp4_path, png_path] + ([html_path] if report else []), overwrite)
+    if report:
+        from emenet.extras import require
+        require("plotly")
     if not Path(video_path).is_file():
         raise EMENetInputError(f"{video_path}: video not found")
     with contextlib.ExitStack() as stack:
         tmp_csv, tmp_mp4, tmp_png = (stack.enter_context(atomic_path(p)) for p in (csv_path, mp4_path, png_path))
         writer = _AnnotatedWriter(tmp_mp4, predictor.tasks)
+        thumbs = None
+        if report:
+            from emenet.report.thumbnails import ThumbnailCollector
+            thumbs = ThumbnailCollector()
+
+        def on_chunk(chunk, tracks, geometries) -> None:  # the writer, and the report's face crops
+            writer(chunk, tracks, geometries)
+            if thumbs is not None:
+                thumbs(chunk, tracks, geometries)
         try:
             result = predict_video_tracks(predictor, video_path, detector=detector, tracker=tracker,
                                           smooth_sigma=smooth_sigma, progress=progress, main_face=main_face,
-                                          min_track_length=min_track_length, on_chunk=writer)
+                                          min_track_length=min_track_length, on_chunk=on_chunk)
         finally:
             writer.close()
-        result.to_dataframe().to_csv(tmp_csv, index=False, float_format="%.6g")
-        plot_timeline(result).savefig(tmp_png, format="png", dpi=120)
+        table = result.to_dataframe()
+        if getattr(predictor, "conformal", None) is not None:  # EXPR_set, AU<k>_set, valence_lo/hi, ..., abstain_<task>
+            table = predictor.conformal.add_columns(table)
+        table.to_csv(tmp_csv, index=False, float_format="%.6g")
+        plot_timeline(result, conformal=getattr(predictor, "conformal", None)).savefig(tmp_png, format="png", dpi=120)
+        if report:
+            from emenet.report.video_report import video_report_html
+            tmp_html = stack.enter_context(atomic_path(html_path))
+            # the page shows exactly the CSV's numbers: rebuilt from the file just written
+            written = pd.read_csv(tmp_csv, keep_default_na=False, na_values=[""])
+            summary = (f"{result.num_frames} frames, {len(result.predictions)} face track(s), "
+                       f"{predictor.num_models} model(s)")
+            tmp_html.write_text(video_report_html(written, title=Path(video_path).name, thumbs=thumbs.thumbs,
+                                                  plotly_js=plotly_js, summary=summary), encoding="utf-8")
     seconds = time.perf_counter() - start
     log.info("%s: %d frames, %d track(s) in %.1f s (%.1f frames/s) -> %s", video_path, result.num_frames,
              len(result.predictions), seconds, result.num_frames / max(seconds, 1e-9), Path(output_dir))
-    return VideoOutputs(csv_path, mp4_path, png_path, result, seconds)
+    return VideoOutputs(csv_path, mp4_path, png_path, result, seconds, html_path if report else None)

@@ -31,8 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
+from emenet.conformal.apply import conformal_from_args
 from emenet.decoding import decode, task_probs
 from emenet.errors import EMENetInputError
 from emenet.fast.runners import Runner, make_runner
@@ -105,7 +107,8 @@ class Predictor:
     """
 
     def __init__(self, checkpoints: Sequence[str | os.PathLike], device: str | torch.device = "cpu",
-                 batch_size: int = 64, backend: str = "auto", num_workers: int | None = None):
+                 batch_size: int = 64, backend: str = "auto", num_workers: int | None = None,
+                 coverage: float | None = None, conformal_file: str | os.PathLike | None = None):
         if isinstance(checkpoints, (str, os.PathLike)):
             checkpoints = [checkpoints]
         if not checkpoints:
@@ -133,6 +136,8 @@ class Predictor:
         self._fa_members = [i for i, m in enumerate(self.models) if "FA" in m.tasks]
         self.audio_window, self.audio_sample_rate = self._audio_input()
         self.runner: Runner = make_runner(backend, self.models, self.device, num_workers=num_workers)
+        # conformal sets and intervals (emenet.conformal): `coverage` and/or a saved calibration file
+        self.conformal = conformal_from_args(self.paths, coverage, conformal_file)
         log.info("loaded %d model(s) on %s: tasks %s%s; %s backend", len(self.models), self.device, list(self.tasks),
                  " + landmarks" if self._fa_members else "", self.runner.name)
 
@@ -272,6 +277,12 @@ class Predictor:
         """Each crop alone, as a sequence of length 1 with no hidden state (unrelated photos)."""
         crops = check_crops(crops)
         return self._decode(self._run(crops, None, self._check_audio(audio, len(crops))), len(crops))
+
+    def conformal_table(self, predictions: FramePredictions) -> pd.DataFrame:
+        """`predictions.to_dataframe()` plus, with a conformal calibration loaded, EXPR_set, AU<k>_set,
+        valence_lo/hi, arousal_lo/hi and abstain_<task> (emenet.conformal.apply)."""
+        table = predictions.to_dataframe()
+        return table if self.conformal is None else self.conformal.add_columns(table)
 
     def stream(self) -> "PredictionStream":
         """A stateful wrapper for live use: `stream(crop)` per frame, `stream.reset()` on a cut."""

@@ -54,6 +54,7 @@ from tqdm.auto import tqdm
 
 from emenet.audio import SAMPLE_RATE as AUDIO_SAMPLE_RATE
 from emenet.audio import frame_windows, read_audio_track
+from emenet.conformal.apply import ConformalSettings, conformal_from_args, prediction_columns, task_columns
 from emenet.data.annotations import read_annotation_file, read_annotation_file_with_classes
 from emenet.data.images import read_rgb
 from emenet.decoding import decode
@@ -268,13 +269,18 @@ def predict_test_video(predictors: Sequence[Predictor], video: TestVideo, chunk_
     return [FramePredictions.concatenate(p) for p in parts]
 
 
-def write_video_files(save_dir: str | os.PathLike, folder: str, video: TestVideo, preds: FramePredictions) -> None:
-    """The challenge file and the uncertainty CSV of each of `video`'s tasks, for one folder."""
+def write_video_files(save_dir: str | os.PathLike, folder: str, video: TestVideo, preds: FramePredictions,
+                      conformal: ConformalSettings | None = None) -> None:
+    """The challenge file and the uncertainty CSV of each of `video`'s tasks, for one folder; with
+    `conformal`, the CSV also gets the task's conformal columns (emenet.conformal.apply)."""
     rows, has_crop = frame_rows(video), video.has_crop()
+    extra = None if conformal is None else prediction_columns(conformal, preds).iloc[rows].reset_index(drop=True)
     for task in video.tasks:
         with atomic_path(submission_file(save_dir, folder, task, video.name)) as tmp:
             tmp.write_text(submission_text(task, preds, rows))
         table = uncertainty_table(task, preds, rows, video.crop_frames, has_crop)
+        if extra is not None:
+            table = pd.concat([table, task_columns(extra, task)], axis=1)
         with atomic_path(uncertainty_file(save_dir, folder, task, video.name)) as tmp:
             table.to_csv(tmp, index=False, float_format=CSV_FLOAT_FORMAT)
 
@@ -315,12 +321,14 @@ def _check_manifest(save_dir: Path, manifest: dict[str, Any], overwrite: bool) -
 
 def write_submission(members: Sequence[SubmissionMember], test_set: TestSet | str | os.PathLike,
                      save_dir: str | os.PathLike, overwrite: bool = False, device: str = "cpu", batch_size: int = 64,
-                     chunk_size: int = 256, num_workers: int = 2, progress: bool = True) -> SubmissionResult:
+                     chunk_size: int = 256, num_workers: int = 2, progress: bool = True,
+                     coverage: float | None = None, conformal_file: str | os.PathLike | None = None) -> SubmissionResult:
     """Predict every test name with every member and write the files in the module docstring.
 
     `test_set` is a TestSet or a file written by Training/create_test_set_file.py. Only the
     tasks each name is listed for are written. Names whose files all exist are skipped
     unless `overwrite`. Crops are read `chunk_size` at a time by `num_workers` threads.
+    `coverage` / `conformal_file` add the ensemble's conformal sets to the merged CSVs.
     """
     start_time = time.perf_counter()
     if not members:
@@ -330,6 +338,7 @@ def write_submission(members: Sequence[SubmissionMember], test_set: TestSet | st
         test_set_file = str(Path(test_set).resolve())
         test_set = read_test_set(test_set)
     save_dir = Path(save_dir)
+    conformal = conformal_from_args([m.checkpoint for m in members], coverage, conformal_file)
     labels = [m.label for m in members]
     manifest = {"format": FORMAT, "members": [{"label": m.label, "checkpoint": str(Path(m.checkpoint).resolve())}
                                               for m in members],
@@ -365,7 +374,7 @@ def write_submission(members: Sequence[SubmissionMember], test_set: TestSet | st
             member_preds = predict_test_video(predictors, video, chunk_size, num_workers, bar.update)
             for label, preds in zip(labels, member_preds):
                 write_video_files(save_dir, label, video, preds)
-            write_video_files(save_dir, MERGED, video, merge_member_predictions(member_preds))
+            write_video_files(save_dir, MERGED, video, merge_member_predictions(member_preds), conformal)
             result.done.append(video.name)
             result.frames += video.num_crops
     result.seconds = time.perf_counter() - start_time

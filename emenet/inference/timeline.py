@@ -6,7 +6,9 @@ One block of panels per face track, stacked, on one time axis.
     >>> fig.savefig("timeline.png")  # doctest: +SKIP
 
 Bands around valence and arousal are +-1 standard deviation of the predicted 20-bin
-distribution (in VA units); the uncertainty panel shows the normalized entropies. Frames
+distribution (in VA units), or, with a conformal calibration (`conformal`), the conformal
+intervals at its coverage; then the expression ribbon also carries the size of the expression
+set (white steps, 1 to 7). The uncertainty panel shows the normalized entropies. Frames
 without a face are shaded grey; their values are carried from the nearest earlier face frame.
 """
 from __future__ import annotations
@@ -16,6 +18,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure, SubFigure
 from matplotlib.patches import Patch
 
+from emenet.conformal.apply import ConformalSettings, probs_from_predictions
 from emenet.inference.drawing import ALEATORIC_COLOUR, EPISTEMIC_COLOUR, PROB_COLOUR, track_colour
 from emenet.inference.video import MultiTrackPrediction, VideoPrediction
 from emenet.tasks import AU_NAMES
@@ -45,16 +48,17 @@ def _panels(result: VideoPrediction) -> list[str]:
     return panels
 
 
-def plot_timeline(result: VideoPrediction | MultiTrackPrediction, title: str | None = None) -> Figure:
+def plot_timeline(result: VideoPrediction | MultiTrackPrediction, title: str | None = None,
+                  conformal: ConformalSettings | None = None) -> Figure:
     """The figure described in the module docstring; one column per video frame, one block per track."""
     tracks = result.predictions if isinstance(result, MultiTrackPrediction) else [result]
     heights = [0.8 * sum(PANEL_RATIOS[p] for p in _panels(t)) + (0.35 if len(tracks) > 1 else 0.0) for t in tracks]
     fig = Figure(figsize=(12, 1.0 + sum(heights)), layout="constrained")
     if len(tracks) == 1:
-        _draw_track(fig, tracks[0], label=None)
+        _draw_track(fig, tracks[0], label=None, conformal=conformal)
     else:
         for sub, track in zip(np.atleast_1d(fig.subfigures(len(tracks), 1, height_ratios=heights)), tracks):
-            _draw_track(sub, track, label=f"track {track.track_id}")
+            _draw_track(sub, track, label=f"track {track.track_id}", conformal=conformal)
     first = tracks[0]
     n_models = first.face_predictions.num_models
     names = ", ".join(f"{t.track_id}: face in {int(t.face_found.sum())}" for t in tracks)
@@ -64,9 +68,11 @@ def plot_timeline(result: VideoPrediction | MultiTrackPrediction, title: str | N
     return fig
 
 
-def _draw_track(fig: Figure | SubFigure, result: VideoPrediction, label: str | None) -> None:
+def _draw_track(fig: Figure | SubFigure, result: VideoPrediction, label: str | None,
+                conformal: ConformalSettings | None = None) -> None:
     """The panels of one track into `fig` (a figure or a subfigure)."""
     preds = result.frame_predictions
+    regions = None if conformal is None else conformal.regions(probs_from_predictions(preds))
     t = result.times
     dt = float(np.median(np.diff(t))) if len(t) > 1 else 1.0 / max(result.meta.fps, 1e-9)
     extent_x = (t[0] - dt / 2, t[-1] + dt / 2)
@@ -84,7 +90,11 @@ def _draw_track(fig: Figure | SubFigure, result: VideoPrediction, label: str | N
         if panel in ("valence", "arousal"):
             k = 0 if panel == "valence" else 1
             value, spread = preds.va[:, k], preds.va_spread()[:, k]
-            ax.fill_between(t, value - spread, value + spread, color=blue, alpha=0.2, lw=0, label="+-1 sd of bins")
+            if regions is not None and regions.va_lo is not None:
+                ax.fill_between(t, regions.va_lo[:, k], regions.va_hi[:, k], color=blue, alpha=0.2, lw=0,
+                                label=f"{100 * conformal.coverage:g}% conformal interval")
+            else:
+                ax.fill_between(t, value - spread, value + spread, color=blue, alpha=0.2, lw=0, label="+-1 sd of bins")
             ax.plot(t, value, color=blue, lw=1.2, label=panel)
             ax.axhline(0, color="grey", lw=0.5)
             ax.set_ylim(-1.05, 1.05)
@@ -113,11 +123,15 @@ def _draw_track(fig: Figure | SubFigure, result: VideoPrediction, label: str | N
             cmap = ListedColormap(EXPR_COLOURS[:len(classes)])
             ax.imshow(preds.expr[None].astype(float), aspect="auto", cmap=cmap, vmin=-0.5, vmax=len(classes) - 0.5,
                       extent=(*extent_x, 0, 1), interpolation="nearest")
+            if regions is not None and regions.expr is not None:  # the set size, 1 (bottom) to all classes (top)
+                ax.step(t, regions.expr.sum(axis=1) / (len(classes) + 1), where="mid", color="white", lw=1.0)
             ax.set_yticks([])
             ax.set_ylabel("expr", rotation=0, ha="right", va="center")
             present = sorted(set(int(e) for e in np.unique(preds.expr)))
-            ax.legend(handles=[Patch(color=EXPR_COLOURS[k], label=classes[k]) for k in present],
-                      loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
+            handles = [Patch(color=EXPR_COLOURS[k], label=classes[k]) for k in present]
+            if regions is not None and regions.expr is not None:
+                handles.append(Patch(facecolor="white", edgecolor="black", label=f"set size (white, 1-{len(classes)})"))
+            ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
         else:
             image = ax.imshow(preds.au_probs.T, aspect="auto", cmap="Greys", vmin=0, vmax=1,
                               extent=(*extent_x, len(AU_NAMES) - 0.5, -0.5), interpolation="nearest")

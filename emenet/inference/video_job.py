@@ -68,11 +68,14 @@ class PredictSettings:
     min_track_length: int = DEFAULT_MIN_TRACK_LENGTH
     smooth_sigma: float = DEFAULT_SMOOTH_SIGMA
     checkpoints: tuple[tuple[str, str], ...] = ()
+    report: bool = False  # also <stem>_report.html (emenet.report)
+    plotly_js: str | None = None  # Plotly's script written once for all reports (None: embedded in each)
 
     def record(self) -> dict[str, Any]:
         """JSON form, as stored in the marker."""
         return {"main_face": self.main_face, "min_track_length": self.min_track_length,
-                "smooth_sigma": self.smooth_sigma, "checkpoints": [list(c) for c in self.checkpoints]}
+                "smooth_sigma": self.smooth_sigma, "checkpoints": [list(c) for c in self.checkpoints],
+                **({"report": True} if self.report else {})}
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -187,9 +190,11 @@ def process_video(predictor: Predictor, job: VideoJob, settings: PredictSettings
         if report is not None:
             report((job.name, "start", read_video_meta(job.video).num_frames_hint))
         progress = (lambda stage, n: report((job.name, stage, n))) if report is not None else False
+        plotly_js = True if settings.plotly_js is None else os.path.relpath(settings.plotly_js, job.output_dir)
         outputs = predict_video_to_files(predictor, job.video, job.output_dir, overwrite=True,
                                          smooth_sigma=settings.smooth_sigma, progress=progress,
-                                         main_face=settings.main_face, min_track_length=settings.min_track_length)
+                                         main_face=settings.main_face, min_track_length=settings.min_track_length,
+                                         report=settings.report, plotly_js=plotly_js)
         result = outputs.result
         seconds = time.perf_counter() - start
         outcome = VideoOutcome(str(job.video), str(job.output_dir), "done", result.num_frames,

@@ -46,11 +46,15 @@ class PredictorSpec:
     device: str = "cpu"
     batch_size: int = 64
     backend: str = "auto"
+    coverage: float | None = None  # conformal sets and intervals (emenet.conformal)
+    conformal_file: str | None = None
 
     def build(self, checkpoints: Sequence[str | os.PathLike] | None = None):
         """A Predictor; `checkpoints` replaces the paths (a worker's local copies of the files)."""
         from emenet.inference.predictor import Predictor
         options = {} if self.backend == "auto" else {"backend": self.backend}
+        if self.coverage is not None or self.conformal_file is not None:
+            options.update(coverage=self.coverage, conformal_file=self.conformal_file)
         return Predictor(list(checkpoints or self.checkpoints), device=self.device, batch_size=self.batch_size,
                          **options)
 

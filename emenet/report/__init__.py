@@ -1,0 +1,1 @@
+"""Interactive per-video HTML reports of predictions (Plotly), and an index page for a folder run."""

@@ -90,6 +90,10 @@ class TrainConfig:
     T: float = 1.0  # distillation temperature
     mix_ground_truth: float = 0.0  # weight of the supervised loss on frames with ground truth, in [0, 1]
     distill_weights: str = "uniform"  # uniform | certainty (1 - the ensemble's normalised entropy per frame)
+    # the original's recipe, element by element, and EMENet's changes as named switches
+    # (docs/ORIGINAL_VS_EMENET.md has one row per switch)
+    teacher_step: str = "per_task"  # per_task: a forward pass per task's batch (original); concat: one pass
+    activation_checkpointing: bool = False  # recompute the backbone's activations in backward (less memory)
 
     def __post_init__(self) -> None:
         self.tasks = list(validate_tasks([t for t in self.tasks if t not in AUXILIARY_HEADS]))
@@ -124,6 +128,7 @@ class TrainConfig:
             raise EMENetInputError(f"--distill_weights must be uniform or certainty, got {self.distill_weights!r}")
         if self.T <= 0:
             raise EMENetInputError(f"--T must be positive, got {self.T}")
+        _check_choice("teacher_step", self.teacher_step, TEACHER_STEPS)
         for key in ("seq_len", "batch_size", "nepochs", "val_seq_len", "image_size"):
             if getattr(self, key) < 1:
                 raise EMENetInputError(f"--{key} must be positive, got {getattr(self, key)}")
@@ -166,6 +171,13 @@ class TrainConfig:
 
 
 OPTIMIZERS = ("Adam", "AdamW", "SGD")
+TEACHER_STEPS = ("per_task", "concat")
+
+
+def _check_choice(option: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise EMENetInputError(f"--{option} must be one of {list(choices)}, got {value!r}")
+
 TRAIN_SPEEDS = ("fast", "plain")
 MODALITIES = ("visual", "audiovisual")
 AUXILIARY_HEADS = ("FA", "VAD")
@@ -205,6 +217,10 @@ _HELP = {
     "bf16": "autocast the forward to bfloat16 (for GPUs; CPUs without bf16 units get slower)",
     "compile": "torch.compile the model's forward (checkpoints stay plain)",
     "annotation": "students: the ensemble annotation directory to learn from",
+    "teacher_step": "per_task: each task's batch through its own forward pass, as the original (batch-norm "
+                    "statistics per task); concat: one pass over all tasks' clips",
+    "activation_checkpointing": "recompute the backbone's activations during backward: less memory, ~1/3 more "
+                                "compute (batch-norm running statistics then see each batch twice)",
 }
 
 

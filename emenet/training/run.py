@@ -168,6 +168,7 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
              {t: len(r) for t, r in train_set.task_ranges.items()}, len(val_videos))
 
     model = build_model(config).to(device)
+    model.backbone.checkpoint_activations = config.activation_checkpointing
     pos_weight, expr_weight = class_weights(config, train_videos)
     landmarks = load_landmark_network(config.fa_teacher, device) if "FA" in config.auxiliary else None
     objective = TeacherObjective(config.au_loss, config.expr_loss, config.va_loss, config.fa_loss, pos_weight, expr_weight,
@@ -193,7 +194,8 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
     trainer = Trainer(model, objective, optimizer, scheduler, per_step, train_set, evaluate, weights,
                       AugmentConfig(image_size=config.image_size), config.batch_size, config.nepochs, config.seed,
                       device, config.max_steps_per_epoch, config.num_workers, hooks, progress=progress,
-                      speed=TrainSpeed.from_options(config.train_speed, device, config.bf16, config.compile))
+                      speed=TrainSpeed.from_options(config.train_speed, device, config.bf16, config.compile),
+                      teacher_step=config.teacher_step)
     if start:
         resume(trainer, run_dir, config.name, start)
     state = trainer.run()

@@ -52,9 +52,9 @@ def test_chunk_bounds():
 
 def test_batch_sampler_one_batch_per_task_and_deterministic():
     ranges = {"AU": range(0, 10), "EXPR": range(10, 13)}
-    a = list(MultiTaskBatchSampler(ranges, batch_size=2, seed=1, epoch=3))
-    b = list(MultiTaskBatchSampler(ranges, batch_size=2, seed=1, epoch=3))
-    c = list(MultiTaskBatchSampler(ranges, batch_size=2, seed=1, epoch=4))
+    a = list(MultiTaskBatchSampler(ranges, batch_size=2, seed=1, epoch=3, epoch_length="longest"))
+    b = list(MultiTaskBatchSampler(ranges, batch_size=2, seed=1, epoch=3, epoch_length="longest"))
+    c = list(MultiTaskBatchSampler(ranges, batch_size=2, seed=1, epoch=4, epoch_length="longest"))
     assert a == b and a != c
     assert len(a) == 5  # longest task: 10 clips / 2
     for batch in a:

@@ -94,6 +94,8 @@ class TrainConfig:
     # (docs/ORIGINAL_VS_EMENET.md has one row per switch)
     teacher_step: str = "per_task"  # per_task: a forward pass per task's batch (original); concat: one pass
     activation_checkpointing: bool = False  # recompute the backbone's activations in backward (less memory)
+    epoch_length: str = "shortest"  # shortest: the shortest task's batches (original); longest: the longest task's
+    clips: str = "labelled"  # labelled: runs of labelled frames (original); masked: every crop frame, masked
 
     def __post_init__(self) -> None:
         self.tasks = list(validate_tasks([t for t in self.tasks if t not in AUXILIARY_HEADS]))
@@ -129,6 +131,8 @@ class TrainConfig:
         if self.T <= 0:
             raise EMENetInputError(f"--T must be positive, got {self.T}")
         _check_choice("teacher_step", self.teacher_step, TEACHER_STEPS)
+        _check_choice("epoch_length", self.epoch_length, ("shortest", "longest"))
+        _check_choice("clips", self.clips, ("labelled", "masked"))
         for key in ("seq_len", "batch_size", "nepochs", "val_seq_len", "image_size"):
             if getattr(self, key) < 1:
                 raise EMENetInputError(f"--{key} must be positive, got {getattr(self, key)}")
@@ -219,6 +223,10 @@ _HELP = {
     "annotation": "students: the ensemble annotation directory to learn from",
     "teacher_step": "per_task: each task's batch through its own forward pass, as the original (batch-norm "
                     "statistics per task); concat: one pass over all tasks' clips",
+    "epoch_length": "shortest: an epoch has the shortest task's number of full batches, larger tasks giving a fresh "
+                    "random subset (the original); longest: the longest task's, smaller tasks repeating",
+    "clips": "labelled: runs of seq_len frames with a crop and a label, tails dropped (the original); masked: every "
+             "crop frame, unlabelled ones masked, short videos padded",
     "activation_checkpointing": "recompute the backbone's activations during backward: less memory, ~1/3 more "
                                 "compute (batch-norm running statistics then see each batch twice)",
 }

@@ -14,7 +14,7 @@ from emenet.data.affwild2 import load_affwild2_index
 from emenet.data.audio_windows import attach_audio, default_audio_dir
 from emenet.data.augment import AugmentConfig
 from emenet.data.clips import LabeledVideo
-from emenet.data.datasets import MultiTaskClipDataset
+from emenet.data.datasets import MultiTaskClipDataset, steps_per_epoch
 from emenet.data.labeled import labeled_videos
 from emenet.distill.soft_labels import DISTILL_KEY, soft_label_videos
 from emenet.errors import EMENetInputError
@@ -79,6 +79,19 @@ def class_weights(config: TrainConfig, videos: list[LabeledVideo]) -> tuple[torc
     pos = L.au_pos_weight_from_labels(torch.from_numpy(np.concatenate(au))) if au else None
     exw = L.expr_weight_from_labels(torch.from_numpy(np.concatenate(ex)).long()) if ex else None
     return pos, exw
+
+
+def check_epoch_length(config: TrainConfig, train_set: MultiTaskClipDataset) -> None:
+    """Refuse, in one line, a training set whose epoch would have no step."""
+    sizes = {t: len(r) for t, r in train_set.task_ranges.items()}
+    if not any(sizes.values()):
+        raise EMENetInputError(f"{config.data_root}: no training clips of {config.seq_len} frames for any task "
+                               f"(--clips {config.clips}); lower --seq_len or use --clips masked")
+    if config.max_steps_per_epoch is None:
+        try:
+            steps_per_epoch(sizes, config.batch_size, config.epoch_length)
+        except ValueError as exc:
+            raise EMENetInputError(f"{config.data_root}: {exc}") from None
 
 
 def build_optimizer(config: TrainConfig, model: EMENet) -> torch.optim.Optimizer:
@@ -163,7 +176,8 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
         clip_videos = attach_audio(clip_videos, index, audio_dir, config.sr, teacher, audio_window, progress)
         val_videos = attach_audio(val_videos, index, audio_dir, config.sr, progress=progress)
     train_set = MultiTaskClipDataset(clip_videos, clip_tasks, config.seq_len, config.fps, config.image_size,
-                                     audio_window, vad)
+                                     audio_window, vad, clips=config.clips)
+    check_epoch_length(config, train_set)
     log.info("training on %d videos (%s clips), validating on %d videos", len(train_videos),
              {t: len(r) for t, r in train_set.task_ranges.items()}, len(val_videos))
 
@@ -195,7 +209,7 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
                       AugmentConfig(image_size=config.image_size), config.batch_size, config.nepochs, config.seed,
                       device, config.max_steps_per_epoch, config.num_workers, hooks, progress=progress,
                       speed=TrainSpeed.from_options(config.train_speed, device, config.bf16, config.compile),
-                      teacher_step=config.teacher_step)
+                      teacher_step=config.teacher_step, epoch_length=config.epoch_length)
     if start:
         resume(trainer, run_dir, config.name, start)
     state = trainer.run()

@@ -75,6 +75,7 @@ class Trainer:
     progress: bool = True
     speed: TrainSpeed = field(default_factory=TrainSpeed)  # channels-last / bf16 / compile (emenet.fast.training)
     teacher_step: str = "per_task"  # one of TEACHER_STEPS
+    epoch_length: str = "shortest"  # emenet.data.datasets.EPOCH_LENGTHS
     _forward: Callable[..., Any] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -96,7 +97,8 @@ class Trainer:
     def train_epoch(self, epoch: int) -> dict[str, float]:
         """One pass of `steps_per_epoch` steps; returns the mean of each loss over the epoch."""
         self.model.train()
-        sampler = MultiTaskBatchSampler(self.train_set.task_ranges, self.batch_size, self.seed, epoch, self.steps_per_epoch)
+        sampler = MultiTaskBatchSampler(self.train_set.task_ranges, self.batch_size, self.seed, epoch, self.steps_per_epoch,
+                                        self.epoch_length)
         loader = DataLoader(self.train_set, batch_sampler=sampler, collate_fn=collate_by_task,
                             num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
                             persistent_workers=False)

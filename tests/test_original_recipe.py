@@ -1,0 +1,74 @@
+"""The original's training recipe, element by element, against hand-computed cases."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emenet.data.clips import LabeledVideo
+from emenet.data.datasets import MultiTaskBatchSampler, steps_per_epoch
+from emenet.data.labelled_clips import clip_windows, labelled_runs, labelled_training_windows
+
+
+def _video(labelled: list[int], n: int, task: str = "AU") -> LabeledVideo:
+    mask = np.zeros((n, 12), bool)
+    mask[labelled] = True
+    return LabeledVideo("v", Path("/nonexistent"), np.arange(1, n + 1), {task: np.zeros((n, 12), np.float32)},
+                        {task: mask})
+
+
+# --- epoch length -----------------------------------------------------------------------------
+
+def test_steps_per_epoch_follow_the_shortest_task_with_incomplete_batches_dropped():
+    sizes = {"AU": 23, "EXPR": 10, "VA": 57}
+    assert steps_per_epoch(sizes, 4) == 2  # EXPR: 10 clips -> 2 full batches of 4
+    assert steps_per_epoch(sizes, 4, "longest") == 14  # VA: 57 // 4
+    assert steps_per_epoch({"AU": 9, "EXPR": 9}, 3) == 3
+    with pytest.raises(ValueError, match="task EXPR has 2 training clips, fewer than --batch_size 3"):
+        steps_per_epoch({"AU": 9, "EXPR": 2}, 3)
+
+
+def test_shortest_epoch_gives_each_task_a_fresh_subset_without_repeats():
+    ranges = {"AU": range(0, 23), "EXPR": range(23, 33), "VA": range(33, 90)}
+    epochs = [list(MultiTaskBatchSampler(ranges, batch_size=4, seed=0, epoch=e)) for e in (1, 2)]
+    for batches in epochs:
+        assert len(batches) == 2 and all(len(b) == 12 for b in batches)
+        for task, r in ranges.items():
+            seen = [i for b in batches for i in b if i in r]
+            assert len(seen) == 8 and len(set(seen)) == 8  # 2 steps x 4 clips, no clip twice
+    va = [{i for b in batches for i in b if i >= 33} for batches in epochs]
+    assert va[0] != va[1]  # another random subset of the largest task next epoch
+
+
+# --- clip content -----------------------------------------------------------------------------
+
+def test_clips_are_runs_of_labelled_frames_jumping_over_gaps_with_tails_dropped():
+    # 12 crop frames; rows 3, 4 and 10 unannotated
+    video = _video([0, 1, 2, 5, 6, 7, 8, 9, 11], 12)
+    windows = labelled_training_windows([video], "AU", seq_len=3, fps=30)
+    assert [w[1].tolist() for w in windows] == [[0, 1, 2], [5, 6, 7], [8, 9, 11]]
+    windows = labelled_training_windows([video], "AU", seq_len=4, fps=30)
+    assert [w[1].tolist() for w in windows] == [[0, 1, 2, 5], [6, 7, 8, 9]]  # tail [11] dropped
+
+
+def test_clips_below_30_fps_take_every_offset():
+    video = _video([0, 1, 2, 5, 6, 7, 8, 9, 11], 12)
+    # fps 15: stride 2 over the labelled list [0, 1, 2, 5, 6, 7, 8, 9, 11]
+    # offset 0 -> [0, 2, 6, 8, 11], offset 1 -> [1, 5, 7, 9]
+    windows = labelled_training_windows([video], "AU", seq_len=2, fps=15)
+    assert [w[1].tolist() for w in windows] == [[0, 2], [6, 8], [1, 5], [7, 9]]
+
+
+def test_a_video_with_fewer_labelled_frames_than_seq_len_gives_no_clip_and_masked_keeps_todays():
+    short = _video([0, 2], 6)
+    assert labelled_training_windows([short], "AU", seq_len=3, fps=30) == []
+    masked = clip_windows([short], "AU", seq_len=4, fps=30, mode="masked")
+    assert [w[1].tolist() for w in masked] == [[0, 1, 2, 3], [2, 3, 4, 5]]
+
+
+def test_a_row_with_any_unannotated_value_is_not_labelled():
+    video = _video([0, 1, 2, 3], 4)
+    video.masks["AU"][1, 5] = False
+    assert labelled_runs(np.flatnonzero(video.masks["AU"].all(axis=1)), 3)[0].tolist() == [0, 2, 3]
+    assert [w[1].tolist() for w in labelled_training_windows([video], "AU", 3, 30)] == [[0, 2, 3]]

@@ -72,3 +72,69 @@ def test_a_row_with_any_unannotated_value_is_not_labelled():
     video.masks["AU"][1, 5] = False
     assert labelled_runs(np.flatnonzero(video.masks["AU"].all(axis=1)), 3)[0].tolist() == [0, 2, 3]
     assert [w[1].tolist() for w in labelled_training_windows([video], "AU", 3, 30)] == [[0, 2, 3]]
+
+
+# --- adaptive task weights and their normalisation -----------------------------------------------
+
+def _run_hook(hook, history: list[dict[str, float]], weights) -> list[dict[str, float]]:
+    from types import SimpleNamespace
+
+    from emenet.training.trainer import TrainState
+    trainer = SimpleNamespace(state=TrainState(), task_weights=weights)
+    seen = []
+    for metrics in history:
+        hook.on_epoch_end(trainer, metrics)
+        seen.append(dict(weights.current))
+    return seen
+
+
+def test_original_adaptive_lambdas_for_a_validation_history():
+    from emenet.training.adaptive_lambda import OriginalAdaptiveTaskWeightHook
+    from emenet.training.objectives import TaskWeights
+    au = [0.3, 0.2, 0.25, 0.1, 0.4, 0.35, 0.3, 0.3, 0.3]
+    va = [-0.1, -0.05, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]  # below the initial best of 0 until epoch 3
+    history = [{"AU_score": a, "VA_score": v} for a, v in zip(au, va)]
+    hook = OriginalAdaptiveTaskWeightHook({"AU": "AU_score", "VA": "VA_score"})
+    seen = _run_hook(hook, history, TaskWeights({"AU": 1.0, "VA": 1.0}))
+    # AU: epochs without improvement 0,1,2,3,0,1,2,3,4 -> lambda 1,1,log2 2,log2 3,(kept),(kept),log2 2,log2 3,log2 4
+    expected_au = [1, 1, 1, np.log2(3), np.log2(3), np.log2(3), 1, np.log2(3), 2]
+    # VA: 1,2,0,1,2,3,4,5,6 -> 1,1,1,1,1,log2 3,2,log2 5,log2 6
+    expected_va = [1, 1, 1, 1, 1, np.log2(3), 2, np.log2(5), np.log2(6)]
+    assert [w["AU"] for w in seen] == pytest.approx(expected_au)
+    assert [w["VA"] for w in seen] == pytest.approx(expected_va)
+
+
+def test_lower_is_better_metrics_start_from_1000():
+    from emenet.training.adaptive_lambda import OriginalAdaptiveTaskWeightHook
+    from emenet.training.objectives import TaskWeights
+    hook = OriginalAdaptiveTaskWeightHook({"FA": "FA_loss"}, lower_is_better=("FA",))
+    seen = _run_hook(hook, [{"FA_loss": v} for v in (5.0, 6.0, 7.0, 4.0, 8.0)], TaskWeights({"FA": 1.0}))
+    assert [w["FA"] for w in seen] == pytest.approx([1, 1, 1, 1, 1])  # counts 0,1,2,0,1
+    seen = _run_hook(hook, [{"FA_loss": 2000.0}] * 3, TaskWeights({"FA": 1.0}))
+    assert [w["FA"] for w in seen] == pytest.approx([1, 1, np.log2(3)])
+
+
+def test_reset_rule_differs_from_the_original():
+    from emenet.training.hooks import AdaptiveTaskWeightHook
+    from emenet.training.objectives import TaskWeights
+    history = [{"AU_score": a} for a in (0.3, 0.2, 0.2, 0.2, 0.4)]
+    seen = _run_hook(AdaptiveTaskWeightHook({"AU": "AU_score"}), history, TaskWeights({"AU": 1.0}))
+    assert [w["AU"] for w in seen] == pytest.approx([1, 1, 1, np.log2(3), 1])  # back to base on improvement
+
+
+def test_lambdas_are_normalised_over_all_the_models_heads():
+    from emenet.training.config import TrainConfig
+    from emenet.training.run import task_weights
+    visual = task_weights(TrainConfig(tasks=["AU", "VA"], lambda_AU=2.0))
+    assert visual.normalised() == pytest.approx({"AU": 2 / 5, "VA": 1 / 5})  # AU 2 + EXPR 1 + VA 1 + FA 1
+    av = task_weights(TrainConfig(tasks=["AU", "EXPR", "VA"], modality="audiovisual"))
+    assert av.normalised() == pytest.approx({"AU": 1 / 5, "EXPR": 1 / 5, "VA": 1 / 5})  # FA, VAD count too
+    active = task_weights(TrainConfig(tasks=["AU", "VA"], lambda_AU=2.0, lambda_normalisation="active"))
+    assert active.normalised() == pytest.approx({"AU": 2 / 3, "VA": 1 / 3})
+
+
+def test_old_boolean_adaptive_lambda_configs_still_load():
+    from emenet.training.config import TrainConfig
+    assert TrainConfig(adaptive_lambda=True).adaptive_lambda == "reset"
+    assert TrainConfig(adaptive_lambda=False).adaptive_lambda == "off"
+    assert TrainConfig().adaptive_lambda == "original"

@@ -83,7 +83,7 @@ class TrainConfig:
     lambda_VA: float = 1.0
     lambda_FA: float = 1.0
     lambda_VAD: float = 1.0
-    adaptive_lambda: bool = False  # the original's rule: lambda_t = log2(epochs without improvement) once above 1
+    adaptive_lambda: str = "original"  # original | reset | off (emenet.training.adaptive_lambda)
     class_weights: str = "original"  # original | dataset (from the training set's label frequencies)
     # students (train_student.py)
     annotation: str | None = None  # an ensemble annotation directory (create_new_annotations.py)
@@ -96,6 +96,7 @@ class TrainConfig:
     activation_checkpointing: bool = False  # recompute the backbone's activations in backward (less memory)
     epoch_length: str = "shortest"  # shortest: the shortest task's batches (original); longest: the longest task's
     clips: str = "labelled"  # labelled: runs of labelled frames (original); masked: every crop frame, masked
+    lambda_normalisation: str = "all"  # all: over every lambda of the model (original); active: the trained heads'
 
     def __post_init__(self) -> None:
         self.tasks = list(validate_tasks([t for t in self.tasks if t not in AUXILIARY_HEADS]))
@@ -131,6 +132,10 @@ class TrainConfig:
         if self.T <= 0:
             raise EMENetInputError(f"--T must be positive, got {self.T}")
         _check_choice("teacher_step", self.teacher_step, TEACHER_STEPS)
+        if isinstance(self.adaptive_lambda, bool):  # configs written before it had three rules
+            self.adaptive_lambda = "reset" if self.adaptive_lambda else "off"
+        _check_choice("adaptive_lambda", self.adaptive_lambda, ("original", "reset", "off"))
+        _check_choice("lambda_normalisation", self.lambda_normalisation, ("all", "active"))
         _check_choice("epoch_length", self.epoch_length, ("shortest", "longest"))
         _check_choice("clips", self.clips, ("labelled", "masked"))
         for key in ("seq_len", "batch_size", "nepochs", "val_seq_len", "image_size"):
@@ -227,6 +232,11 @@ _HELP = {
                     "random subset (the original); longest: the longest task's, smaller tasks repeating",
     "clips": "labelled: runs of seq_len frames with a crop and a label, tails dropped (the original); masked: every "
              "crop frame, unlabelled ones masked, short videos padded",
+    "adaptive_lambda": "original: a task's lambda becomes log2(n) once it has gone n > 1 epochs without beating its "
+                       "best validation score (never reset; the original's); reset: back to its base on improvement, "
+                       "log2(n) once above 1; off",
+    "lambda_normalisation": "all: divide by the sum of all the model's lambdas, trained or not (the original's); "
+                            "active: by the trained heads' only",
     "activation_checkpointing": "recompute the backbone's activations during backward: less memory, ~1/3 more "
                                 "compute (batch-norm running statistics then see each batch twice)",
 }

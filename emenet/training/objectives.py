@@ -15,17 +15,23 @@ if TYPE_CHECKING:
 
 @dataclass
 class TaskWeights:
-    """Per-task lambdas, normalised to sum to 1 over the tasks being trained."""
+    """Per-task lambdas of the heads being trained, normalised by their sum plus `inactive`.
+
+    `inactive` holds the lambdas of the model's other heads: the original normalised over all
+    of its lambdas (AU, EXPR, VA, FA; and VAD in the visual-audio tree) whether or not a task
+    was trained (`--lambda_normalisation all`); empty, the trained heads' weights sum to 1.
+    """
 
     base: dict[str, float]
     current: dict[str, float] = field(default_factory=dict)
+    inactive: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.current:
             self.current = dict(self.base)
 
     def normalised(self) -> dict[str, float]:
-        total = sum(self.current.values())
+        total = sum(self.current.values()) + sum(self.inactive.values())
         return {t: w / total for t, w in self.current.items()}
 
 

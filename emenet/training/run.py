@@ -25,6 +25,7 @@ from emenet.models.emenet_va import EMENetVA
 from emenet.models.landmark_teacher import init_backbone_from_landmark_network, load_landmark_network
 from emenet.models.marblenet import load_nemo_marblenet
 from emenet.models.vad_teacher import load_vad_teacher
+from emenet.training.adaptive_lambda import OriginalAdaptiveTaskWeightHook
 from emenet.training.config import TrainConfig, save_config
 from emenet.training.evaluate import evaluate_videos
 from emenet.training.hooks import (AdaptiveTaskWeightHook, CheckpointHook, MetricsFileHook, TensorBoardHook,
@@ -79,6 +80,15 @@ def class_weights(config: TrainConfig, videos: list[LabeledVideo]) -> tuple[torc
     pos = L.au_pos_weight_from_labels(torch.from_numpy(np.concatenate(au))) if au else None
     exw = L.expr_weight_from_labels(torch.from_numpy(np.concatenate(ex)).long()) if ex else None
     return pos, exw
+
+
+def task_weights(config: TrainConfig) -> TaskWeights:
+    """The trained heads' lambdas; with `--lambda_normalisation all` the model's other lambdas join the sum."""
+    every_head = ("AU", "EXPR", "VA", "FA") + (("VAD",) if config.audiovisual else ())
+    lambdas = {t: getattr(config, f"lambda_{t}") for t in every_head}
+    active = {t: lambdas[t] for t in config.model_tasks}
+    inactive = {t: w for t, w in lambdas.items() if t not in active} if config.lambda_normalisation == "all" else {}
+    return TaskWeights(active, inactive=inactive)
 
 
 def check_epoch_length(config: TrainConfig, train_set: MultiTaskClipDataset) -> None:
@@ -191,7 +201,7 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
         objective = StudentObjective(layout, config.T, config.mix_ground_truth, config.distill_weights, objective, landmarks)
     optimizer = build_optimizer(config, model)
     scheduler, per_step = build_scheduler(config, optimizer)
-    weights = TaskWeights({t: getattr(config, f"lambda_{t}") for t in config.model_tasks})
+    weights = task_weights(config)
 
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -199,7 +209,9 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
     hooks = [CheckpointHook(run_dir, config.name, extra={"train_config": config.to_dict(), "role": "student" if student else "teacher"}),
              MetricsFileHook(run_dir),
              TensorBoardHook(Path(config.loggings_dir) / config.name)]
-    if config.adaptive_lambda:
+    if config.adaptive_lambda == "original":
+        hooks.insert(0, OriginalAdaptiveTaskWeightHook({t: TASK_SCORE_KEYS[t] for t in tasks}))
+    elif config.adaptive_lambda == "reset":
         hooks.insert(0, AdaptiveTaskWeightHook({t: TASK_SCORE_KEYS[t] for t in tasks}))
 
     def evaluate(m: EMENet) -> dict[str, float]:

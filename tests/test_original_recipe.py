@@ -138,3 +138,49 @@ def test_old_boolean_adaptive_lambda_configs_still_load():
     assert TrainConfig(adaptive_lambda=True).adaptive_lambda == "reset"
     assert TrainConfig(adaptive_lambda=False).adaptive_lambda == "off"
     assert TrainConfig().adaptive_lambda == "original"
+
+
+# --- per-frame augmentation, as torchvision's ColorJitter did on PIL images ---------------------
+
+def _pil_jitter(image: np.ndarray, order: list[int], factors: list[float]) -> np.ndarray:
+    """Pillow's own enhancers on one uint8 (H, W, 3) frame, in the given order."""
+    from PIL import Image, ImageEnhance
+    enhancers = (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color)
+    pil = Image.fromarray(image)
+    for op in order:
+        pil = enhancers[op](pil).enhance(factors[op])
+    return np.asarray(pil)
+
+
+def test_per_frame_jitter_matches_pillow_frame_by_frame():
+    import torch
+
+    from emenet.data.augment_frames import jitter_frames
+    g = torch.Generator().manual_seed(3)
+    frames = torch.randint(0, 256, (12, 3, 9, 7), generator=g, dtype=torch.uint8)
+    frames[0] = 250  # near white: brightness > 1 must clip
+    out = jitter_frames(frames.float(), (0.3, 0.3, 0.3), torch.Generator().manual_seed(5))
+    draw = torch.Generator().manual_seed(5)  # the same draws, in the documented order
+    order = torch.argsort(torch.rand(12, 3, generator=draw), dim=1)
+    factors = torch.stack([1.0 + (torch.rand(12, generator=draw) * 2.0 - 1.0) * 0.3 for _ in range(3)], dim=1)
+    assert factors.min() >= 0.7 and factors.max() <= 1.3
+    assert len({tuple(o) for o in order.tolist()}) > 1  # frames draw their own order
+    for i in range(12):
+        expected = _pil_jitter(frames[i].permute(1, 2, 0).numpy(), order[i].tolist(), factors[i].tolist())
+        np.testing.assert_array_equal(out[i].permute(1, 2, 0).numpy().astype(np.uint8), expected, err_msg=f"frame {i}")
+
+
+def test_per_frame_mode_draws_for_every_frame_and_stays_on_the_uint8_grid():
+    import torch
+
+    from emenet.data.augment import AugmentConfig, augment_clips
+    base = (torch.randint(0, 256, (1, 1, 3, 8, 8), generator=torch.Generator().manual_seed(0)).float() / 255)
+    clips = base.expand(2, 6, 3, 8, 8).contiguous()  # 2 clips of 6 equal frames
+    out = augment_clips(clips, AugmentConfig(image_size=8), torch.Generator().manual_seed(1))
+    assert not torch.equal(out[0, 0], out[0, 1])  # frames of one clip differ
+    torch.testing.assert_close(out * 255, (out * 255).round(), rtol=0, atol=1e-4)
+    flipped = augment_clips(clips, AugmentConfig(image_size=8, brightness=0, contrast=0, saturation=0),
+                            torch.Generator().manual_seed(1))
+    mirrored = [torch.equal(f, clips[0, 0].flip(-1)) for f in flipped.flatten(0, 1)]
+    kept = [torch.allclose(f, clips[0, 0]) for f in flipped.flatten(0, 1)]
+    assert all(m or k for m, k in zip(mirrored, kept)) and any(mirrored) and any(kept)

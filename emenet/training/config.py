@@ -96,6 +96,7 @@ class TrainConfig:
     activation_checkpointing: bool = False  # recompute the backbone's activations in backward (less memory)
     epoch_length: str = "shortest"  # shortest: the shortest task's batches (original); longest: the longest task's
     clips: str = "labelled"  # labelled: runs of labelled frames (original); masked: every crop frame, masked
+    augment: str = "per_frame"  # per_frame: jitter and flip drawn per frame, uint8 steps (original); per_clip
     lambda_normalisation: str = "all"  # all: over every lambda of the model (original); active: the trained heads'
 
     def __post_init__(self) -> None:
@@ -135,6 +136,7 @@ class TrainConfig:
         if isinstance(self.adaptive_lambda, bool):  # configs written before it had three rules
             self.adaptive_lambda = "reset" if self.adaptive_lambda else "off"
         _check_choice("adaptive_lambda", self.adaptive_lambda, ("original", "reset", "off"))
+        _check_choice("augment", self.augment, ("per_frame", "per_clip"))
         _check_choice("lambda_normalisation", self.lambda_normalisation, ("all", "active"))
         _check_choice("epoch_length", self.epoch_length, ("shortest", "longest"))
         _check_choice("clips", self.clips, ("labelled", "masked"))
@@ -232,6 +234,8 @@ _HELP = {
                     "random subset (the original); longest: the longest task's, smaller tasks repeating",
     "clips": "labelled: runs of seq_len frames with a crop and a label, tails dropped (the original); masked: every "
              "crop frame, unlabelled ones masked, short videos padded",
+    "augment": "per_frame: ColorJitter(0.3, 0.3, 0.3) and a flip drawn for every frame, each adjustment quantised "
+               "to uint8 as on PIL images (the original's); per_clip: drawn once per clip",
     "adaptive_lambda": "original: a task's lambda becomes log2(n) once it has gone n > 1 epochs without beating its "
                        "best validation score (never reset; the original's); reset: back to its base on improvement, "
                        "log2(n) once above 1; off",

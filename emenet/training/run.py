@@ -218,7 +218,7 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
         return evaluate_videos(m, val_videos, config.val_seq_len, config.image_size, device, config.num_workers, progress)
 
     trainer = Trainer(model, objective, optimizer, scheduler, per_step, train_set, evaluate, weights,
-                      AugmentConfig(image_size=config.image_size), config.batch_size, config.nepochs, config.seed,
+                      AugmentConfig(image_size=config.image_size, mode=config.augment), config.batch_size, config.nepochs, config.seed,
                       device, config.max_steps_per_epoch, config.num_workers, hooks, progress=progress,
                       speed=TrainSpeed.from_options(config.train_speed, device, config.bf16, config.compile),
                       teacher_step=config.teacher_step, epoch_length=config.epoch_length)

@@ -184,3 +184,22 @@ def test_per_frame_mode_draws_for_every_frame_and_stays_on_the_uint8_grid():
     mirrored = [torch.equal(f, clips[0, 0].flip(-1)) for f in flipped.flatten(0, 1)]
     kept = [torch.allclose(f, clips[0, 0]) for f in flipped.flatten(0, 1)]
     assert all(m or k for m, k in zip(mirrored, kept)) and any(mirrored) and any(kept)
+
+
+# --- the VAD loss of teachers -------------------------------------------------------------------
+
+@pytest.mark.parametrize("grad", [True, False])
+def test_legacy_vad_teacher_loss_is_counted_but_trains_nothing(grad):
+    import torch
+
+    from emenet.training.objectives import TeacherObjective
+    g = torch.Generator().manual_seed(0)
+    logits = {"VA": torch.randn(2, 3, 40, generator=g, requires_grad=True),
+              "VAD": torch.randn(2, 3, 2, generator=g, requires_grad=True)}
+    batch = {"VA": {"labels": torch.rand(2, 3, 2, generator=g) - 0.5, "mask": torch.ones(2, 3, 2, dtype=torch.bool),
+                    "vad": torch.rand(2, 3, generator=g)}}
+    losses = TeacherObjective(vad_grad=grad)(logits, batch, {"VA": slice(0, 2)}, None, {"VA": 0.5, "VAD": 0.25})
+    assert float(losses["loss"]) == pytest.approx(0.5 * float(losses["loss_VA"]) + 0.25 * float(losses["loss_VAD"]))
+    losses["loss"].backward()
+    assert logits["VA"].grad.abs().sum() > 0
+    assert (logits["VAD"].grad is not None and logits["VAD"].grad.abs().sum() > 0) == grad

@@ -96,6 +96,8 @@ class TrainConfig:
     activation_checkpointing: bool = False  # recompute the backbone's activations in backward (less memory)
     epoch_length: str = "shortest"  # shortest: the shortest task's batches (original); longest: the longest task's
     clips: str = "labelled"  # labelled: runs of labelled frames (original); masked: every crop frame, masked
+    loss_ccc: str = "sample"  # CCC in the VA losses: sample (ddof 1 and eps, the original's) | population
+    vad_teacher_grad: str = "train"  # train: teachers learn the VAD head; legacy: its loss without gradient (original)
     augment: str = "per_frame"  # per_frame: jitter and flip drawn per frame, uint8 steps (original); per_clip
     lambda_normalisation: str = "all"  # all: over every lambda of the model (original); active: the trained heads'
 
@@ -137,6 +139,8 @@ class TrainConfig:
             self.adaptive_lambda = "reset" if self.adaptive_lambda else "off"
         _check_choice("adaptive_lambda", self.adaptive_lambda, ("original", "reset", "off"))
         _check_choice("augment", self.augment, ("per_frame", "per_clip"))
+        _check_choice("loss_ccc", self.loss_ccc, ("sample", "population"))
+        _check_choice("vad_teacher_grad", self.vad_teacher_grad, ("train", "legacy"))
         _check_choice("lambda_normalisation", self.lambda_normalisation, ("all", "active"))
         _check_choice("epoch_length", self.epoch_length, ("shortest", "longest"))
         _check_choice("clips", self.clips, ("labelled", "masked"))
@@ -234,6 +238,10 @@ _HELP = {
                     "random subset (the original); longest: the longest task's, smaller tasks repeating",
     "clips": "labelled: runs of seq_len frames with a crop and a label, tails dropped (the original); masked: every "
              "crop frame, unlabelled ones masked, short videos padded",
+    "loss_ccc": "sample: the CCC inside the VA losses with sample standard deviations (ddof 1) and the original's "
+                "epsilon; population: ddof 0, the challenge metric's form (the metric itself never changes)",
+    "vad_teacher_grad": "train: teachers learn the VAD head; legacy: the original teachers computed its loss under "
+                        "no_grad, so it never trained (students always train it)",
     "augment": "per_frame: ColorJitter(0.3, 0.3, 0.3) and a flip drawn for every frame, each adjustment quantised "
                "to uint8 as on PIL images (the original's); per_clip: drawn once per clip",
     "adaptive_lambda": "original: a task's lambda becomes log2(n) once it has gone n > 1 epochs without beating its "

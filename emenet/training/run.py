@@ -196,9 +196,10 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
     pos_weight, expr_weight = class_weights(config, train_videos)
     landmarks = load_landmark_network(config.fa_teacher, device) if "FA" in config.auxiliary else None
     objective = TeacherObjective(config.au_loss, config.expr_loss, config.va_loss, config.fa_loss, pos_weight, expr_weight,
-                                 landmarks)
+                                 landmarks, ccc_form=config.loss_ccc, vad_grad=student or config.vad_teacher_grad == "train")
     if student:
-        objective = StudentObjective(layout, config.T, config.mix_ground_truth, config.distill_weights, objective, landmarks)
+        objective = StudentObjective(layout, config.T, config.mix_ground_truth, config.distill_weights, objective, landmarks,
+                                     ccc_form=config.loss_ccc)
     optimizer = build_optimizer(config, model)
     scheduler, per_step = build_scheduler(config, optimizer)
     weights = task_weights(config)

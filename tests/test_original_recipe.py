@@ -203,3 +203,45 @@ def test_legacy_vad_teacher_loss_is_counted_but_trains_nothing(grad):
     losses["loss"].backward()
     assert logits["VA"].grad.abs().sum() > 0
     assert (logits["VAD"].grad is not None and logits["VAD"].grad.abs().sum() > 0) == grad
+
+
+# --- initialisation, optimiser and heads as the original had them --------------------------------
+
+def test_original_initialisation_is_kaiming_fan_out_and_uniform_audio_visual_decoders():
+    import torch
+
+    from emenet.training.config import TrainConfig
+    from emenet.training.run import build_model
+    model = build_model(TrainConfig(seed=1))
+    w = model.backbone.conv_6_sep.conv.weight.detach()  # (512, 128, 1, 1): fan_out = 512 -> std sqrt(2 / 512) = 0.0625
+    assert float(w.std()) == pytest.approx(0.0625, rel=0.03) and abs(float(w.mean())) < 0.002
+    torch_default = build_model(TrainConfig(seed=1, init="torch")).backbone.conv_6_sep.conv.weight.detach()
+    assert float(torch_default.std()) < 0.06  # kaiming_uniform(a=sqrt 5): bound 1/sqrt(128), std ~0.051
+    av = build_model(TrainConfig(seed=1, modality="audiovisual"))
+    for head in av.tmodels:
+        top = float(head.decoder.weight.detach().abs().max())
+        assert 0.09 < top <= 0.1
+
+
+def test_training_from_scratch_says_so_in_one_line(caplog):
+    from emenet.training.config import TrainConfig
+    from emenet.training.run import build_model
+    with caplog.at_level("WARNING", logger="emenet.training.run"):
+        build_model(TrainConfig(modality="audiovisual"))
+    lines = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(lines) == 1 and "--pretrained_backbone" in lines[0] and "--pretrained_audio_backbone" in lines[0]
+
+
+def test_sgd_momentum_defaults_to_the_originals():
+    from emenet.training.config import TrainConfig
+    from emenet.training.run import build_model, build_optimizer
+    for config, momentum in ((TrainConfig(optimizer="SGD"), 0.5), (TrainConfig(optimizer="SGD", modality="audiovisual"), 0.0),
+                             (TrainConfig(optimizer="SGD", sgd_momentum="0.9"), 0.9)):
+        optimizer = build_optimizer(config, build_model(config))
+        assert optimizer.param_groups[0]["momentum"] == momentum
+
+
+def test_dropout_between_recurrent_layers():
+    from emenet.models.emenet import EMENet, EMENetConfig
+    assert EMENet(EMENetConfig(num_layers=2)).tmodels[0].rnn.dropout == 0.5
+    assert EMENet(EMENetConfig(num_layers=1)).tmodels[0].rnn.dropout == 0.0

@@ -96,6 +96,8 @@ class TrainConfig:
     activation_checkpointing: bool = False  # recompute the backbone's activations in backward (less memory)
     epoch_length: str = "shortest"  # shortest: the shortest task's batches (original); longest: the longest task's
     clips: str = "labelled"  # labelled: runs of labelled frames (original); masked: every crop frame, masked
+    init: str = "original"  # original: Kaiming fan-out backbone, uniform VA decoders; torch: PyTorch's defaults
+    sgd_momentum: float | None = None  # --optimizer SGD: default the original's, 0.5 visual and 0 audio-visual
     loss_ccc: str = "sample"  # CCC in the VA losses: sample (ddof 1 and eps, the original's) | population
     vad_teacher_grad: str = "train"  # train: teachers learn the VAD head; legacy: its loss without gradient (original)
     augment: str = "per_frame"  # per_frame: jitter and flip drawn per frame, uint8 steps (original); per_clip
@@ -139,6 +141,12 @@ class TrainConfig:
             self.adaptive_lambda = "reset" if self.adaptive_lambda else "off"
         _check_choice("adaptive_lambda", self.adaptive_lambda, ("original", "reset", "off"))
         _check_choice("augment", self.augment, ("per_frame", "per_clip"))
+        _check_choice("init", self.init, ("original", "torch"))
+        if isinstance(self.sgd_momentum, str):  # the flag's value arrives as text (no default type to go by)
+            try:
+                self.sgd_momentum = float(self.sgd_momentum)
+            except ValueError:
+                raise EMENetInputError(f"--sgd_momentum must be a number, got {self.sgd_momentum!r}") from None
         _check_choice("loss_ccc", self.loss_ccc, ("sample", "population"))
         _check_choice("vad_teacher_grad", self.vad_teacher_grad, ("train", "legacy"))
         _check_choice("lambda_normalisation", self.lambda_normalisation, ("all", "active"))
@@ -238,6 +246,9 @@ _HELP = {
                     "random subset (the original); longest: the longest task's, smaller tasks repeating",
     "clips": "labelled: runs of seq_len frames with a crop and a label, tails dropped (the original); masked: every "
              "crop frame, unlabelled ones masked, short videos padded",
+    "init": "original: Kaiming normal (fan-out) for the backbone's convolutions and, for the audio-visual model, "
+            "decoders uniform in [-0.1, 0.1] (the original's); torch: PyTorch's default initialisation",
+    "sgd_momentum": "momentum of --optimizer SGD (default: the original's, 0.5 visual, 0 audio-visual)",
     "loss_ccc": "sample: the CCC inside the VA losses with sample standard deviations (ddof 1) and the original's "
                 "epsilon; population: ddof 0, the challenge metric's form (the metric itself never changes)",
     "vad_teacher_grad": "train: teachers learn the VAD head; legacy: the original teachers computed its loss under "

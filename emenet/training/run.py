@@ -22,6 +22,7 @@ from emenet.fast.training import TrainSpeed
 from emenet.models.checkpoint import load_state_dict_strict, read_checkpoint_file
 from emenet.models.emenet import EMENet
 from emenet.models.emenet_va import EMENetVA
+from emenet.models.initialisation import initialise_like_original
 from emenet.models.landmark_teacher import init_backbone_from_landmark_network, load_landmark_network
 from emenet.models.marblenet import load_nemo_marblenet
 from emenet.models.vad_teacher import load_vad_teacher
@@ -107,7 +108,8 @@ def check_epoch_length(config: TrainConfig, train_set: MultiTaskClipDataset) -> 
 def build_optimizer(config: TrainConfig, model: EMENet) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "SGD":
-        return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+        momentum = config.sgd_momentum if config.sgd_momentum is not None else (0.0 if config.audiovisual else 0.5)
+        return torch.optim.SGD(params, lr=config.lr, momentum=momentum, weight_decay=config.weight_decay)
     cls = torch.optim.AdamW if config.optimizer == "AdamW" else torch.optim.Adam
     return cls(params, lr=config.lr, weight_decay=config.weight_decay)
 
@@ -123,6 +125,9 @@ def build_model(config: TrainConfig) -> EMENet:
     """EMENet-V, or EMENet-VA for `--modality audiovisual`, with the optional pretrained backbones."""
     torch.manual_seed(config.seed)
     model = EMENetVA(config.model_config()) if config.audiovisual else EMENet(config.model_config())
+    if config.init == "original":
+        initialise_like_original(model, config.audiovisual)
+    warn_if_from_scratch(config)
     if config.pretrained_backbone:
         init_backbone_from_landmark_network(model, config.pretrained_backbone)
     if config.pretrained_audio_backbone:
@@ -130,6 +135,16 @@ def build_model(config: TrainConfig) -> EMENet:
             raise EMENetInputError("--pretrained_audio_backbone needs the audio-visual model (--modality audiovisual)")
         init_audio_backbone(model, config.pretrained_audio_backbone)
     return model
+
+
+def warn_if_from_scratch(config: TrainConfig) -> None:
+    """One warning line when a branch starts from random weights: the original never did (README: 'Pretrained backbones')."""
+    missing = [] if config.pretrained_backbone else ["--pretrained_backbone mobilefacenet_model_best.pth.tar"]
+    if config.audiovisual and not config.pretrained_audio_backbone:
+        missing.append("--pretrained_audio_backbone vad_marblenet.nemo")
+    if missing:
+        log.warning("training from scratch: the original always started from pretrained weights; pass %s",
+                    " and ".join(missing))
 
 
 def init_audio_backbone(model: EMENetVA, path: str) -> None:

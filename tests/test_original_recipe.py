@@ -245,3 +245,37 @@ def test_dropout_between_recurrent_layers():
     from emenet.models.emenet import EMENet, EMENetConfig
     assert EMENet(EMENetConfig(num_layers=2)).tmodels[0].rnn.dropout == 0.5
     assert EMENet(EMENetConfig(num_layers=1)).tmodels[0].rnn.dropout == 0.0
+
+
+# --- the original's audio window timing ----------------------------------------------------------
+
+def test_legacy_audio_window_centres_at_29_97_fps():
+    from emenet.audio import window_centres
+    from emenet.audio_timing import legacy_window_centres
+    frames = np.array([100, 8991])  # 8991 = five minutes at 29.97 fps
+    n = 16000 * 400
+    # teacher: F = round(29.97) + 1 = 31; centre = int((k + 0.5) / 31 * 16000 - 5040) + 5040
+    #   k = 100: 100.5 / 31 * 16000 = 51870.97 -> 51870;  k = 8991: 8991.5 / 31 * 16000 = 4640774.19 -> 4640774
+    np.testing.assert_array_equal(legacy_window_centres(frames, 29.97, 16000, 10080, n), [51870, 4640774])
+    # students: F = 32: 100.5 / 32 * 16000 = 50250 exactly; 8991.5 / 32 * 16000 = 4495750
+    np.testing.assert_array_equal(legacy_window_centres(frames, 29.97, 16000, 10080, n, "student"), [50250, 4495750])
+    exact = window_centres(frames, 29.97, 16000)  # round((k + 0.5) / 29.97 * 16000)
+    np.testing.assert_array_equal(exact, [53654, 4800267])  # 53653.65 and 4800266.93, rounded
+    drift_s = (exact[1] - 4640774) / 16000
+    assert drift_s == pytest.approx(9.97, abs=0.01)  # about 10 s after five minutes
+
+
+def test_legacy_windows_are_clamped_to_the_track():
+    from emenet.audio_timing import legacy_window_starts
+    starts = legacy_window_starts(np.array([0, 1, 309]), 29.97, 16000, 10080, num_samples=160000)
+    # k = 0, 1: middle * sr - 5040 < 0 -> 0; k = 309: 309.5 / 31 * 16000 - 5040 = 154703.2 > 160000 - 10080
+    np.testing.assert_array_equal(starts, [0, 0, 149920])
+
+
+def test_clip_windows_use_the_legacy_timing_when_asked(tmp_path):
+    from emenet.data.audio_windows import AudioSource, clip_windows
+    track = np.arange(16000 * 20, dtype=np.float32)  # sample i holds the value i
+    np.save(tmp_path / "t.npy", track)
+    exact = clip_windows(AudioSource(tmp_path / "t.npy", 29.97), np.array([100]), 10080)
+    legacy = clip_windows(AudioSource(tmp_path / "t.npy", 29.97, timing="legacy"), np.array([100]), 10080)
+    assert exact[0, 5040] == 53654 and legacy[0, 5040] == 51870

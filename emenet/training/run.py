@@ -198,8 +198,11 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
     if config.audiovisual:  # decode (once) and attach every video's audio; the VAD teacher's targets too
         audio_window, audio_dir = config.audio_window, audio_dir_of(config)
         teacher = load_vad_teacher(config.vad_teacher) if vad else None
-        clip_videos = attach_audio(clip_videos, index, audio_dir, config.sr, teacher, audio_window, progress)
-        val_videos = attach_audio(val_videos, index, audio_dir, config.sr, progress=progress)
+        role = "student" if student else "teacher"
+        clip_videos = attach_audio(clip_videos, index, audio_dir, config.sr, teacher, audio_window, progress,
+                                   timing=config.audio_timing, legacy_role=role)
+        val_videos = attach_audio(val_videos, index, audio_dir, config.sr, progress=progress,
+                                  timing=config.audio_timing, legacy_role="inference")
     train_set = MultiTaskClipDataset(clip_videos, clip_tasks, config.seq_len, config.fps, config.image_size,
                                      audio_window, vad, clips=config.clips)
     check_epoch_length(config, train_set)

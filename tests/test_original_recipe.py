@@ -279,3 +279,20 @@ def test_clip_windows_use_the_legacy_timing_when_asked(tmp_path):
     exact = clip_windows(AudioSource(tmp_path / "t.npy", 29.97), np.array([100]), 10080)
     legacy = clip_windows(AudioSource(tmp_path / "t.npy", 29.97, timing="legacy"), np.array([100]), 10080)
     assert exact[0, 5040] == 53654 and legacy[0, 5040] == 51870
+
+
+def test_frame_windows_and_checkpoints_carry_the_legacy_timing(tmp_path):
+    import torch
+
+    from emenet.audio import frame_windows
+    from emenet.inference.predictor import Predictor
+    from emenet.models.checkpoint import load_checkpoint, save_checkpoint
+    from emenet.models.emenet_va import EMENetVA, EMENetVAConfig
+    track = np.arange(16000 * 20, dtype=np.float32)
+    legacy = frame_windows(track, 29.97, np.array([100]), 16000, 0.63, timing="legacy")
+    assert legacy[0, 5040] == 51870 and frame_windows(track, 29.97, np.array([100]), 16000, 0.63)[0, 5040] == 53654
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp_path / "net_epoch_1_va.pth", EMENetVA(EMENetVAConfig(audio_timing="legacy")), 1)
+    assert load_checkpoint(path).config.audio_timing == "legacy"
+    assert Predictor([path], backend="eager").audio_timing == "legacy"
+    assert Predictor([path], backend="eager", audio_timing="exact").audio_timing == "exact"

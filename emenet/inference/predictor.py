@@ -105,7 +105,8 @@ class Predictor:
     """
 
     def __init__(self, checkpoints: Sequence[str | os.PathLike], device: str | torch.device = "cpu",
-                 batch_size: int = 64, backend: str = "auto", num_workers: int | None = None):
+                 batch_size: int = 64, backend: str = "auto", num_workers: int | None = None,
+                 audio_timing: str | None = None):
         if isinstance(checkpoints, (str, os.PathLike)):
             checkpoints = [checkpoints]
         if not checkpoints:
@@ -127,6 +128,9 @@ class Predictor:
         self.tasks: tuple[str, ...] = first_tasks
         self._fa_members = [i for i, m in enumerate(self.models) if "FA" in m.tasks]
         self.audio_window, self.audio_sample_rate = self._audio_input()
+        if audio_timing not in (None, "exact", "legacy"):
+            raise EMENetInputError(f"audio_timing must be exact or legacy, got {audio_timing!r}")
+        self.audio_timing = audio_timing or self._audio_timing()  # where windows sit (emenet.audio_timing)
         self.runner: Runner = make_runner(backend, self.models, self.device, num_workers=num_workers)
         log.info("loaded %d model(s) on %s: tasks %s%s; %s backend", len(self.models), self.device, list(self.tasks),
                  " + landmarks" if self._fa_members else "", self.runner.name)
@@ -149,6 +153,13 @@ class Predictor:
             raise EMENetInputError(f"the EMENet-VA members of an ensemble must hear the same audio window; got "
                                    f"(samples, rate) {sorted(shapes)}")
         return shapes.pop() if shapes else (0, None)
+
+    def _audio_timing(self) -> str:
+        """The EMENet-VA members' audio timing (their configs); `exact` if none."""
+        timings = {m.config.audio_timing for m in self.models if isinstance(m, EMENetVA)}
+        if len(timings) > 1:
+            raise EMENetInputError(f"the EMENet-VA members of an ensemble must use one audio timing; got {sorted(timings)}")
+        return timings.pop() if timings else "exact"
 
     @staticmethod
     def _emotion_tasks(model: EMENet) -> tuple[str, ...]:

@@ -176,7 +176,8 @@ class TrainConfig:
         common = dict(tasks=self.model_tasks, temporal_model=self.TModel, hidden_size=self.nhid,
                       num_layers=self.nlayers, dropout=self.dropout)
         if self.audiovisual:
-            return EMENetVAConfig(**common, audio_window=self.audio_window, sample_rate=self.sr)
+            return EMENetVAConfig(**common, audio_window=self.audio_window, sample_rate=self.sr,
+                                  audio_timing=self.audio_timing)
         return EMENetConfig(**common)
 
     @property

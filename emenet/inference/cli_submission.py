@@ -82,7 +82,7 @@ def _predict_test_set(args: argparse.Namespace, audio: bool) -> None:
     result = write_submission(members, args.test_set_file, args.save_dir, overwrite=args.overwrite,
                               device="cuda" if args.cuda else args.device, batch_size=args.batch_size,
                               chunk_size=args.chunk_size, num_workers=args.num_workers,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, audio_timing=getattr(args, "audio_timing", None))
     scores = None
     if args.ground_truth_dir:
         scores = score_submission(result.merged_dir, args.ground_truth_dir, args.test_set_file)

@@ -103,6 +103,9 @@ def add_distill_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--annotations_dir", default="./annotations", help="annotations and the summary table")
     p.add_argument("--ray", default=None, help="'auto' starts a local Ray cluster; an address joins one")
     p.add_argument("--shards", type=int, default=2, help="annotation shards per round on Ray")
+    p.add_argument("--keep", type=int, default=None, metavar="K",
+                   help="keep the K best members of each round by validation total score, as the original chose its "
+                        "ensembles (default: all); the summary's `kept` column says which")
     add_config_arguments(p)
     p.set_defaults(func=cmd_distill)
 
@@ -111,10 +114,10 @@ def cmd_distill(args: argparse.Namespace) -> None:
     from emenet.distill.rounds import DistillPlan, run_rounds
     from emenet.reporting import markdown_table
     from emenet.training.config import resolve_config
-    plan = DistillPlan(args.members, args.rounds, args.annotations_dir, args.ray, args.shards)
+    plan = DistillPlan(args.members, args.rounds, args.annotations_dir, args.ray, args.shards, args.keep)
     table = run_rounds(plan, resolve_config(args, **_script_defaults(args)))
     cols = [c for c in ("round", "method", "epoch", "AU_score", "EXPR_score", "VA_ccc_valence", "VA_ccc_arousal",
-                        "total_score") if c in table.columns]
+                        "total_score", "kept") if c in table.columns]
     print(markdown_table(table[cols]))
     print(f"summary written to {Path(args.annotations_dir) / 'summary.csv'}")
 

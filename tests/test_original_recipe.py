@@ -296,3 +296,38 @@ def test_frame_windows_and_checkpoints_carry_the_legacy_timing(tmp_path):
     assert load_checkpoint(path).config.audio_timing == "legacy"
     assert Predictor([path], backend="eager").audio_timing == "legacy"
     assert Predictor([path], backend="eager", audio_timing="exact").audio_timing == "exact"
+
+
+# --- ensemble selection --------------------------------------------------------------------------
+
+def test_keep_best_by_validation_total_score():
+    from emenet.distill.selection import keep_best
+    assert keep_best(["a", "b", "c", "d", "e"], [2.1, 2.5, 1.9, 2.5, 2.4], 3) == ["b", "d", "e"]
+    assert keep_best(["a", "b"], [1.0, 2.0], None) == ["a", "b"]
+    with pytest.raises(ValueError, match="keep"):
+        keep_best(["a"], [1.0], 0)
+
+
+def test_distill_rounds_keep_k_members_and_say_which(tmp_path, monkeypatch):
+    import emenet.distill.rounds as rounds
+    from emenet.distill.parallel import JobOutcome
+    from emenet.training.config import TrainConfig
+    scores = {"teacher_exp_0": 1.0, "teacher_exp_1": 3.0, "teacher_exp_2": 2.0, "teacher_exp_3": 0.5}
+    monkeypatch.setattr(rounds, "run_jobs", lambda fn, jobs, ray: [
+        JobOutcome(name, True, {"best_epoch": 2, "best_score": scores[name]}) for name, _ in jobs])
+    evaluated = []
+
+    def fake_scores(members, *args, **kwargs):
+        evaluated.append([m.name for m in members])
+        return [{"method": m.name, "epoch": m.epoch, "total_score": scores[m.name]} for m in members] + [
+            {"method": "ensemble", "epoch": -1, "total_score": 9.0}]
+    monkeypatch.setattr(rounds, "ensemble_validation_scores", fake_scores)
+    plan = rounds.DistillPlan(members=4, rounds=0, annotations_dir=str(tmp_path), keep=2)
+    table = rounds.run_rounds(plan, TrainConfig(data_root="x", checkpoints_dir=str(tmp_path)), progress=False)
+    assert evaluated == [["teacher_exp_1", "teacher_exp_2"]]  # the ensemble is the 2 best
+    kept = dict(zip(table["method"], table["kept"]))
+    assert kept == {"teacher_exp_0": False, "teacher_exp_3": False, "teacher_exp_1": True, "teacher_exp_2": True,
+                    "ensemble": True}
+    assert "kept" in (tmp_path / "summary.md").read_text()
+    with pytest.raises(Exception, match="--keep"):
+        rounds.DistillPlan(members=4, keep=5)

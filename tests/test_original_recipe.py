@@ -331,3 +331,58 @@ def test_distill_rounds_keep_k_members_and_say_which(tmp_path, monkeypatch):
     assert "kept" in (tmp_path / "summary.md").read_text()
     with pytest.raises(Exception, match="--keep"):
         rounds.DistillPlan(members=4, keep=5)
+
+
+# --- the audio branch's spectrogram augmentation ------------------------------------------------
+
+def _intervals(row: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) runs of True in a 1-D boolean array."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], row.astype(int), [0]])))
+    return list(zip(edges[::2], edges[1::2]))
+
+
+def test_spec_augment_masks_follow_nemos_marblenet_configuration():
+    import torch
+
+    from emenet.models.spec_augment import SpecAugmentConfig, spec_augment_mask
+    torch.manual_seed(0)
+    n, lengths = 3000, torch.full((3000,), 63)  # 64 MFCC frames, 63 valid (NeMo's length for 10080 samples)
+    bands = spec_augment_mask(n, 64, 64, lengths, SpecAugmentConfig(time_masks=0, rect_masks=0), "cpu")
+    assert bool((bands == bands[:, :, :1]).all())  # whole rows of coefficients
+    runs = [r for m in bands[:, :, 0].numpy() for r in _intervals(m)]
+    assert min(a for a, _ in runs) == 0 and max(a for a, _ in runs) <= 64 - 15
+    assert max(b - a for a, b in runs) <= 2 * 15  # two bands of at most 15 may touch
+    spans = spec_augment_mask(n, 64, 64, lengths, SpecAugmentConfig(freq_masks=0, rect_masks=0), "cpu")
+    runs = [r for m in spans[:, 0, :].numpy() for r in _intervals(m)]
+    assert max(a for a, _ in runs) == 63 - 25  # starts up to max(1, valid length - time_width) = 38
+    assert max(b for _, b in runs) <= 38 + 25
+    single = spec_augment_mask(n, 64, 64, lengths, SpecAugmentConfig(freq_masks=0, rect_masks=0, time_masks=1), "cpu")
+    widths = single[:, 0, :].sum(dim=1)
+    assert set(widths.tolist()) == set(range(26))  # every width 0..25, ends included
+    # expected width of one span: mean of 0..25 = 12.5
+    assert float(widths.float().mean()) == pytest.approx(12.5, abs=0.5)
+    rects = spec_augment_mask(n, 64, 64, lengths, SpecAugmentConfig(freq_masks=0, time_masks=0, rect_masks=1), "cpu")
+    for m in rects[:50].numpy():  # one cut-out: a rectangle of at most 15 x 25
+        rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+        if len(rows):
+            assert m[rows.min():rows.max() + 1, cols.min():cols.max() + 1].all() and m.sum() == len(rows) * len(cols)
+            assert len(rows) <= 15 and len(cols) <= 25 and rows.min() <= 64 - 15 and cols.min() <= 64 - 25
+
+
+def test_audio_branch_augments_only_in_training():
+    import torch
+
+    from emenet.models.marblenet import MarbleNet
+    from emenet.models.spec_augment import SpecAugmentConfig
+    torch.manual_seed(0)
+    net = MarbleNet()
+    audio = torch.randn(2, 10080) * 0.1
+    plain = net.eval()(audio)
+    net.spec_augment = SpecAugmentConfig()
+    torch.testing.assert_close(net.eval()(audio), plain)
+    net.train()
+    seen = []
+    hook = net.encoder.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    net(audio)
+    hook.remove()
+    assert float((seen[0] == 0).float().mean()) > 0.05  # masked MFCC values reach the encoder

@@ -98,6 +98,7 @@ class TrainConfig:
     clips: str = "labelled"  # labelled: runs of labelled frames (original); masked: every crop frame, masked
     init: str = "original"  # original: Kaiming fan-out backbone, uniform VA decoders; torch: PyTorch's defaults
     sgd_momentum: float | None = None  # --optimizer SGD: default the original's, 0.5 visual and 0 audio-visual
+    audio_augment: str = "specaugment"  # specaugment: NeMo MarbleNet's spectrogram masks in training (original); none
     audio_timing: str = "exact"  # exact: windows centred on (k + 0.5) / fps; legacy: the original's drifting ones
     loss_ccc: str = "sample"  # CCC in the VA losses: sample (ddof 1 and eps, the original's) | population
     vad_teacher_grad: str = "train"  # train: teachers learn the VAD head; legacy: its loss without gradient (original)
@@ -148,6 +149,7 @@ class TrainConfig:
                 self.sgd_momentum = float(self.sgd_momentum)
             except ValueError:
                 raise EMENetInputError(f"--sgd_momentum must be a number, got {self.sgd_momentum!r}") from None
+        _check_choice("audio_augment", self.audio_augment, ("specaugment", "none"))
         _check_choice("audio_timing", self.audio_timing, ("exact", "legacy"))
         _check_choice("loss_ccc", self.loss_ccc, ("sample", "population"))
         _check_choice("vad_teacher_grad", self.vad_teacher_grad, ("train", "legacy"))
@@ -252,6 +254,8 @@ _HELP = {
     "init": "original: Kaiming normal (fan-out) for the backbone's convolutions and, for the audio-visual model, "
             "decoders uniform in [-0.1, 0.1] (the original's); torch: PyTorch's default initialisation",
     "sgd_momentum": "momentum of --optimizer SGD (default: the original's, 0.5 visual, 0 audio-visual)",
+    "audio_augment": "specaugment: the audio branch masks its MFCCs in training as NeMo's MarbleNet did (5 cut-outs, "
+                     "2 frequency bands, 2 time spans; the original's); none",
     "audio_timing": "exact: each frame's audio window centred on it; legacy: the original's windows, timed with "
                     "round(fps) + 1 (+ 2 for students), about 3%% ahead of the video (to rerun its checkpoints)",
     "loss_ccc": "sample: the CCC inside the VA losses with sample standard deviations (ddof 1) and the original's "

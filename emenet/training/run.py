@@ -23,6 +23,7 @@ from emenet.models.checkpoint import load_state_dict_strict, read_checkpoint_fil
 from emenet.models.emenet import EMENet
 from emenet.models.emenet_va import EMENetVA
 from emenet.models.initialisation import initialise_like_original
+from emenet.models.spec_augment import SpecAugmentConfig
 from emenet.models.landmark_teacher import init_backbone_from_landmark_network, load_landmark_network
 from emenet.models.marblenet import load_nemo_marblenet
 from emenet.models.vad_teacher import load_vad_teacher
@@ -211,6 +212,8 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
 
     model = build_model(config).to(device)
     model.backbone.checkpoint_activations = config.activation_checkpointing
+    if config.audiovisual and config.audio_augment == "specaugment":
+        model.audio_backbone.spec_augment = SpecAugmentConfig()
     pos_weight, expr_weight = class_weights(config, train_videos)
     landmarks = load_landmark_network(config.fa_teacher, device) if "FA" in config.auxiliary else None
     objective = TeacherObjective(config.au_loss, config.expr_loss, config.va_loss, config.fa_loss, pos_weight, expr_weight,

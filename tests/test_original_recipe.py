@@ -386,3 +386,24 @@ def test_audio_branch_augments_only_in_training():
     net(audio)
     hook.remove()
     assert float((seen[0] == 0).float().mean()) > 0.05  # masked MFCC values reach the encoder
+
+
+# --- students' frames ----------------------------------------------------------------------------
+
+def test_students_learn_on_frames_with_some_ground_truth():
+    from emenet.distill.soft_labels import DISTILL_KEY, SoftLabelLayout
+    from emenet.distill.student_frames import keep_labelled_frames
+    layout = SoftLabelLayout(("EXPR", "VA"))
+    n = 8
+    mask = np.zeros((n, layout.width), bool)
+    for t in layout.tasks:
+        mask[:, layout.soft[t]] = True
+    mask[[1, 2], layout.ground_truth["EXPR"]] = True  # EXPR labels on frames 1, 2
+    mask[[2, 5, 6], layout.ground_truth["VA"]] = True  # VA labels on frames 2, 5, 6
+    video = LabeledVideo("v", Path("/nonexistent"), np.arange(1, n + 1), {DISTILL_KEY: np.zeros((n, layout.width))},
+                         {DISTILL_KEY: mask})
+    kept = keep_labelled_frames([video], layout)[0]
+    assert np.flatnonzero(kept.masks[DISTILL_KEY][:, 0]).tolist() == [1, 2, 5, 6]
+    assert (kept.masks[DISTILL_KEY][:, layout.ground_truth["VA"]] == mask[:, layout.ground_truth["VA"]]).all()
+    # the original's clips: runs of those frames, tails dropped
+    assert [w[1].tolist() for w in labelled_training_windows([kept], DISTILL_KEY, 3, 30)] == [[1, 2, 5]]

@@ -90,6 +90,7 @@ class TrainConfig:
     T: float = 1.0  # distillation temperature
     mix_ground_truth: float = 0.0  # weight of the supervised loss on frames with ground truth, in [0, 1]
     distill_weights: str = "uniform"  # uniform | certainty (1 - the ensemble's normalised entropy per frame)
+    student_frames: str = "labelled"  # labelled: frames with ground truth for some task (original); all
     # the original's recipe, element by element, and EMENet's changes as named switches
     # (docs/ORIGINAL_VS_EMENET.md has one row per switch)
     teacher_step: str = "per_task"  # per_task: a forward pass per task's batch (original); concat: one pass
@@ -149,6 +150,7 @@ class TrainConfig:
                 self.sgd_momentum = float(self.sgd_momentum)
             except ValueError:
                 raise EMENetInputError(f"--sgd_momentum must be a number, got {self.sgd_momentum!r}") from None
+        _check_choice("student_frames", self.student_frames, ("labelled", "all"))
         _check_choice("audio_augment", self.audio_augment, ("specaugment", "none"))
         _check_choice("audio_timing", self.audio_timing, ("exact", "legacy"))
         _check_choice("loss_ccc", self.loss_ccc, ("sample", "population"))
@@ -254,6 +256,8 @@ _HELP = {
     "init": "original: Kaiming normal (fan-out) for the backbone's convolutions and, for the audio-visual model, "
             "decoders uniform in [-0.1, 0.1] (the original's); torch: PyTorch's default initialisation",
     "sgd_momentum": "momentum of --optimizer SGD (default: the original's, 0.5 visual, 0 audio-visual)",
+    "student_frames": "students: labelled: learn only on frames with a ground-truth label for some task (the "
+                      "original's); all: on every crop frame the ensemble annotated",
     "audio_augment": "specaugment: the audio branch masks its MFCCs in training as NeMo's MarbleNet did (5 cut-outs, "
                      "2 frequency bands, 2 time spans; the original's); none",
     "audio_timing": "exact: each frame's audio window centred on it; legacy: the original's windows, timed with "

@@ -17,6 +17,7 @@ from emenet.data.clips import LabeledVideo
 from emenet.data.datasets import MultiTaskClipDataset, steps_per_epoch
 from emenet.data.labeled import labeled_videos
 from emenet.distill.soft_labels import DISTILL_KEY, soft_label_videos
+from emenet.distill.student_frames import keep_labelled_frames
 from emenet.errors import EMENetInputError
 from emenet.fast.training import TrainSpeed
 from emenet.models.checkpoint import load_state_dict_strict, read_checkpoint_file
@@ -194,6 +195,8 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
     clip_videos, clip_tasks = train_videos, tasks
     if student:
         clip_videos, layout = soft_label_videos(config.annotation, config.data_root, "Train_Set", tasks)
+        if config.student_frames == "labelled":
+            clip_videos = keep_labelled_frames(clip_videos, layout)
         clip_tasks = (DISTILL_KEY,)
     audio_window, vad = None, "VAD" in config.auxiliary
     if config.audiovisual:  # decode (once) and attach every video's audio; the VAD teacher's targets too

@@ -24,9 +24,9 @@ from emenet.models.checkpoint import load_state_dict_strict, read_checkpoint_fil
 from emenet.models.emenet import EMENet
 from emenet.models.emenet_va import EMENetVA
 from emenet.models.initialisation import initialise_like_original
-from emenet.models.spec_augment import SpecAugmentConfig
 from emenet.models.landmark_teacher import init_backbone_from_landmark_network, load_landmark_network
 from emenet.models.marblenet import load_nemo_marblenet
+from emenet.models.spec_augment import SpecAugmentConfig
 from emenet.models.vad_teacher import load_vad_teacher
 from emenet.training.adaptive_lambda import OriginalAdaptiveTaskWeightHook
 from emenet.training.config import TrainConfig, save_config

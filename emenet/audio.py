@@ -71,8 +71,10 @@ def window_centres(frames: int | np.ndarray, fps: float, sample_rate: int = SAMP
 
 
 def frame_windows(samples: np.ndarray, fps: float, frames: int | np.ndarray, sample_rate: int = SAMPLE_RATE,
-                  window_size: float = WINDOW_SECONDS) -> np.ndarray:
+                  window_size: float = WINDOW_SECONDS, timing: str = "exact") -> np.ndarray:
     """Cut one window per frame out of `samples`: (len(frames), W) float32, zero-padded at the edges.
+
+    `timing="legacy"` places the windows as the original's inference did (emenet.audio_timing).
 
     `frames` is a frame count (windows for frames 0..frames-1) or an array of frame indices.
     No Python loop per frame: the track is padded once, then all windows are gathered from a
@@ -89,7 +91,14 @@ def frame_windows(samples: np.ndarray, fps: float, frames: int | np.ndarray, sam
     width = window_length(window_size, sample_rate)
     if width < 1:
         raise ValueError(f"window_size {window_size} s is shorter than one sample at {sample_rate} Hz")
-    starts = window_centres(frames, fps, sample_rate) - width // 2  # (N,)
+    if timing == "legacy":
+        from emenet.audio_timing import legacy_window_starts
+        k = np.arange(frames) if np.isscalar(frames) else np.asarray(frames)
+        starts = legacy_window_starts(k, fps, sample_rate, width, len(samples), "inference")
+    elif timing == "exact":
+        starts = window_centres(frames, fps, sample_rate) - width // 2  # (N,)
+    else:
+        raise ValueError(f"timing must be exact or legacy, got {timing!r}")
     if starts.size == 0:
         return np.zeros((0, width), np.float32)
     pad_left = max(0, -int(starts.min()))

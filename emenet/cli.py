@@ -138,6 +138,9 @@ def add_distill_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shards", type=int, default=2, help="annotation shards per round on Ray")
     p.add_argument("--dataset_annotations_dir", default=None,
                    help="the Aff-wild2 annotation folder when it is not under --data_root (train's --annotations_dir)")
+    p.add_argument("--keep", type=int, default=None, metavar="K",
+                   help="keep the K best members of each round by validation total score, as the original chose its "
+                        "ensembles (default: all); the summary's `kept` column says which")
     add_config_arguments(p, exclude=("annotations_dir",))
     p.set_defaults(func=cmd_distill)
 
@@ -146,11 +149,11 @@ def cmd_distill(args: argparse.Namespace) -> None:
     from emenet.distill.rounds import DistillPlan, run_rounds
     from emenet.reporting import markdown_table
     from emenet.training.config import resolve_config
-    plan = DistillPlan(args.members, args.rounds, args.annotations_dir, args.ray, args.shards)
+    plan = DistillPlan(args.members, args.rounds, args.annotations_dir, args.ray, args.shards, args.keep)
     config_args = argparse.Namespace(**{**vars(args), "annotations_dir": args.dataset_annotations_dir})
     table = run_rounds(plan, resolve_config(config_args, **_script_defaults(args)))
     cols = [c for c in ("round", "method", "epoch", "AU_score", "EXPR_score", "VA_ccc_valence", "VA_ccc_arousal",
-                        "total_score") if c in table.columns]
+                        "total_score", "kept") if c in table.columns]
     print(markdown_table(table[cols]))
     print(f"summary written to {Path(args.annotations_dir) / 'summary.csv'}")
 

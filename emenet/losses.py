@@ -240,6 +240,42 @@ def concordance_cc(x: torch.Tensor, y: torch.Tensor, dim: int = 0, weight: torch
     return 2.0 * cov / (var_x + var_y + mean_gap ** 2).clamp(min=eps)
 
 
+CCC_FORMS = ("sample", "population")
+
+
+def sample_concordance_cc(x: torch.Tensor, y: torch.Tensor, dim: int = 0, eps: float = CCC_EPS) -> torch.Tensor:
+    """The CCC of the original's losses: sample standard deviations (ddof 1) and its epsilon.
+
+    CCC = 2 rho s_x s_y / (s_x^2 + s_y^2 + (mean_x - mean_y)^2 + eps), with
+    rho = sum(dx dy) / (sqrt(sum dx^2) sqrt(sum dy^2) + eps) and s the ddof-1 standard deviation,
+    as the original's CCCLoss wrote it. With one element (no sample deviation) it uses n.
+    Square roots are taken of sums clamped at 1e-30, so constant inputs give finite gradients.
+
+    >>> round(float(sample_concordance_cc(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 2.0, 4.0]))), 4)
+    0.871
+    """
+    _check_same_shape("sample_concordance_cc", x, y, "x and y")
+    n = x.shape[dim]
+    dx, dy = x - x.mean(dim=dim, keepdim=True), y - y.mean(dim=dim, keepdim=True)
+    sxx, syy, sxy = (dx * dx).sum(dim=dim), (dy * dy).sum(dim=dim), (dx * dy).sum(dim=dim)
+    root_x, root_y = sxx.clamp(min=1e-30).sqrt(), syy.clamp(min=1e-30).sqrt()
+    rho = sxy / (root_x * root_y + eps)
+    dof = max(n - 1, 1)
+    s_x, s_y = root_x / dof ** 0.5, root_y / dof ** 0.5
+    gap = x.mean(dim=dim) - y.mean(dim=dim)
+    return 2.0 * rho * s_x * s_y / (s_x ** 2 + s_y ** 2 + gap ** 2 + eps)
+
+
+def _loss_ccc(x: torch.Tensor, y: torch.Tensor, form: str, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """CCC along dim 0 for a loss: `sample` (the original's) or `population` (the challenge metric's).
+    Weighted CCCs always use weighted averages (concordance_cc)."""
+    if form not in CCC_FORMS:
+        raise ValueError(f"unknown CCC form {form!r}; valid ones are {list(CCC_FORMS)}")
+    if form == "sample" and weight is None:
+        return sample_concordance_cc(x, y, dim=0)
+    return concordance_cc(x, y, dim=0, weight=weight, eps=CCC_EPS)
+
+
 def _va_valid_rows(name: str, logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     _check_2d(name, logits, 2 * NUM_VA_BINS)
     if labels.shape != (logits.shape[0], 2):
@@ -254,14 +290,15 @@ def _va_valid_rows(name: str, logits: torch.Tensor, labels: torch.Tensor, mask: 
     return valid if row_mask is None else valid & row_mask
 
 
-def va_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str = "cce+ccc",
-            mask: torch.Tensor | None = None) -> torch.Tensor:
+def va_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str = "ccc",
+            mask: torch.Tensor | None = None, ccc_form: str = "sample") -> torch.Tensor:
     """VA loss on (N, 40) logits and (N, 2) labels; rows labelled -5 or NaN (or masked) excluded.
 
     `ccc`: (1 - CCC valence) + (1 - CCC arousal) of the 20-bin softmax expectation, over the
     valid rows of the batch. `cce`: cross-entropy of each dimension's 20 logits against the
     digitised label (decoding.va_digitize), summed over the two dimensions. `cce+ccc`: their
-    sum, the original's default.
+    sum, the original's default. `ccc_form`: `sample` (ddof 1, the original's loss) or
+    `population` (ddof 0, the challenge metric's); see sample_concordance_cc.
     """
     if kind not in VA_LOSS_KINDS:
         raise ValueError(f"va_loss: unknown kind {kind!r}; valid kinds are {list(VA_LOSS_KINDS)}")
@@ -272,7 +309,7 @@ def va_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str = "cce+ccc",
     loss = _zero_loss(logits)
     if "ccc" in kind.split("+"):
         pred = va_expectation(va_probs(logits))  # (n, 2)
-        loss = loss + (1.0 - concordance_cc(pred, labels, dim=0, eps=CCC_EPS)).sum()
+        loss = loss + (1.0 - _loss_ccc(pred, labels, ccc_form)).sum()
     if "cce" in kind.split("+"):
         classes = va_digitize(labels)  # (n, 2)
         per_dim = logits.unflatten(-1, (2, NUM_VA_BINS))  # (n, 2, 20)
@@ -332,13 +369,14 @@ def expr_distill_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor,
 
 
 def va_distill_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor, T: float = 1.0,
-                    weight: torch.Tensor | None = None) -> torch.Tensor:
+                    weight: torch.Tensor | None = None, ccc_form: str = "sample") -> torch.Tensor:
     """(1 - CCC valence) + (1 - CCC arousal) between student and soft-label expectations.
 
     The student side is the expectation of its untempered 20-bin softmax, the teacher side
     the expectation of softmax(log(p) / T) over the soft label's bins (both the original's).
     With per-frame `weight` (N,) the CCC is weighted: weighted means, variances and
-    covariance (see concordance_cc); equal weights give the plain CCC.
+    covariance (see concordance_cc); equal weights give the plain CCC. Unweighted, `ccc_form`
+    chooses the sample (ddof 1, the original's) or population CCC.
     """
     name = "va_distill_loss"
     _check_2d(name, student_logits, 2 * NUM_VA_BINS)
@@ -354,7 +392,7 @@ def va_distill_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor, T
             return _zero_loss(student_logits)
     student = va_expectation(va_probs(student_logits))  # (N, 2)
     teacher = va_expectation(soften_categorical(teacher_probs.detach().to(student_logits.dtype), T))  # (N, 2)
-    return (1.0 - concordance_cc(student, teacher, dim=0, weight=weight, eps=CCC_EPS)).sum()
+    return (1.0 - _loss_ccc(student, teacher, ccc_form, weight)).sum()
 
 
 def vad_distill_loss(student_logits: torch.Tensor, speech_prob: torch.Tensor,
@@ -392,7 +430,7 @@ LOSSES: Mapping[str, Callable[..., torch.Tensor]] = MappingProxyType({
 LOSS_TASKS: Mapping[str, str] = MappingProxyType({"bce": "AU", "ce": "EXPR", "ccc": "VA", "cce": "VA",
                                                   "cce+ccc": "VA", "l1_loss": "FA"})
 # The original train_teacher.py defaults (--loss_AU, --loss_EXPR, --loss_VA, --loss_FA).
-DEFAULT_LOSS_NAMES: Mapping[str, str] = MappingProxyType({"AU": "bce", "EXPR": "ce", "VA": "cce+ccc",
+DEFAULT_LOSS_NAMES: Mapping[str, str] = MappingProxyType({"AU": "bce", "EXPR": "ce", "VA": "ccc",
                                                           "FA": "l1_loss"})
 DISTILL_LOSSES: Mapping[str, Callable[..., torch.Tensor]] = MappingProxyType({
     "AU": au_distill_loss, "EXPR": expr_distill_loss, "VA": va_distill_loss})

@@ -52,9 +52,9 @@ def test_chunk_bounds():
 
 def test_batch_sampler_one_batch_per_task_and_deterministic():
     ranges = {"AU": range(0, 10), "EXPR": range(10, 13)}
-    a = list(MultiTaskBatchSampler(ranges, batch_size=2, seed=1, epoch=3))
-    b = list(MultiTaskBatchSampler(ranges, batch_size=2, seed=1, epoch=3))
-    c = list(MultiTaskBatchSampler(ranges, batch_size=2, seed=1, epoch=4))
+    a = list(MultiTaskBatchSampler(ranges, batch_size=2, seed=1, epoch=3, epoch_length="longest"))
+    b = list(MultiTaskBatchSampler(ranges, batch_size=2, seed=1, epoch=3, epoch_length="longest"))
+    c = list(MultiTaskBatchSampler(ranges, batch_size=2, seed=1, epoch=4, epoch_length="longest"))
     assert a == b and a != c
     assert len(a) == 5  # longest task: 10 clips / 2
     for batch in a:
@@ -66,7 +66,7 @@ def test_batch_sampler_one_batch_per_task_and_deterministic():
 def test_augmentation_is_drawn_once_per_clip():
     torch.manual_seed(0)
     base = torch.rand(1, 1, 3, 16, 16).expand(4, 5, 3, 16, 16).contiguous()  # 4 clips, 5 equal frames each
-    out = augment_clips(base, AugmentConfig(image_size=16), torch.Generator().manual_seed(0))
+    out = augment_clips(base, AugmentConfig(image_size=16, mode="per_clip"), torch.Generator().manual_seed(0))
     for clip in out:
         for frame in clip[1:]:
             torch.testing.assert_close(frame, clip[0])  # same jitter and flip for every frame of a clip
@@ -76,15 +76,15 @@ def test_augmentation_is_drawn_once_per_clip():
 
 def test_flip_only_config_mirrors_whole_clip():
     x = torch.rand(8, 3, 3, 4, 4)
-    cfg = AugmentConfig(image_size=4, brightness=0, contrast=0, saturation=0, hflip_prob=1.0)
+    cfg = AugmentConfig(image_size=4, brightness=0, contrast=0, saturation=0, hflip_prob=1.0, mode="per_clip")
     torch.testing.assert_close(augment_clips(x, cfg), x.flip(-1))
-    cfg = AugmentConfig(image_size=4, brightness=0, contrast=0, saturation=0, hflip_prob=0.0)
+    cfg = AugmentConfig(image_size=4, brightness=0, contrast=0, saturation=0, hflip_prob=0.0, mode="per_clip")
     torch.testing.assert_close(augment_clips(x, cfg), x)
 
 
 def test_brightness_scales_by_a_factor_in_range():
     x = torch.full((64, 1, 3, 2, 2), 0.5)
-    cfg = AugmentConfig(image_size=2, brightness=0.3, contrast=0, saturation=0, hflip_prob=0)
+    cfg = AugmentConfig(image_size=2, brightness=0.3, contrast=0, saturation=0, hflip_prob=0, mode="per_clip")
     out = augment_clips(x, cfg, torch.Generator().manual_seed(1))
     factors = out[:, 0, 0, 0, 0] / 0.5
     assert factors.min() >= 0.7 - 1e-6 and factors.max() <= 1.3 + 1e-6

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import doctest
+import functools
 import math
 
 import numpy as np
@@ -46,6 +47,14 @@ def np_ccc(x, y, w=None):
     vx, vy = (w * (x - mx) ** 2).sum(), (w * (y - my) ** 2).sum()
     cov = (w * (x - mx) * (y - my)).sum()
     return 2 * cov / (vx + vy + (mx - my) ** 2)
+
+
+def np_ccc_original(x, y, eps=1e-8):
+    """The original's CCCLoss, restated in numpy: Pearson rho with eps, ddof-1 standard deviations."""
+    vx, vy = x - x.mean(), y - y.mean()
+    rho = (vx * vy).sum() / (np.sqrt((vx ** 2).sum()) * np.sqrt((vy ** 2).sum()) + eps)
+    sx, sy = np.std(x, ddof=1), np.std(y, ddof=1)
+    return 2 * rho * sx * sy / (sx ** 2 + sy ** 2 + (x.mean() - y.mean()) ** 2 + eps)
 
 
 def np_va_expectation(logits):  # (n, 40) -> (n, 2)
@@ -241,13 +250,14 @@ def _va_batch(seed: int, n: int = 24):
     return logits, labels
 
 
-def np_va_loss(logits, labels, kind):
+def np_va_loss(logits, labels, kind, form="sample"):
     valid = ~((labels == -5) | np.isnan(labels)).any(axis=1)
     logits, labels = logits[valid], labels[valid]
     loss = 0.0
+    ccc = np_ccc_original if form == "sample" else np_ccc
     if "ccc" in kind.split("+"):
         pred = np_va_expectation(logits)
-        loss += (1 - np_ccc(pred[:, 0], labels[:, 0])) + (1 - np_ccc(pred[:, 1], labels[:, 1]))
+        loss += (1 - ccc(pred[:, 0], labels[:, 0])) + (1 - ccc(pred[:, 1], labels[:, 1]))
     if "cce" in kind.split("+"):
         cls = np.minimum(np.digitize(labels, EDGES) - 1, 19)
         logp = log_softmax(logits.reshape(-1, 2, 20), axis=-1)
@@ -256,11 +266,14 @@ def np_va_loss(logits, labels, kind):
     return loss
 
 
+@pytest.mark.parametrize("form", ["sample", "population"])
 @pytest.mark.parametrize("kind", ["ccc", "cce", "cce+ccc"])
-def test_va_loss_matches_numpy_and_skips_missing_rows(kind):
+def test_va_loss_matches_numpy_and_skips_missing_rows(kind, form):
     logits, labels = _va_batch(7)
-    got = L.va_loss(_t(logits), _t(labels), kind=kind)
-    np.testing.assert_allclose(got.item(), np_va_loss(logits, labels, kind), rtol=1e-7)
+    got = L.va_loss(_t(logits), _t(labels), kind=kind, ccc_form=form)
+    np.testing.assert_allclose(got.item(), np_va_loss(logits, labels, kind, form), rtol=1e-7)
+    if form == "population":
+        return
     changed = logits.copy()
     changed[[4, 7]] = 50.0
     assert L.va_loss(_t(changed), _t(labels), kind=kind).item() == pytest.approx(got.item(), rel=1e-12)
@@ -291,6 +304,16 @@ def test_va_loss_errors_and_empty_batch():
     empty = L.va_loss(logits, torch.full((3, 2), -5.0))
     empty.backward()
     assert empty.item() == 0.0
+
+
+def test_sample_ccc_by_hand_and_differs_from_the_population_form():
+    x, y = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64), torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64)
+    # means 2 and 7/3; sum dx^2 = 2, sum dy^2 = 14/3, sum dx dy = 3; ddof 1: s_x^2 = 1, s_y^2 = 7/3, cov = 3/2
+    expected = 2 * 1.5 / (1 + 7 / 3 + 1 / 9)
+    assert float(L.sample_concordance_cc(x, y, eps=0.0)) == pytest.approx(expected, rel=1e-12)
+    assert float(L.concordance_cc(x, y)) == pytest.approx(2 * 1.0 / (2 / 3 + 14 / 9 + 1 / 9), rel=1e-12)
+    with pytest.raises(ValueError, match="CCC form"):
+        L.va_loss(torch.zeros(2, 40), torch.zeros(2, 2), kind="ccc", ccc_form="ddof2")
 
 
 def test_ccc_losses_stay_finite_on_constant_batches():
@@ -368,9 +391,13 @@ def test_va_distill_matches_numpy_and_is_zero_at_the_teacher():
         teacher = (softmax(np.log(p) / T, axis=-1) * CENTRES).sum(-1)
         student = np_va_expectation(s)
         ref = sum(1 - np_ccc(student[:, d], teacher[:, d]) for d in range(2))
-        assert L.va_distill_loss(_t(s), _t(p), T).item() == pytest.approx(ref, rel=1e-10)
+        got = L.va_distill_loss(_t(s), _t(p), T, ccc_form="population").item()
+        assert got == pytest.approx(ref, rel=1e-10)
+        ref = sum(1 - np_ccc_original(student[:, d], teacher[:, d]) for d in range(2))
+        assert L.va_distill_loss(_t(s), _t(p), T).item() == pytest.approx(ref, rel=1e-10)  # the original's, ddof 1
     at_teacher = _t(np.log(p).reshape(12, 40))
-    assert L.va_distill_loss(at_teacher, _t(p), 1.0).item() == pytest.approx(0.0, abs=1e-12)
+    assert L.va_distill_loss(at_teacher, _t(p), 1.0, ccc_form="population").item() == pytest.approx(0.0, abs=1e-12)
+    assert L.va_distill_loss(at_teacher, _t(p), 1.0).item() == pytest.approx(0.0, abs=1e-5)  # eps in the original's form
     # The student side is not tempered, so at T != 1 the teacher's own logits no longer score 0.
     assert L.va_distill_loss(at_teacher, _t(p), 2.0).item() > 1e-6
 
@@ -378,6 +405,8 @@ def test_va_distill_matches_numpy_and_is_zero_at_the_teacher():
 @pytest.mark.parametrize("name,shape", [("AU", (6, 12)), ("EXPR", (6, 7)), ("VA", (6, 2, 20))])
 def test_distill_integer_weights_equal_repeated_frames_and_zero_weights_drop_frames(name, shape):
     fn = L.DISTILL_LOSSES[name]
+    if name == "VA":  # weighted CCCs are weighted averages: the population form is the one repeated frames match
+        fn = functools.partial(fn, ccc_form="population")
     p = _probs(15, shape) if name != "AU" else _rng(15).uniform(0.05, 0.95, size=shape)
     s = _rng(16).normal(size=(6, 40 if name == "VA" else shape[1]))
     w = np.array([1.0, 2.0, 3.0, 1.0, 2.0, 1.0])

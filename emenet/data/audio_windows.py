@@ -28,6 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from emenet.audio import SAMPLE_RATE, audio_cache_path, read_audio_track, window_centres
+from emenet.audio_timing import AUDIO_TIMINGS, legacy_window_starts
 from emenet.errors import EMENetInputError
 from emenet.io_utils import atomic_path
 
@@ -49,6 +50,8 @@ class AudioSource:
     fps: float
     sample_rate: int = SAMPLE_RATE
     vad: Path | None = None  # .npy float32 (num_video_frames,): the VAD teacher's speech probability
+    timing: str = "exact"  # exact | legacy (emenet.audio_timing)
+    legacy_role: str = "teacher"  # legacy timing only: teacher | inference | student
 
 
 def cut_windows(samples: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
@@ -72,7 +75,10 @@ def cut_windows(samples: np.ndarray, starts: np.ndarray, width: int) -> np.ndarr
 def clip_windows(source: AudioSource, frames: np.ndarray, width: int) -> np.ndarray:
     """Audio windows (N, width) of 0-based video frames `frames` (e.g. crop frame numbers - 1)."""
     samples = np.load(source.track, mmap_mode="r", allow_pickle=False)
-    starts = window_centres(np.asarray(frames, dtype=np.int64), source.fps, source.sample_rate) - width // 2
+    if source.timing == "legacy":
+        starts = legacy_window_starts(frames, source.fps, source.sample_rate, width, len(samples), source.legacy_role)
+    else:
+        starts = window_centres(np.asarray(frames, dtype=np.int64), source.fps, source.sample_rate) - width // 2
     return cut_windows(samples, starts, width)
 
 
@@ -159,8 +165,11 @@ def prepare_vad_targets(tracks: dict[Path, Path], fps: dict[Path, float], num_fr
 
 def attach_audio(videos: Sequence["LabeledVideo"], index: "AffWild2Index", audio_dir: str | os.PathLike,
                  sample_rate: int = SAMPLE_RATE, vad_teacher: "VADTeacher | None" = None, window: int | None = None,
-                 progress: bool = True) -> list["LabeledVideo"]:
+                 progress: bool = True, timing: str = "exact", legacy_role: str = "teacher") -> list["LabeledVideo"]:
     """`videos` with their `audio` set: tracks decoded (and VAD targets computed) where not cached.
+
+    `timing="legacy"` places the windows as the original did (emenet.audio_timing; `legacy_role`
+    teacher, inference or student); the VAD targets keep exact timing.
 
     Every name must have its raw video (videos/batch1|batch2) with an audio track; otherwise
     EMENetInputError names it. `window` (samples) is needed with `vad_teacher`.
@@ -182,5 +191,7 @@ def attach_audio(videos: Sequence["LabeledVideo"], index: "AffWild2Index", audio
         if window is None:
             raise ValueError("attach_audio: give the window (samples) the VAD targets are computed over")
         vad = prepare_vad_targets(tracks, fps, counts, vad_teacher, window, sample_rate, progress=progress)
+    if timing not in AUDIO_TIMINGS:
+        raise ValueError(f"timing must be one of {list(AUDIO_TIMINGS)}, got {timing!r}")
     return [replace(v, audio=AudioSource(tracks[paths[v.name]], fps[paths[v.name]], sample_rate,
-                                         vad.get(paths[v.name]))) for v in videos]
+                                         vad.get(paths[v.name]), timing, legacy_role)) for v in videos]

@@ -1,7 +1,9 @@
-"""Clip-level augmentation on batched tensors, without torchvision.
+"""Augmentation of training clips on batched tensors, without torchvision.
 
-Every random choice is drawn once per clip and applied to all its frames, so a clip stays
-temporally consistent (the original jittered and flipped each frame independently).
+`mode="per_frame"` (the default) is the original's: colour jitter and flip drawn for every
+frame on its own, with PIL's uint8 arithmetic (emenet.data.augment_frames). `mode="per_clip"`
+is EMENet's change: every random choice is drawn once per clip and applied to all its frames,
+so a clip stays temporally consistent.
 """
 from __future__ import annotations
 
@@ -14,9 +16,13 @@ import torch.nn.functional as F
 _LUMA = (0.299, 0.587, 0.114)
 
 
+AUGMENT_MODES = ("per_frame", "per_clip")
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     image_size: int = 112
+    mode: str = "per_frame"  # one of AUGMENT_MODES
     brightness: float = 0.3
     contrast: float = 0.3
     saturation: float = 0.3
@@ -43,8 +49,12 @@ def resize_frames(frames: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def augment_clips(frames: torch.Tensor, config: AugmentConfig, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Colour jitter and horizontal flip drawn per clip; frames (B, T, 3, H, W) float in [0, 1]."""
+    """Colour jitter and horizontal flip, per frame or per clip; frames (B, T, 3, H, W) float in [0, 1]."""
     frames = resize_frames(frames, config.image_size)
+    if config.mode == "per_frame":
+        return _augment_per_frame(frames, config, generator)
+    if config.mode != "per_clip":
+        raise ValueError(f"augment mode must be one of {list(AUGMENT_MODES)}, got {config.mode!r}")
     b, device = frames.shape[0], frames.device
     if config.brightness > 0:
         frames = frames * _factor(b, config.brightness, generator, device)
@@ -59,6 +69,16 @@ def augment_clips(frames: torch.Tensor, config: AugmentConfig, generator: torch.
         flip = (torch.rand(b, generator=generator) < config.hflip_prob).to(device)
         frames = torch.where(flip.view(b, 1, 1, 1, 1), frames.flip(-1), frames)
     return frames
+
+
+def _augment_per_frame(frames: torch.Tensor, config: AugmentConfig, generator: torch.Generator | None) -> torch.Tensor:
+    from emenet.data.augment_frames import flip_frames, jitter_frames
+    shape = frames.shape
+    x = (frames.flatten(0, 1) * 255.0).round_()  # (B*T, 3, H, W) uint8 values, as the PIL frames were
+    x = jitter_frames(x, (config.brightness, config.contrast, config.saturation), generator)
+    if config.hflip_prob > 0:
+        x = flip_frames(x, config.hflip_prob, generator)
+    return x.div_(255.0).view(shape)
 
 
 def to_float_frames(frames: torch.Tensor) -> torch.Tensor:

@@ -7,8 +7,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from emenet.data.clips import LabeledVideo, chunk_bounds, training_windows
+from emenet.data.clips import LabeledVideo, chunk_bounds
 from emenet.data.images import read_crops
+from emenet.data.labelled_clips import clip_windows
 
 
 def _check_audio(videos: list[LabeledVideo], audio_window: int | None, vad: bool) -> None:
@@ -30,7 +31,7 @@ class MultiTaskClipDataset(Dataset):
     """
 
     def __init__(self, videos: list[LabeledVideo], tasks: tuple[str, ...], seq_len: int, fps: int, image_size: int,
-                 audio_window: int | None = None, vad: bool = False):
+                 audio_window: int | None = None, vad: bool = False, clips: str = "masked"):
         _check_audio(videos, audio_window, vad)
         self.videos = videos
         self.image_size = image_size
@@ -39,7 +40,7 @@ class MultiTaskClipDataset(Dataset):
         self.task_ranges: dict[str, range] = {}
         for task in tasks:
             start = len(self.items)
-            self.items.extend((task, vid, idx) for vid, idx in training_windows(videos, task, seq_len, fps))
+            self.items.extend((task, vid, idx) for vid, idx in clip_windows(videos, task, seq_len, fps, clips))
             self.task_ranges[task] = range(start, len(self.items))
 
     def __len__(self) -> int:
@@ -72,21 +73,49 @@ def collate_by_task(items: list[dict]) -> dict[str, dict[str, torch.Tensor]]:
     return {task: {k: torch.stack(v) for k, v in group.items()} for task, group in out.items()}
 
 
-class MultiTaskBatchSampler(Sampler[list[int]]):
-    """One batch per task per step; `steps` batches per epoch, shorter tasks cycle.
+EPOCH_LENGTHS = ("shortest", "longest")
 
-    The order depends only on (seed, epoch), so a resumed run sees the same batches.
+
+def steps_per_epoch(task_sizes: dict[str, int], batch_size: int, epoch_length: str = "shortest") -> int:
+    """Steps of one epoch for these clip counts per task.
+
+    shortest: the original's (its loaders dropped incomplete batches and the epoch stopped with
+    the shortest); longest: every clip of the largest task once, smaller tasks repeating.
+
+    >>> steps_per_epoch({"AU": 23, "EXPR": 10, "VA": 57}, 4), steps_per_epoch({"AU": 23, "EXPR": 10, "VA": 57}, 4, "longest")
+    (2, 14)
+    """
+    if epoch_length not in EPOCH_LENGTHS:
+        raise ValueError(f"epoch_length must be one of {list(EPOCH_LENGTHS)}, got {epoch_length!r}")
+    sizes = {t: n for t, n in task_sizes.items() if n > 0}
+    if not sizes:
+        raise ValueError("no training clips for any task")
+    if epoch_length == "longest":
+        return max(1, max(sizes.values()) // batch_size)
+    task, fewest = min(sizes.items(), key=lambda kv: kv[1])
+    if fewest < batch_size:
+        raise ValueError(f"task {task} has {fewest} training clips, fewer than --batch_size {batch_size}: no full batch "
+                         f"(the original drops incomplete batches); lower --batch_size or use --epoch_length longest")
+    return fewest // batch_size
+
+
+class MultiTaskBatchSampler(Sampler[list[int]]):
+    """One batch per task per step; `steps` batches per epoch (default: see `steps_per_epoch`).
+
+    Each task's clips are shuffled afresh every epoch; a task with more clips than the epoch
+    needs contributes a fresh random subset, one with fewer cycles through its clips. The order
+    depends only on (seed, epoch), so a resumed run sees the same batches.
     """
 
     def __init__(self, task_ranges: dict[str, range], batch_size: int, seed: int, epoch: int,
-                 steps: int | None = None):
+                 steps: int | None = None, epoch_length: str = "shortest"):
         self.task_ranges = {t: r for t, r in task_ranges.items() if len(r) > 0}
         if not self.task_ranges:
             raise ValueError("no training clips for any task")
         self.batch_size = batch_size
         self.seed, self.epoch = seed, epoch
-        longest = max(len(r) for r in self.task_ranges.values())
-        self.steps = steps if steps is not None else max(1, longest // batch_size)
+        self.steps = steps if steps is not None else steps_per_epoch(
+            {t: len(r) for t, r in self.task_ranges.items()}, batch_size, epoch_length)
 
     def __len__(self) -> int:
         return self.steps

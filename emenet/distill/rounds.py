@@ -19,6 +19,7 @@ from emenet.distill.annotate import annotation_names, create_annotations
 from emenet.distill.members import Member
 from emenet.distill.parallel import run_jobs
 from emenet.distill.round_metrics import ensemble_validation_scores
+from emenet.distill.selection import keep_best
 from emenet.errors import EMENetInputError
 from emenet.io_utils import atomic_path, write_json
 from emenet.models.checkpoint import checkpoint_path
@@ -28,7 +29,7 @@ from emenet.training.config import TrainConfig
 log = logging.getLogger(__name__)
 
 SUMMARY_COLUMNS = ("round", "method", "epoch", "AU_score", "EXPR_score", "VA_ccc_valence", "VA_ccc_arousal",
-                   "total_score")
+                   "total_score", "kept")
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,13 @@ class DistillPlan:
     annotations_dir: str = "./annotations"
     ray: str | None = None
     shards: int = 2  # annotation shards per round when running on Ray
+    keep: int | None = None  # keep the K best members by validation total score (the original's selection)
 
     def __post_init__(self) -> None:
         if self.members < 1 or self.rounds < 0:
             raise EMENetInputError(f"--members must be >= 1 and --rounds >= 0, got {self.members} and {self.rounds}")
+        if self.keep is not None and not 1 <= self.keep <= self.members:
+            raise EMENetInputError(f"--keep must be between 1 and --members ({self.members}), got {self.keep}")
 
 
 def member_name(round_: int, i: int) -> str:
@@ -106,11 +110,12 @@ def run_rounds(plan: DistillPlan, base: TrainConfig, progress: bool = True) -> p
         log.info("round %d: training %d %s", r, plan.members, "students" if student else "teachers")
         outcomes = run_jobs(train_member, [(c.name, {"config": c.to_dict(), "student": student}) for c in configs],
                             plan.ray)
-        members = []
+        members, scores = [], []
         for cfg, out in zip(configs, outcomes):
             if out.ok:
                 epoch = out.value["best_epoch"]
                 members.append(Member(cfg.name, epoch, checkpoint_path(cfg.checkpoints_dir, cfg.name, epoch)))
+                scores.append(out.value["best_score"])
             else:
                 failures.append({"round": r, "member": cfg.name, "error": out.error})
         if not members:
@@ -118,10 +123,19 @@ def run_rounds(plan: DistillPlan, base: TrainConfig, progress: bool = True) -> p
         if len(members) < plan.members:
             log.warning("round %d goes on with %d of %d members: %s", r, len(members), plan.members,
                         ", ".join(f["member"] for f in failures if f["round"] == r))
+        kept = keep_best(members, scores, plan.keep)
+        for member, score in zip(members, scores):
+            if member not in kept:  # dropped by --keep: its own best validation score only
+                rows.append({"round": r, "method": member.name, "epoch": member.epoch, "total_score": score,
+                             "kept": False})
+        if len(kept) < len(members):
+            log.info("round %d keeps %s (the %d best by validation total score)", r,
+                     ", ".join(m.name for m in kept), len(kept))
+        members = kept
         for row in ensemble_validation_scores(members, base.data_root, base.device, cache_dir=base.cache_dir,
                                               progress=progress, audio_dir=base.audio_dir,
                                               annotations_dir=base.annotations_dir, crops_dirs=base.crops_dir or None):
-            rows.append({"round": r, **row})
+            rows.append({"round": r, **row, "kept": True})
         if r < plan.rounds:
             annotation = ann_root / f"round_{r}"
             _annotate(plan, members, base, annotation, progress)

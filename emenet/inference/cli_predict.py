@@ -34,6 +34,9 @@ def add_checkpoint_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch_size", type=int, default=64, help="frames per forward pass (default 64)")
     p.add_argument("--backend", default="auto", choices=["auto", "eager", "fused", "compile", "onnx", "int8"],
                    help="inference path (emenet.fast.runners); auto: onnx on the CPU where the onnx extra is installed, else fused")
+    p.add_argument("--audio_timing", default=None, choices=["exact", "legacy"],
+                   help="audio-visual models: where each frame's audio window sits; legacy: the original's drifting "
+                        "timing, to run its released checkpoints as they were trained (default: the checkpoint's)")
     add_conformal_arguments(p)
 
 
@@ -64,7 +67,8 @@ def predictor_from_args(args: argparse.Namespace):
     from emenet.inference.predictor import Predictor
     return Predictor(checkpoint_paths_from_args(args), device="cuda" if args.cuda else args.device,
                      batch_size=args.batch_size, backend=getattr(args, "backend", "auto"),
-                     coverage=getattr(args, "coverage", None), conformal_file=getattr(args, "conformal", None))
+                     coverage=getattr(args, "coverage", None), conformal_file=getattr(args, "conformal", None),
+                     audio_timing=getattr(args, "audio_timing", None))
 
 
 # ------------------------------------------------------------------------- emenet predict

@@ -85,7 +85,8 @@ def _predict_test_set(args: argparse.Namespace, audio: bool) -> None:
     result = write_submission(members, args.test_set_file, args.save_dir, overwrite=args.overwrite,
                               device="cuda" if args.cuda else args.device, batch_size=args.batch_size,
                               chunk_size=args.chunk_size, num_workers=args.num_workers,
-                              progress=not args.no_progress, coverage=args.coverage, conformal_file=args.conformal)
+                              progress=not args.no_progress, coverage=args.coverage, conformal_file=args.conformal,
+                              audio_timing=getattr(args, "audio_timing", None))
     if args.release_format != "abaw2":
         from emenet.inference.release_submission import write_release_files
         for path in write_release_files(result.merged_dir, args.test_set_file,

@@ -108,7 +108,8 @@ class Predictor:
 
     def __init__(self, checkpoints: Sequence[str | os.PathLike], device: str | torch.device = "cpu",
                  batch_size: int = 64, backend: str = "auto", num_workers: int | None = None,
-                 coverage: float | None = None, conformal_file: str | os.PathLike | None = None):
+                 coverage: float | None = None, conformal_file: str | os.PathLike | None = None,
+                 audio_timing: str | None = None):
         if isinstance(checkpoints, (str, os.PathLike)):
             checkpoints = [checkpoints]
         if not checkpoints:
@@ -135,6 +136,9 @@ class Predictor:
         self.tasks: tuple[str, ...] = first_tasks
         self._fa_members = [i for i, m in enumerate(self.models) if "FA" in m.tasks]
         self.audio_window, self.audio_sample_rate = self._audio_input()
+        if audio_timing not in (None, "exact", "legacy"):
+            raise EMENetInputError(f"audio_timing must be exact or legacy, got {audio_timing!r}")
+        self.audio_timing = audio_timing or self._audio_timing()  # where windows sit (emenet.audio_timing)
         self.runner: Runner = make_runner(backend, self.models, self.device, num_workers=num_workers)
         # conformal sets and intervals (emenet.conformal): `coverage` and/or a saved calibration file
         self.conformal = conformal_from_args(self.paths, coverage, conformal_file)
@@ -159,6 +163,13 @@ class Predictor:
             raise EMENetInputError(f"the EMENet-VA members of an ensemble must hear the same audio window; got "
                                    f"(samples, rate) {sorted(shapes)}")
         return shapes.pop() if shapes else (0, None)
+
+    def _audio_timing(self) -> str:
+        """The EMENet-VA members' audio timing (their configs); `exact` if none."""
+        timings = {m.config.audio_timing for m in self.models if isinstance(m, EMENetVA)}
+        if len(timings) > 1:
+            raise EMENetInputError(f"the EMENet-VA members of an ensemble must use one audio timing; got {sorted(timings)}")
+        return timings.pop() if timings else "exact"
 
     @staticmethod
     def _emotion_tasks(model: EMENet) -> tuple[str, ...]:

@@ -253,12 +253,16 @@ def predict_test_video(predictors: Sequence[Predictor], video: TestVideo, chunk_
     sound = {p.audio_window: None for p in predictors if p.audio_window}
     if sound:
         track = read_audio_track(video.video_path, AUDIO_SAMPLE_RATE)
+        timings = {p.audio_timing for p in predictors if p.audio_window}
+        if len(timings) > 1:
+            raise EMENetInputError(f"the audio-visual members must share one audio timing, got {sorted(timings)}")
+        timing = timings.pop()
     done = 0
     for crops in iter_crop_chunks(video.crop_paths(), chunk_size, num_workers):
         frames = video.crop_frames[done:done + len(crops)] - 1
         for width in sound:
             sound[width] = frame_windows(track.samples, track.fps, frames, track.sample_rate,
-                                         width / track.sample_rate)
+                                         width / track.sample_rate, timing)
         for i, predictor in enumerate(predictors):
             audio = sound[predictor.audio_window] if predictor.audio_window else None
             preds, states[i] = predictor.predict_frames(crops, states[i], audio=audio)
@@ -322,13 +326,15 @@ def _check_manifest(save_dir: Path, manifest: dict[str, Any], overwrite: bool) -
 def write_submission(members: Sequence[SubmissionMember], test_set: TestSet | str | os.PathLike,
                      save_dir: str | os.PathLike, overwrite: bool = False, device: str = "cpu", batch_size: int = 64,
                      chunk_size: int = 256, num_workers: int = 2, progress: bool = True,
-                     coverage: float | None = None, conformal_file: str | os.PathLike | None = None) -> SubmissionResult:
+                     coverage: float | None = None, conformal_file: str | os.PathLike | None = None,
+                     audio_timing: str | None = None) -> SubmissionResult:
     """Predict every test name with every member and write the files in the module docstring.
 
     `test_set` is a TestSet or a file written by Training/create_test_set_file.py. Only the
     tasks each name is listed for are written. Names whose files all exist are skipped
     unless `overwrite`. Crops are read `chunk_size` at a time by `num_workers` threads.
     `coverage` / `conformal_file` add the ensemble's conformal sets to the merged CSVs.
+    `audio_timing` overrides the audio-visual members' window timing (emenet.audio_timing).
     """
     start_time = time.perf_counter()
     if not members:
@@ -357,7 +363,8 @@ def write_submission(members: Sequence[SubmissionMember], test_set: TestSet | st
         result.seconds = time.perf_counter() - start_time
         return result
 
-    predictors = [Predictor([m.checkpoint], device=device, batch_size=batch_size) for m in members]
+    predictors = [Predictor([m.checkpoint], device=device, batch_size=batch_size, audio_timing=audio_timing)
+                  for m in members]
     tasks = predictors[0].tasks
     for member, predictor in zip(members[1:], predictors[1:]):
         if predictor.tasks != tasks:

@@ -296,7 +296,7 @@ def iter_track_predictions(predictor: Predictor, path: str | os.PathLike, geomet
                     crops[j] = crop_face(chunk.frames[k], g.regions[chunk.start + k])
                 windows = None if sound is None else frame_windows(
                     sound.samples, sound.fps, chunk.start + local, sound.sample_rate,
-                    predictor.audio_window / sound.sample_rate)
+                    predictor.audio_window / sound.sample_rate, getattr(predictor, "audio_timing", "exact"))
                 predictions, states[g.track_id] = predictor.predict_frames(crops, states[g.track_id], audio=windows)
                 parts.append(TrackChunk(g.track_id, found, predictions))
             yield PredictedChunk(chunk, parts)

@@ -39,9 +39,14 @@ class EMENetVAConfig(EMENetConfig):
 
     audio_window: int = DEFAULT_AUDIO_WINDOW
     sample_rate: int = SAMPLE_RATE
+    # Where each frame's window sits: exact, or legacy (the original's drifting timing, to run
+    # its released checkpoints on the inputs they were trained with; emenet.audio_timing).
+    audio_timing: str = "exact"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.audio_timing not in ("exact", "legacy"):
+            raise EMENetInputError(f"audio_timing must be exact or legacy, got {self.audio_timing!r}")
         if self.sample_rate != SAMPLE_RATE:
             raise EMENetInputError(f"EMENet-VA's MarbleNet runs at {SAMPLE_RATE} Hz, got sample_rate={self.sample_rate}")
         if self.audio_window < _MIN_AUDIO_WINDOW:

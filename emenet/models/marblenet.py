@@ -38,6 +38,7 @@ import os
 import tarfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import yaml
@@ -45,6 +46,9 @@ from torch import nn
 
 from emenet.errors import EMENetInputError
 from emenet.torch_files import load_torch_file
+
+if TYPE_CHECKING:
+    from emenet.models.spec_augment import SpecAugmentConfig
 
 log = logging.getLogger(__name__)
 
@@ -343,9 +347,16 @@ class MarbleNet(nn.Module):
         """MFCC (N, 64, frames) and NeMo's valid lengths in frames."""
         return self.preprocessor(waveform, self._lengths(waveform, lengths))
 
+    # Set by training (`--audio_augment specaugment`): NeMo's spectrogram augmentation, applied
+    # in training mode only (emenet.models.spec_augment); not part of the checkpoint.
+    spec_augment: "SpecAugmentConfig | None" = None
+
     def forward(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Encoder output (N, 128, frames); `lengths` are samples per waveform (default: all)."""
         features, feature_lengths = self.mfcc(waveform, lengths)
+        if self.spec_augment is not None and self.training:
+            from emenet.models.spec_augment import spec_augment
+            features = spec_augment(features, feature_lengths, self.spec_augment)
         return self.encoder(features, feature_lengths)
 
     def features(self, waveform: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:

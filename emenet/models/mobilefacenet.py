@@ -109,8 +109,16 @@ class MobileFaceNet(nn.Module):
         self.conv_6_sep = ConvBlock(128, FEATURE_DIM)
         self.output_layer = GDCFeature() if landmark_outputs is None else GDCLandmarks(landmark_outputs)
 
+    # Set by training (`--activation_checkpointing`): recompute activations in backward; not saved.
+    checkpoint_activations: bool = False
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: (N, 3, 112, 112) RGB in [0, 1]
+        if self.checkpoint_activations and self.training and torch.is_grad_enabled():
+            from emenet.models.activation_checkpoint import run_checkpointed
+            stages = [self.conv1, self.conv2_dw, self.conv_23, self.conv_3, self.conv_34, self.conv_4,
+                      self.conv_45, self.conv_5, self.conv_6_sep]
+            return self.output_layer(run_checkpointed(stages, x))
         out = self.conv1(x)
         out = self.conv2_dw(out)
         out = self.conv_23(out)

@@ -17,13 +17,16 @@ TEMPORAL_KINDS = RECURRENT_KINDS + ("transformer",)
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None
 
 
-def _make_rnn(kind: str, input_size: int, hidden_size: int, num_layers: int) -> nn.RNNBase:
+def _make_rnn(kind: str, input_size: int, hidden_size: int, num_layers: int, dropout: float = 0.0) -> nn.RNNBase:
+    """The recurrent layer; with more than one layer, `dropout` between layers (the original's)."""
+    between = dropout if num_layers > 1 else 0.0
     if kind == "GRU":
-        return nn.GRU(input_size, hidden_size, num_layers, batch_first=True)
+        return nn.GRU(input_size, hidden_size, num_layers, batch_first=True, dropout=between)
     if kind == "LSTM":
-        return nn.LSTM(input_size, hidden_size, num_layers, batch_first=True)
+        return nn.LSTM(input_size, hidden_size, num_layers, batch_first=True, dropout=between)
     if kind in ("RNN_TANH", "RNN_RELU"):
-        return nn.RNN(input_size, hidden_size, num_layers, nonlinearity=kind[4:].lower(), batch_first=True)
+        return nn.RNN(input_size, hidden_size, num_layers, nonlinearity=kind[4:].lower(), batch_first=True,
+                      dropout=between)
     raise ValueError(f"unknown temporal model {kind!r}; valid ones are {list(TEMPORAL_KINDS)}")
 
 
@@ -32,7 +35,7 @@ class RecurrentHead(nn.Module):
 
     def __init__(self, kind: str, input_size: int, hidden_size: int, num_layers: int, dropout: float, num_outputs: int):
         super().__init__()
-        self.rnn = _make_rnn(kind, input_size, hidden_size, num_layers)
+        self.rnn = _make_rnn(kind, input_size, hidden_size, num_layers, dropout)
         self.dropout = nn.Dropout(dropout)
         self.decoder = nn.Linear(hidden_size, num_outputs)
 

@@ -88,7 +88,7 @@ class TrainConfig:
     lambda_VA: float = 1.0
     lambda_FA: float = 1.0
     lambda_VAD: float = 1.0
-    adaptive_lambda: bool = False  # the original's rule: lambda_t = log2(epochs without improvement) once above 1
+    adaptive_lambda: str = "original"  # original | reset | off (emenet.training.adaptive_lambda)
     class_weights: str = "original"  # original | dataset (from the training set's label frequencies)
     metric: str = "auto"  # the validation score that picks the best epoch: auto (the data's release), a release, or a score key
     # students (train_student.py)
@@ -96,6 +96,21 @@ class TrainConfig:
     T: float = 1.0  # distillation temperature
     mix_ground_truth: float = 0.0  # weight of the supervised loss on frames with ground truth, in [0, 1]
     distill_weights: str = "uniform"  # uniform | certainty (1 - the ensemble's normalised entropy per frame)
+    student_frames: str = "labelled"  # labelled: frames with ground truth for some task (original); all
+    # the original's recipe, element by element, and EMENet's changes as named switches
+    # (docs/ORIGINAL_VS_EMENET.md has one row per switch)
+    teacher_step: str = "per_task"  # per_task: a forward pass per task's batch (original); concat: one pass
+    activation_checkpointing: bool = False  # recompute the backbone's activations in backward (less memory)
+    epoch_length: str = "shortest"  # shortest: the shortest task's batches (original); longest: the longest task's
+    clips: str = "labelled"  # labelled: runs of labelled frames (original); masked: every crop frame, masked
+    init: str = "original"  # original: Kaiming fan-out backbone, uniform VA decoders; torch: PyTorch's defaults
+    sgd_momentum: float | None = None  # --optimizer SGD: default the original's, 0.5 visual and 0 audio-visual
+    audio_augment: str = "specaugment"  # specaugment: NeMo MarbleNet's spectrogram masks in training (original); none
+    audio_timing: str = "exact"  # exact: windows centred on (k + 0.5) / fps; legacy: the original's drifting ones
+    loss_ccc: str = "sample"  # CCC in the VA losses: sample (ddof 1 and eps, the original's) | population
+    vad_teacher_grad: str = "train"  # train: teachers learn the VAD head; legacy: its loss without gradient (original)
+    augment: str = "per_frame"  # per_frame: jitter and flip drawn per frame, uint8 steps (original); per_clip
+    lambda_normalisation: str = "all"  # all: over every lambda of the model (original); active: the trained heads'
 
     def __post_init__(self) -> None:
         self.tasks = list(validate_tasks([t for t in self.tasks if t not in AUXILIARY_HEADS]))
@@ -131,6 +146,25 @@ class TrainConfig:
             raise EMENetInputError(f"--T must be positive, got {self.T}")
         from emenet.metrics import check_metric_name
         check_metric_name(self.metric)
+        _check_choice("teacher_step", self.teacher_step, TEACHER_STEPS)
+        if isinstance(self.adaptive_lambda, bool):  # configs written before it had three rules
+            self.adaptive_lambda = "reset" if self.adaptive_lambda else "off"
+        _check_choice("adaptive_lambda", self.adaptive_lambda, ("original", "reset", "off"))
+        _check_choice("augment", self.augment, ("per_frame", "per_clip"))
+        _check_choice("init", self.init, ("original", "torch"))
+        if isinstance(self.sgd_momentum, str):  # the flag's value arrives as text (no default type to go by)
+            try:
+                self.sgd_momentum = float(self.sgd_momentum)
+            except ValueError:
+                raise EMENetInputError(f"--sgd_momentum must be a number, got {self.sgd_momentum!r}") from None
+        _check_choice("student_frames", self.student_frames, ("labelled", "all"))
+        _check_choice("audio_augment", self.audio_augment, ("specaugment", "none"))
+        _check_choice("audio_timing", self.audio_timing, ("exact", "legacy"))
+        _check_choice("loss_ccc", self.loss_ccc, ("sample", "population"))
+        _check_choice("vad_teacher_grad", self.vad_teacher_grad, ("train", "legacy"))
+        _check_choice("lambda_normalisation", self.lambda_normalisation, ("all", "active"))
+        _check_choice("epoch_length", self.epoch_length, ("shortest", "longest"))
+        _check_choice("clips", self.clips, ("labelled", "masked"))
         for key in ("seq_len", "batch_size", "nepochs", "val_seq_len", "image_size"):
             if getattr(self, key) < 1:
                 raise EMENetInputError(f"--{key} must be positive, got {getattr(self, key)}")
@@ -157,7 +191,8 @@ class TrainConfig:
                       num_layers=self.nlayers, dropout=self.dropout, num_expr_classes=num_expr_classes,
                       num_heads=self.nhead)
         if self.audiovisual:
-            return EMENetVAConfig(**common, audio_window=self.audio_window, sample_rate=self.sr)
+            return EMENetVAConfig(**common, audio_window=self.audio_window, sample_rate=self.sr,
+                                  audio_timing=self.audio_timing)
         return EMENetConfig(**common)
 
     @property
@@ -181,6 +216,13 @@ class TrainConfig:
 AUDIOVISUAL_TREE_DEFAULTS: dict[str, Any] = {"seq_len": 8, "batch_size": 8, "lr_decay_epochs": 4, "nepochs": 15}
 
 OPTIMIZERS = ("Adam", "AdamW", "SGD")
+TEACHER_STEPS = ("per_task", "concat")
+
+
+def _check_choice(option: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise EMENetInputError(f"--{option} must be one of {list(choices)}, got {value!r}")
+
 TRAIN_SPEEDS = ("fast", "plain")
 MODALITIES = ("visual", "audiovisual")
 AUXILIARY_HEADS = ("FA", "VAD")
@@ -227,6 +269,34 @@ _HELP = {
     "metric": "validation score that picks the best epoch: auto (the data's release: abaw2 total_score, later "
               "releases abaw3_score), abaw2, abaw3, abaw5, abaw6, mtl, or a score such as EXPR_f1",
     "nhead": "attention heads of --TModel transformer",
+    "teacher_step": "per_task: each task's batch through its own forward pass, as the original (batch-norm "
+                    "statistics per task); concat: one pass over all tasks' clips",
+    "epoch_length": "shortest: an epoch has the shortest task's number of full batches, larger tasks giving a fresh "
+                    "random subset (the original); longest: the longest task's, smaller tasks repeating",
+    "clips": "labelled: runs of seq_len frames with a crop and a label, tails dropped (the original); masked: every "
+             "crop frame, unlabelled ones masked, short videos padded",
+    "init": "original: Kaiming normal (fan-out) for the backbone's convolutions and, for the audio-visual model, "
+            "decoders uniform in [-0.1, 0.1] (the original's); torch: PyTorch's default initialisation",
+    "sgd_momentum": "momentum of --optimizer SGD (default: the original's, 0.5 visual, 0 audio-visual)",
+    "student_frames": "students: labelled: learn only on frames with a ground-truth label for some task (the "
+                      "original's); all: on every crop frame the ensemble annotated",
+    "audio_augment": "specaugment: the audio branch masks its MFCCs in training as NeMo's MarbleNet did (5 cut-outs, "
+                     "2 frequency bands, 2 time spans; the original's); none",
+    "audio_timing": "exact: each frame's audio window centred on it; legacy: the original's windows, timed with "
+                    "round(fps) + 1 (+ 2 for students), about 3%% ahead of the video (to rerun its checkpoints)",
+    "loss_ccc": "sample: the CCC inside the VA losses with sample standard deviations (ddof 1) and the original's "
+                "epsilon; population: ddof 0, the challenge metric's form (the metric itself never changes)",
+    "vad_teacher_grad": "train: teachers learn the VAD head; legacy: the original teachers computed its loss under "
+                        "no_grad, so it never trained (students always train it)",
+    "augment": "per_frame: ColorJitter(0.3, 0.3, 0.3) and a flip drawn for every frame, each adjustment quantised "
+               "to uint8 as on PIL images (the original's); per_clip: drawn once per clip",
+    "adaptive_lambda": "original: a task's lambda becomes log2(n) once it has gone n > 1 epochs without beating its "
+                       "best validation score (never reset; the original's); reset: back to its base on improvement, "
+                       "log2(n) once above 1; off",
+    "lambda_normalisation": "all: divide by the sum of all the model's lambdas, trained or not (the original's); "
+                            "active: by the trained heads' only",
+    "activation_checkpointing": "recompute the backbone's activations during backward: less memory, ~1/3 more "
+                                "compute (batch-norm running statistics then see each batch twice)",
 }
 
 

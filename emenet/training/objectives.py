@@ -15,17 +15,23 @@ if TYPE_CHECKING:
 
 @dataclass
 class TaskWeights:
-    """Per-task lambdas, normalised to sum to 1 over the tasks being trained."""
+    """Per-task lambdas of the heads being trained, normalised by their sum plus `inactive`.
+
+    `inactive` holds the lambdas of the model's other heads: the original normalised over all
+    of its lambdas (AU, EXPR, VA, FA; and VAD in the visual-audio tree) whether or not a task
+    was trained (`--lambda_normalisation all`); empty, the trained heads' weights sum to 1.
+    """
 
     base: dict[str, float]
     current: dict[str, float] = field(default_factory=dict)
+    inactive: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.current:
             self.current = dict(self.base)
 
     def normalised(self) -> dict[str, float]:
-        total = sum(self.current.values())
+        total = sum(self.current.values()) + sum(self.inactive.values())
         return {t: w / total for t, w in self.current.items()}
 
 
@@ -35,11 +41,13 @@ class TeacherObjective:
 
     au_loss: str = "bce"
     expr_loss: str = "ce"
-    va_loss: str = "cce+ccc"
+    va_loss: str = "ccc"
     fa_loss: str = "l1_loss"
     au_pos_weight: torch.Tensor | None = None
     expr_weight: torch.Tensor | None = None
     landmark_teacher: nn.Module | None = None
+    ccc_form: str = "sample"  # CCC inside the VA loss: sample (ddof 1, the original's) or population
+    vad_grad: bool = True  # False: the VAD loss adds to the total without a gradient (the original teachers')
 
     def __post_init__(self) -> None:
         L.check_loss_name("AU", self.au_loss)
@@ -57,7 +65,7 @@ class TeacherObjective:
             weight = None if self.expr_weight is None else self.expr_weight.to(logits.device)
             return L.expr_loss(logits, target, weight=weight)
         if task == "VA":
-            return L.va_loss(logits, labels, kind=self.va_loss, mask=mask.all(dim=1))
+            return L.va_loss(logits, labels, kind=self.va_loss, mask=mask.all(dim=1), ccc_form=self.ccc_form)
         raise ValueError(f"no supervised loss for task {task!r}")
 
     def __call__(self, logits: dict[str, torch.Tensor], batch: dict[str, dict[str, torch.Tensor]],
@@ -68,20 +76,24 @@ class TeacherObjective:
             labels, mask = batch[task]["labels"], batch[task]["mask"]
             out[f"loss_{task}"] = self.task_loss(task, logits[task][sl].flatten(0, 1),
                                                  labels.flatten(0, 1), mask.flatten(0, 1))
-        return _with_auxiliary_and_total(out, self.landmark_teacher, logits, batch, clip_slices, frames, weights)
+        return _with_auxiliary_and_total(out, self.landmark_teacher, logits, batch, clip_slices, frames, weights,
+                                         self.vad_grad)
 
 
 def _with_auxiliary_and_total(out: dict[str, torch.Tensor], landmark_teacher: nn.Module | None,
                               logits: dict[str, torch.Tensor], batch: dict[str, dict[str, torch.Tensor]],
                               clip_slices: dict[str, slice], frames: torch.Tensor,
-                              weights: dict[str, float]) -> dict[str, torch.Tensor]:
-    """Add the auxiliary heads' losses (FA, VAD) where the model has them, and the weighted total."""
+                              weights: dict[str, float], vad_grad: bool = True) -> dict[str, torch.Tensor]:
+    """Add the auxiliary heads' losses (FA, VAD) where the model has them, and the weighted total.
+
+    `vad_grad=False` reproduces the original teachers, which computed the VAD loss under
+    `torch.no_grad`: it is reported and added to the total, but trains nothing."""
     fa = _landmark_loss(landmark_teacher, logits, frames)
     if fa is not None:
         out["loss_FA"] = fa
     vad = _voice_activity_loss(logits, batch, clip_slices)
     if vad is not None:
-        out["loss_VAD"] = vad
+        out["loss_VAD"] = vad if vad_grad else vad.detach()
     out["loss"] = sum(weights[k.removeprefix("loss_")] * v for k, v in out.items())
     return out
 
@@ -133,6 +145,7 @@ class StudentObjective:
     frame_weights: str = "uniform"
     supervised: TeacherObjective | None = None
     landmark_teacher: nn.Module | None = None
+    ccc_form: str = "sample"  # CCC inside the VA distillation loss (see losses.va_distill_loss)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.mix_ground_truth <= 1.0:
@@ -154,7 +167,8 @@ class StudentObjective:
             if task == "VA":
                 soft = soft.view(-1, 2, soft.shape[1] // 2)
             w = certainty_weights(task, soft) if self.frame_weights == "certainty" else None
-            loss = L.DISTILL_LOSSES[task](student, soft, T=self.T, weight=w)
+            extra = {"ccc_form": self.ccc_form} if task == "VA" else {}
+            loss = L.DISTILL_LOSSES[task](student, soft, T=self.T, weight=w, **extra)
             if self.mix_ground_truth > 0 and self.supervised is not None:
                 g = self.layout.ground_truth[task]
                 gt_loss = self.supervised.task_loss(task, student, labels[real][:, g], mask[real][:, g])

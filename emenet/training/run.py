@@ -14,19 +14,23 @@ from emenet.data.affwild2 import load_affwild2_index
 from emenet.data.audio_windows import attach_audio, default_audio_dir
 from emenet.data.augment import AugmentConfig
 from emenet.data.clips import LabeledVideo
-from emenet.data.datasets import MultiTaskClipDataset
+from emenet.data.datasets import MultiTaskClipDataset, steps_per_epoch
 from emenet.data.labeled import labeled_videos
 from emenet.distill.soft_labels import DISTILL_KEY, soft_label_videos
+from emenet.distill.student_frames import keep_labelled_frames
 from emenet.errors import EMENetInputError
 from emenet.fast.training import TrainSpeed
 from emenet.io_utils import ensure_folder, remove_stale_temporaries_in
 from emenet.models.checkpoint import load_state_dict_strict, read_checkpoint_file
 from emenet.models.emenet import EMENet
 from emenet.models.emenet_va import EMENetVA
+from emenet.models.initialisation import initialise_like_original
 from emenet.models.landmark_teacher import init_backbone_from_landmark_network, load_landmark_network
 from emenet.models.marblenet import load_nemo_marblenet
+from emenet.models.spec_augment import SpecAugmentConfig
 from emenet.models.vad_teacher import load_vad_teacher
 from emenet.metrics import selection_metric
+from emenet.training.adaptive_lambda import OriginalAdaptiveTaskWeightHook
 from emenet.training.config import TrainConfig, save_config
 from emenet.training.evaluate import evaluate_videos
 from emenet.training.hooks import (AdaptiveTaskWeightHook, CheckpointHook, MetricsFileHook, TensorBoardHook,
@@ -99,10 +103,33 @@ def class_weights(config: TrainConfig, videos: list[LabeledVideo], num_expr_clas
     return pos, dataset_expr
 
 
+def task_weights(config: TrainConfig) -> TaskWeights:
+    """The trained heads' lambdas; with `--lambda_normalisation all` the model's other lambdas join the sum."""
+    every_head = ("AU", "EXPR", "VA", "FA") + (("VAD",) if config.audiovisual else ())
+    lambdas = {t: getattr(config, f"lambda_{t}") for t in every_head}
+    active = {t: lambdas[t] for t in config.model_tasks}
+    inactive = {t: w for t, w in lambdas.items() if t not in active} if config.lambda_normalisation == "all" else {}
+    return TaskWeights(active, inactive=inactive)
+
+
+def check_epoch_length(config: TrainConfig, train_set: MultiTaskClipDataset) -> None:
+    """Refuse, in one line, a training set whose epoch would have no step."""
+    sizes = {t: len(r) for t, r in train_set.task_ranges.items()}
+    if not any(sizes.values()):
+        raise EMENetInputError(f"{config.data_root}: no training clips of {config.seq_len} frames for any task "
+                               f"(--clips {config.clips}); lower --seq_len or use --clips masked")
+    if config.max_steps_per_epoch is None:
+        try:
+            steps_per_epoch(sizes, config.batch_size, config.epoch_length)
+        except ValueError as exc:
+            raise EMENetInputError(f"{config.data_root}: {exc}") from None
+
+
 def build_optimizer(config: TrainConfig, model: EMENet) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "SGD":
-        return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+        momentum = config.sgd_momentum if config.sgd_momentum is not None else (0.0 if config.audiovisual else 0.5)
+        return torch.optim.SGD(params, lr=config.lr, momentum=momentum, weight_decay=config.weight_decay)
     cls = torch.optim.AdamW if config.optimizer == "AdamW" else torch.optim.Adam
     return cls(params, lr=config.lr, weight_decay=config.weight_decay)
 
@@ -120,6 +147,9 @@ def build_model(config: TrainConfig, num_expr_classes: int = 7) -> EMENet:
     torch.manual_seed(config.seed)
     model_config = config.model_config(num_expr_classes)
     model = EMENetVA(model_config) if config.audiovisual else EMENet(model_config)
+    if config.init == "original":
+        initialise_like_original(model, config.audiovisual)
+    warn_if_from_scratch(config)
     if config.pretrained_backbone:
         init_backbone_from_landmark_network(model, config.pretrained_backbone)
     if config.pretrained_audio_backbone:
@@ -127,6 +157,16 @@ def build_model(config: TrainConfig, num_expr_classes: int = 7) -> EMENet:
             raise EMENetInputError("--pretrained_audio_backbone needs the audio-visual model (--modality audiovisual)")
         init_audio_backbone(model, config.pretrained_audio_backbone)
     return model
+
+
+def warn_if_from_scratch(config: TrainConfig) -> None:
+    """One warning line when a branch starts from random weights: the original never did (README: 'Pretrained backbones')."""
+    missing = [] if config.pretrained_backbone else ["--pretrained_backbone mobilefacenet_model_best.pth.tar"]
+    if config.audiovisual and not config.pretrained_audio_backbone:
+        missing.append("--pretrained_audio_backbone vad_marblenet.nemo")
+    if missing:
+        log.warning("training from scratch: the original always started from pretrained weights; pass %s",
+                    " and ".join(missing))
 
 
 def init_audio_backbone(model: EMENetVA, path: str) -> None:
@@ -177,28 +217,38 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
     clip_videos, clip_tasks = train_videos, tasks
     if student:
         clip_videos, layout = soft_label_videos(config.annotation, config.data_root, "Train_Set", tasks)
+        if config.student_frames == "labelled":
+            clip_videos = keep_labelled_frames(clip_videos, layout)
         clip_tasks = (DISTILL_KEY,)
     audio_window, vad = None, "VAD" in config.auxiliary
     if config.audiovisual:  # decode (once) and attach every video's audio; the VAD teacher's targets too
         audio_window, audio_dir = config.audio_window, audio_dir_of(config)
         teacher = load_vad_teacher(config.vad_teacher) if vad else None
-        clip_videos = attach_audio(clip_videos, index, audio_dir, config.sr, teacher, audio_window, progress)
-        val_videos = attach_audio(val_videos, index, audio_dir, config.sr, progress=progress)
+        role = "student" if student else "teacher"
+        clip_videos = attach_audio(clip_videos, index, audio_dir, config.sr, teacher, audio_window, progress,
+                                   timing=config.audio_timing, legacy_role=role)
+        val_videos = attach_audio(val_videos, index, audio_dir, config.sr, progress=progress,
+                                  timing=config.audio_timing, legacy_role="inference")
     train_set = MultiTaskClipDataset(clip_videos, clip_tasks, config.seq_len, config.fps, config.image_size,
-                                     audio_window, vad)
+                                     audio_window, vad, clips=config.clips)
+    check_epoch_length(config, train_set)
     log.info("training on %d videos (%s clips), validating on %d videos", len(train_videos),
              {t: len(r) for t, r in train_set.task_ranges.items()}, len(val_videos))
 
     model = build_model(config, num_expr_classes).to(device)
+    model.backbone.checkpoint_activations = config.activation_checkpointing
+    if config.audiovisual and config.audio_augment == "specaugment":
+        model.audio_backbone.spec_augment = SpecAugmentConfig()
     pos_weight, expr_weight = class_weights(config, train_videos, num_expr_classes)
     landmarks = load_landmark_network(config.fa_teacher, device) if "FA" in config.auxiliary else None
     objective = TeacherObjective(config.au_loss, config.expr_loss, config.va_loss, config.fa_loss, pos_weight, expr_weight,
-                                 landmarks)
+                                 landmarks, ccc_form=config.loss_ccc, vad_grad=student or config.vad_teacher_grad == "train")
     if student:
-        objective = StudentObjective(layout, config.T, config.mix_ground_truth, config.distill_weights, objective, landmarks)
+        objective = StudentObjective(layout, config.T, config.mix_ground_truth, config.distill_weights, objective, landmarks,
+                                     ccc_form=config.loss_ccc)
     optimizer = build_optimizer(config, model)
     scheduler, per_step = build_scheduler(config, optimizer)
-    weights = TaskWeights({t: getattr(config, f"lambda_{t}") for t in config.model_tasks})
+    weights = task_weights(config)
 
     run_dir = config.run_dir
     ensure_folder(run_dir)
@@ -211,17 +261,19 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
              CheckpointHook(run_dir, config.name, extra={"train_config": config.to_dict(), "role": "student" if student else "teacher",
                                                          "dataset_release": index.release, "select_metric": select}),
              TensorBoardHook(Path(config.loggings_dir) / config.name)]
-    if config.adaptive_lambda:
+    if config.adaptive_lambda == "original":
+        hooks.insert(0, OriginalAdaptiveTaskWeightHook({t: TASK_SCORE_KEYS[t] for t in tasks}))
+    elif config.adaptive_lambda == "reset":
         hooks.insert(0, AdaptiveTaskWeightHook({t: TASK_SCORE_KEYS[t] for t in tasks}))
 
     def evaluate(m: EMENet) -> dict[str, float]:
         return evaluate_videos(m, val_videos, config.val_seq_len, config.image_size, device, config.num_workers, progress)
 
     trainer = Trainer(model, objective, optimizer, scheduler, per_step, train_set, evaluate, weights,
-                      AugmentConfig(image_size=config.image_size), config.batch_size, config.nepochs, config.seed,
+                      AugmentConfig(image_size=config.image_size, mode=config.augment), config.batch_size, config.nepochs, config.seed,
                       device, config.max_steps_per_epoch, config.num_workers, hooks, progress=progress,
                       speed=TrainSpeed.from_options(config.train_speed, device, config.bf16, config.compile),
-                      select_metric=select)
+                      select_metric=select, teacher_step=config.teacher_step, epoch_length=config.epoch_length)
     if start:
         resume(trainer, run_dir, config.name, start)
     state = trainer.run()

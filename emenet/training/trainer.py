@@ -25,6 +25,10 @@ from emenet.training.objectives import TaskWeights
 
 log = logging.getLogger(__name__)
 
+# per_task: the original's step, a forward pass per task's batch; concat: one pass over every task's clips
+TEACHER_STEPS = ("per_task", "concat")
+AUXILIARY_LOSSES = ("FA", "VAD")  # heads trained on every pass, whatever its task
+
 
 @dataclass
 class TrainState:
@@ -72,7 +76,13 @@ class Trainer:
     progress: bool = True
     speed: TrainSpeed = field(default_factory=TrainSpeed)  # channels-last / bf16 / compile (emenet.fast.training)
     select_metric: str = "total_score"  # the validation score that picks the best epoch (emenet.metrics.selection_metric)
+    teacher_step: str = "per_task"  # one of TEACHER_STEPS
+    epoch_length: str = "shortest"  # emenet.data.datasets.EPOCH_LENGTHS
     _forward: Callable[..., Any] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.teacher_step not in TEACHER_STEPS:
+            raise ValueError(f"teacher_step must be one of {list(TEACHER_STEPS)}, got {self.teacher_step!r}")
 
     def run(self) -> TrainState:
         for epoch in range(self.state.epoch + 1, self.nepochs + 1):
@@ -89,7 +99,8 @@ class Trainer:
     def train_epoch(self, epoch: int) -> dict[str, float]:
         """One pass of `steps_per_epoch` steps; returns the mean of each loss over the epoch."""
         self.model.train()
-        sampler = MultiTaskBatchSampler(self.train_set.task_ranges, self.batch_size, self.seed, epoch, self.steps_per_epoch)
+        sampler = MultiTaskBatchSampler(self.train_set.task_ranges, self.batch_size, self.seed, epoch, self.steps_per_epoch,
+                                        self.epoch_length)
         loader = DataLoader(self.train_set, batch_sampler=sampler, collate_fn=collate_by_task,
                             num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
                             persistent_workers=False)
@@ -111,7 +122,37 @@ class Trainer:
         return {k: v / len(sampler) for k, v in sums.items()}
 
     def train_step(self, batch: dict[str, dict[str, torch.Tensor]], aug_gen: torch.Generator) -> dict[str, float]:
-        """One optimisation step over one batch per task, with a single backbone pass for all clips."""
+        """One optimisation step over one batch per task (`teacher_step`: see TEACHER_STEPS)."""
+        if self.teacher_step == "concat" or len(batch) == 1:
+            self.optimizer.zero_grad(set_to_none=True)
+            losses = self._forward_losses(batch, aug_gen, self.task_weights.normalised())
+            losses["loss"].backward()
+            self.optimizer.step()
+            return {k: float(v.detach()) for k, v in losses.items()}
+        return self._per_task_step(batch, aug_gen)
+
+    def _per_task_step(self, batch: dict[str, dict[str, torch.Tensor]], aug_gen: torch.Generator) -> dict[str, float]:
+        """The original's step: each task's clips as their own forward pass (batch-norm statistics
+        per task batch), the auxiliary heads' losses of each pass weighted by 1 / number of tasks.
+        Each pass is backpropagated at once and the gradients accumulate, so only one pass's
+        activations are alive at a time; the sum is the gradient of the summed loss."""
+        weights = self.task_weights.normalised()
+        share = 1.0 / len(batch)
+        pass_weights = {k: w * share if k in AUXILIARY_LOSSES else w for k, w in weights.items()}
+        self.optimizer.zero_grad(set_to_none=True)
+        sums: dict[str, float] = {}
+        for task in batch:
+            losses = self._forward_losses({task: batch[task]}, aug_gen, pass_weights)
+            losses["loss"].backward()
+            for k, v in losses.items():
+                scale = share if k.removeprefix("loss_") in AUXILIARY_LOSSES else 1.0  # report the mean over passes
+                sums[k] = sums.get(k, 0.0) + scale * float(v.detach())
+        self.optimizer.step()
+        return sums
+
+    def _forward_losses(self, batch: dict[str, dict[str, torch.Tensor]], aug_gen: torch.Generator,
+                        weights: dict[str, float]) -> dict[str, torch.Tensor]:
+        """One forward pass over the clips of every task in `batch` (concatenated) and their loss dict."""
         tasks = list(batch)
         frames = torch.cat([batch[t]["frames"] for t in tasks]).to(self.device, non_blocking=True)
         frames = augment_clips(to_float_frames(frames), self.augment, aug_gen)  # (sum B, T, 3, H, W)
@@ -131,11 +172,7 @@ class Trainer:
         with self.speed.autocast(self.device):
             logits, _ = self._forward(frames) if audio is None else self._forward(frames, audio)
         logits = {k: v.float() for k, v in logits.items()}
-        losses = self.objective(logits, batch, slices, frames, self.task_weights.normalised())
-        self.optimizer.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        self.optimizer.step()
-        return {k: float(v.detach()) for k, v in losses.items()}
+        return self.objective(logits, batch, slices, frames, weights)
 
     def _record(self, metrics: dict[str, float]) -> None:
         s = self.state

@@ -297,7 +297,7 @@ def va_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str = "ccc",
     `ccc`: (1 - CCC valence) + (1 - CCC arousal) of the 20-bin softmax expectation, over the
     valid rows of the batch. `cce`: cross-entropy of each dimension's 20 logits against the
     digitised label (decoding.va_digitize), summed over the two dimensions. `cce+ccc`: their
-    sum, the original's default. `ccc_form`: `sample` (ddof 1, the original's loss) or
+    sum (an option of the original, whose default is `ccc`). `ccc_form`: `sample` (ddof 1, the original's loss) or
     `population` (ddof 0, the challenge metric's); see sample_concordance_cc.
     """
     if kind not in VA_LOSS_KINDS:

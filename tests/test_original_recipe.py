@@ -209,7 +209,6 @@ def test_legacy_vad_teacher_loss_is_counted_but_trains_nothing(grad):
 # --- initialisation, optimiser and heads as the original had them --------------------------------
 
 def test_original_initialisation_is_kaiming_fan_out_and_uniform_audio_visual_decoders():
-
     from emenet.training.config import TrainConfig
     from emenet.training.run import build_model
     model = build_model(TrainConfig(seed=1))

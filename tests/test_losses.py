@@ -289,7 +289,7 @@ def test_va_loss_components_add_up_and_mask_drops_rows():
     mask[10:14] = False
     keep = np.ones(len(labels), dtype=bool)
     keep[10:14] = False
-    np.testing.assert_allclose(L.va_loss(lt, yt, mask=mask).item(), np_va_loss(logits[keep], labels[keep], "cce+ccc"),
+    np.testing.assert_allclose(L.va_loss(lt, yt, "cce+ccc", mask=mask).item(), np_va_loss(logits[keep], labels[keep], "cce+ccc"),
                                rtol=1e-7)
 
 

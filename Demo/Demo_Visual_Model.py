@@ -16,6 +16,7 @@ import logging
 import sys
 
 from emenet.errors import EMENetInputError
+from emenet.face.detector_options import add_detector_arguments, detector_options_from_args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads of torch (default: torch's choice); one frame at a time gains little "
                              "from more, and on a busy machine 1 is often fastest")
+    add_detector_arguments(parser)
     return parser
 
 
@@ -54,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(args.threads)
         predictor = Predictor(checkpoint_paths_from_args(args), device="cuda" if args.use_cuda else "cpu")
         summary = run_demo(predictor, args.source, save_file=args.save_file, show=not args.headless,
-                           max_frames=args.max_frames, progress=args.headless)
+                           max_frames=args.max_frames, progress=args.headless,
+                           detector=detector_options_from_args(args).build())
     except EMENetInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -120,3 +120,24 @@ def largest_face(detections: Detections) -> int | None:
         return None
     wh = detections.boxes[:, 2:] - detections.boxes[:, :2]
     return int(np.argmax(wh[:, 0] * wh[:, 1]))
+
+
+DETECTORS = ("blazeface", "haar")
+DEFAULT_DETECTOR = "blazeface"
+
+
+def make_detector(name: str = DEFAULT_DETECTOR, **options) -> FaceDetector:
+    """A detector by name: `blazeface` (default; emenet.face.blazeface.BlazeFaceDetector, options
+    `model`, `score_threshold`, `min_face_size`, `backend`) or `haar` (HaarFaceDetector)."""
+    if name == "blazeface":
+        from emenet.face.blazeface import BlazeFaceDetector
+        return BlazeFaceDetector(**options)
+    if name == "haar":
+        return HaarFaceDetector(**options)
+    from emenet.errors import EMENetInputError
+    raise EMENetInputError(f"unknown face detector {name!r}; valid: {', '.join(DETECTORS)}")
+
+
+def default_detector() -> FaceDetector:
+    """The detector used when none is given: BlazeFace with its defaults."""
+    return make_detector(DEFAULT_DETECTOR)

@@ -81,6 +81,8 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
                         "(default one per GPU, else one per CPU)")
     p.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="'auto' starts a local Ray, an address joins a cluster: one task per video")
+    from emenet.face.detector_options import add_detector_arguments
+    add_detector_arguments(p)
     p.set_defaults(func=cmd_predict)
 
 
@@ -107,10 +109,12 @@ def cmd_predict(args: argparse.Namespace) -> None:
     if args.workers or args.ray:
         log.warning("--workers and --ray apply to several videos; one video runs in this process")
     from emenet.inference.outputs import predict_video_to_files
+    from emenet.face.detector_options import detector_options_from_args
     predictor = predictor_from_args(args)
     out = predict_video_to_files(predictor, args.video, args.output_dir, overwrite=args.overwrite,
                                  progress=not args.no_progress, main_face=args.main_face,
-                                 min_track_length=args.min_track_length)
+                                 min_track_length=args.min_track_length,
+                                 detector=detector_options_from_args(args).build())
     result = out.result
     print(f"{args.video}: {result.num_frames} frames, face found in {int(result.any_face.sum())}, "
           f"{len(result.predictions)} face track(s), {out.frames_per_second:.1f} frames/s")
@@ -125,9 +129,11 @@ def _predict_many(args: argparse.Namespace) -> None:
     from emenet.inference.batch import predict_videos
     from emenet.inference.video_job import PredictSettings
     from emenet.inference.workers import PredictorSpec
+    from emenet.face.detector_options import detector_options_from_args
     spec = PredictorSpec(tuple(str(p) for p in checkpoint_paths_from_args(args)),
                          "cuda" if args.cuda else args.device, args.batch_size, getattr(args, "backend", "auto"))
-    settings = PredictSettings(main_face=args.main_face, min_track_length=args.min_track_length)
+    settings = PredictSettings(main_face=args.main_face, min_track_length=args.min_track_length,
+                               detector=detector_options_from_args(args))
     with logging_redirect_tqdm():
         report = predict_videos([args.video, *args.more_videos], args.output_dir, spec, settings,
                                 overwrite=args.overwrite, workers=args.workers, ray_address=args.ray,
@@ -143,12 +149,17 @@ def _predict_many(args: argparse.Namespace) -> None:
 def add_image_arguments(p: argparse.ArgumentParser, default_image: str | Path | None = None) -> None:
     add_checkpoint_arguments(p)
     p.add_argument("--image", default=None if default_image is None else str(default_image), required=default_image is None,
-                   help="a 112x112 aligned face crop (used as is) or a photo (the largest face is detected and cropped)"
+                   help="a 112x112 aligned face crop (used as is) or a photo (every face is detected, aligned and "
+                        "predicted)"
                         + (f"; default {default_image}" if default_image else ""))
     p.add_argument("--output_dir", default="inference_output", help="folder for the PNG, PDF and JSON")
     p.add_argument("--auxiliary", "--auxillary", action="store_true",
                    help="accepted for compatibility; the face-alignment head is detected from the checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--largest_face", action="store_true",
+                   help="predict only the largest face of a photo (the one-face output)")
+    from emenet.face.detector_options import add_detector_arguments
+    add_detector_arguments(p)
     p.set_defaults(func=cmd_image)
 
 
@@ -158,7 +169,9 @@ def cmd_image(args: argparse.Namespace) -> None:
     predictor = predictor_from_args(args)
     if args.auxiliary and not predictor.has_landmarks:
         log.warning("--auxiliary given, but the checkpoint has no face-alignment head; no landmarks")
-    result = predict_image(predictor, args.image)
+    from emenet.face.detector_options import detector_options_from_args
+    detector = detector_options_from_args(args).build()
+    result = predict_image(predictor, args.image, detector=detector, largest_face_only=args.largest_face)
     print(format_image_prediction(result))
     paths = write_image_outputs(result, args.output_dir, [str(p) for p in predictor.paths], overwrite=args.overwrite)
     print(f"written: {paths.png}, {paths.pdf}, {paths.json}")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from emenet.errors import EMENetInputError
+from emenet.face.detector_options import DetectorOptions
 from emenet.inference.outputs import predict_video_to_files, video_output_paths
 from emenet.inference.predictor import Predictor
 from emenet.inference.video import DEFAULT_MIN_TRACK_LENGTH, DEFAULT_SMOOTH_SIGMA, read_video_meta
@@ -67,11 +68,13 @@ class PredictSettings:
     min_track_length: int = DEFAULT_MIN_TRACK_LENGTH
     smooth_sigma: float = DEFAULT_SMOOTH_SIGMA
     checkpoints: tuple[tuple[str, str], ...] = ()
+    detector: DetectorOptions = DetectorOptions()
 
     def record(self) -> dict[str, Any]:
         """JSON form, as stored in the marker."""
         return {"main_face": self.main_face, "min_track_length": self.min_track_length,
-                "smooth_sigma": self.smooth_sigma, "checkpoints": [list(c) for c in self.checkpoints]}
+                "smooth_sigma": self.smooth_sigma, "checkpoints": [list(c) for c in self.checkpoints],
+                "detector": self.detector.record()}
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -189,7 +192,8 @@ def process_video(predictor: Predictor, job: VideoJob, settings: PredictSettings
         progress = (lambda stage, n: report((job.name, stage, n))) if report is not None else False
         outputs = predict_video_to_files(predictor, job.video, job.output_dir, overwrite=True,
                                          smooth_sigma=settings.smooth_sigma, progress=progress,
-                                         main_face=settings.main_face, min_track_length=settings.min_track_length)
+                                         main_face=settings.main_face, min_track_length=settings.min_track_length,
+                                         detector=settings.detector.build())
         result = outputs.result
         seconds = time.perf_counter() - start
         outcome = VideoOutcome(str(job.video), str(job.output_dir), "done", result.num_frames,

@@ -42,7 +42,9 @@ DEFAULT_SCORE_THRESHOLD = 0.5  # MediaPipe's min_score_thresh / min_detection_co
 # Measured with the astronaut and Grace Hopper faces scaled down on a grey canvas: the full-range
 # model scores them above 0.6 from 8% of the view on, the short-range model from 12-14%.
 SMALLEST_FACE_FRACTION = {"short_range": 0.14, "full_range": 0.08}
-DEFAULT_MIN_FACE_SIZE = 64  # px: a 640x360 frame needs no tiles; smaller faces hold little detail for 112x112
+# px: with no min_face_size given, large frames are tiled so that faces this small are found
+# (a 640x360 frame needs no tiles: its whole view resolves 51 px), and no face is dropped for its size.
+DEFAULT_SEARCH_FACE_SIZE = 64
 MAX_TILES_PER_SIDE = 8
 TILE_EDGE_MARGIN = 0.02  # of the tile side: a box this close to an inner edge may be cut off
 BACKENDS = ("auto", "torch", "onnx")
@@ -114,22 +116,24 @@ class BlazeFaceDetector:
     (faster, faces filling a good part of the frame). `score_threshold`: minimum confidence
     (MediaPipe's 0.5). `min_face_size`: smallest face wanted, in image pixels (box width);
     smaller detections are dropped, and large images are tiled so that faces this small are found.
+    None (the default): tiles find faces of DEFAULT_SEARCH_FACE_SIZE px, and every face found is kept.
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, score_threshold: float = DEFAULT_SCORE_THRESHOLD,
-                 min_face_size: float = DEFAULT_MIN_FACE_SIZE, backend: str = "auto",
+                 min_face_size: float | None = None, backend: str = "auto",
                  iou_threshold: float = NMS_IOU_THRESHOLD, batch_size: int = 32):
         if model not in MODELS:
             raise ValueError(f"unknown BlazeFace model {model!r}; valid: {', '.join(MODELS)}")
         if not 0.0 < score_threshold < 1.0:
             raise ValueError(f"score_threshold must be in (0, 1), got {score_threshold}")
-        if min_face_size <= 0:
+        if min_face_size is not None and min_face_size <= 0:
             raise ValueError(f"min_face_size must be positive, got {min_face_size}")
         if backend not in BACKENDS:
             raise ValueError(f"unknown detector backend {backend!r}; valid: {', '.join(BACKENDS)}")
         self.model = model
         self.score_threshold = float(score_threshold)
-        self.min_face_size = float(min_face_size)
+        self.min_face_size = None if min_face_size is None else float(min_face_size)
+        self.search_face_size = DEFAULT_SEARCH_FACE_SIZE if min_face_size is None else float(min_face_size)
         self.iou_threshold = float(iou_threshold)
         self.batch_size = int(batch_size)
         self.net: BlazeFaceNet = load_blazeface(model)
@@ -170,7 +174,7 @@ class BlazeFaceDetector:
         views: list[tuple[int, View]] = []
         for index, image in enumerate(images):
             check_rgb_image(image)
-            views += [(index, v) for v in image_views(*image.shape[:2], self.min_face_size, fraction)]
+            views += [(index, v) for v in image_views(*image.shape[:2], self.search_face_size, fraction)]
         size = self.input_size
         pictures = np.stack([render_view(images[i], v, size) for i, v in views]) if views else np.zeros(
             (0, size, size, 3), np.uint8)
@@ -202,6 +206,8 @@ class BlazeFaceDetector:
             return Detections.empty_with_points()
         boxes, points, scores = (np.concatenate(x) for x in zip(*parts))
         boxes, points, scores = weighted_nms(boxes, points, scores, self.iou_threshold)
+        if self.min_face_size is None:
+            return Detections(boxes, scores, points)
         keep = (boxes[:, 2] - boxes[:, 0]) >= self.min_face_size
         return Detections(boxes[keep], scores[keep], points[keep])
 

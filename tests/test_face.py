@@ -16,7 +16,7 @@ from emenet.data.images import read_rgb
 from emenet.errors import EMENetInputError
 from emenet.face import (Detections, FaceTracker, HaarFaceDetector, crop_face, crop_regions, smooth_track_boxes)
 from emenet.inference import Predictor, predict_video, predict_video_to_files
-from emenet.inference.video import count_video_frames, fill_index, track_video_faces
+from emenet.inference.video import count_video_frames, fill_index
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTO = REPO / "example_image" / "astronaut_photo.jpg"
@@ -164,21 +164,6 @@ def test_video_has_one_subject_track_and_no_false_track_on_the_tshirt(utterance)
     # the crops are aligned on smoothed landmarks: the aligned regions move little too
     regions = result.regions[result.face_found]
     assert np.abs(np.diff(regions[:, :2], axis=0)).max() < 0.1 * regions[:, 2].mean()
-
-
-@pytest.mark.slow
-def test_haar_tshirt_face_never_becomes_the_subject(shared_dir):
-    """With the Haar cascade the t-shirt print is detected, but only in short, dropped tracks."""
-    video = shared_dir / "data" / "utterance_1.mp4"
-    tracks = track_video_faces(video, HaarFaceDetector(), progress=False)
-    height = tracks.meta.height
-    subject = tracks.main_track()
-    assert subject is tracks.kept[0] and subject.num_detections > 0.9 * tracks.num_frames
-    assert len(tracks.kept) == 1
-    centre_y = lambda t: np.median((t.box_array()[:, 1] + t.box_array()[:, 3]) / 2)  # noqa: E731
-    assert centre_y(subject) < 0.45 * height
-    low = [t for t in tracks.tracks if centre_y(t) > 0.5 * height]
-    assert low and all(t.num_detections < 0.5 * tracks.num_frames for t in low)
 
 
 @pytest.mark.slow

@@ -112,12 +112,17 @@ def test_network_and_decoding_match_mediapipe_tflite(model, tflite_dir, one_thre
 def test_onnx_backend_matches_torch(require_extra, one_thread):
     require_extra("onnxruntime", "onnx")
     image = read_rgb(PHOTOS["grace_hopper"])
-    torch_faces = BlazeFaceDetector(backend="torch")(image)
-    onnx_faces = BlazeFaceDetector(backend="onnx")(image)
+    torch_faces = BlazeFaceDetector(backend="torch", refine_points=0)(image)
+    onnx_faces = BlazeFaceDetector(backend="onnx", refine_points=0)(image)
     assert len(torch_faces) == len(onnx_faces) == 1
     np.testing.assert_allclose(onnx_faces.boxes, torch_faces.boxes, atol=1e-2)
     np.testing.assert_allclose(onnx_faces.points, torch_faces.points, atol=1e-2)
     np.testing.assert_allclose(onnx_faces.scores, torch_faces.scores, atol=1e-5)
+    # Refined points look again through views warped from the first points, so the backends'
+    # last-digit differences can move a view by a rounding step: still well under a pixel.
+    refined_torch = BlazeFaceDetector(backend="torch")(image)
+    refined_onnx = BlazeFaceDetector(backend="onnx")(image)
+    np.testing.assert_allclose(refined_onnx.points, refined_torch.points, atol=0.25)
 
 
 def test_anchor_grids_by_hand():

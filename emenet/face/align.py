@@ -10,9 +10,10 @@ training crops (landmark-aligned by Aff-wild2's own pipeline) do. The template i
 place that fixes this framing. Its numbers reproduce example_image/astronaut_112.jpg, the
 reference crop that was made to look like Aff-wild2's (see example_image/README.md: eyes level
 at 30/112 from the top, chin just above the bottom edge): BlazeFace's four points on
-astronaut_photo.jpg, mapped by that crop's own warp, land at right eye (38.5, 31.6), left eye
-(77.0, 31.9), nose (57.8, 54.2) and mouth (57.7, 72.1); the template is that set made
-left-right symmetric about the crop's centre column (x = 56) with the eyes level (y = 31.75).
+astronaut_photo.jpg (refined, as the detector gives them by default), mapped by that crop's own
+warp, land at right eye (39.1, 31.7), left eye (78.6, 32.6), nose (58.6, 55.2) and mouth
+(58.7, 72.8); the template is that set made left-right symmetric about the crop's centre column
+(x = 56) with the eyes level (y = 32.16).
 Ear points are not used: they leave the face in three-quarter views. `emenet synth` renders
 its crops with the same template (emenet.data.synth), so training and inference agree.
 
@@ -47,22 +48,23 @@ CROP_SHIFT_Y = 0.17  # crop centre below the box centre, in box widths
 
 # (4, 2) x, y in the 112x112 crop of: right eye, left eye, nose tip, mouth centre (BlazeFace's
 # keypoints 0-3). Derivation in the module docstring.
-ALIGN_TEMPLATE = np.array([[36.75, 31.75], [75.25, 31.75], [56.0, 54.2], [56.0, 72.1]], np.float64)
+ALIGN_TEMPLATE = np.array([[36.22, 32.16], [75.78, 32.16], [56.0, 55.21], [56.0, 72.83]], np.float64)
 ALIGN_POINTS = (0, 1, 2, 3)  # which of the detector's points the template matches
 
 
 def similarity_transforms(points: np.ndarray, template: np.ndarray = ALIGN_TEMPLATE, size: int = INPUT_SIZE
                           ) -> np.ndarray:
-    """(N, P, 2) image points -> (N, 2, 3) least-squares similarity transforms onto `template`.
+    """(N, P, 2) image points -> (N, 2, 3) least-squares similarity transforms onto `template`
+    ((P, 2) target pixels).
 
     Closed form, batched: in complex numbers z (image) and w (template), both centred, the
     rotation-and-scale is c = sum(conj(z) w) / sum(|z|^2) and the translation mean(w) - c mean(z)
-    (Umeyama's solution without reflection). `template` is in 112x112 pixels and is scaled to `size`.
+    (Umeyama's solution without reflection). `size` is unused (kept for symmetry with callers).
     """
     points = np.asarray(points, np.float64)
     if points.ndim != 3 or points.shape[1:] != template.shape:
         raise ValueError(f"expected points (N, {len(template)}, 2), got {points.shape}")
-    target = np.asarray(template, np.float64) * (size / INPUT_SIZE)
+    target = np.asarray(template, np.float64)
     z = points[..., 0] + 1j * points[..., 1]  # (N, P)
     w = target[:, 0] + 1j * target[:, 1]  # (P,)
     z_mean, w_mean = z.mean(axis=1, keepdims=True), w.mean()
@@ -73,8 +75,8 @@ def similarity_transforms(points: np.ndarray, template: np.ndarray = ALIGN_TEMPL
 
 
 def alignment_transforms(points: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
-    """(N, K, 2) detector points (BlazeFace's 6) -> (N, 2, 3) image -> crop transforms."""
-    return similarity_transforms(np.asarray(points)[:, list(ALIGN_POINTS)], ALIGN_TEMPLATE, size)
+    """(N, K, 2) detector points (BlazeFace's 6) -> (N, 2, 3) image -> size x size crop transforms."""
+    return similarity_transforms(np.asarray(points)[:, list(ALIGN_POINTS)], ALIGN_TEMPLATE * (size / INPUT_SIZE))
 
 
 def transform_regions(affines: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:

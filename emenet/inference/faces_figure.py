@@ -18,7 +18,7 @@ from emenet.inference.drawing import TRACK_COLOURS, plot_image_prediction
 from emenet.inference.image import FacePrediction, ImagePrediction
 from emenet.tasks import AU_NAMES
 
-MAX_COLUMNS = 4
+MAX_COLUMNS = 3
 
 
 def face_colour(index: int) -> np.ndarray:
@@ -38,7 +38,8 @@ def face_summary(face: FacePrediction) -> list[str]:
             lines.append(f"{name} {v['value']:+.2f}  (u {v['uncertainty']['total']:.2f})")
     if "AU" in d:
         active = [name for name in AU_NAMES if d["AU"][name]["active"]]
-        lines.append("AUs on: " + (", ".join(active) if active else "none"))
+        lines.append("AUs on:" + ("" if active else " none"))
+        lines += [" " + " ".join(active[k:k + 4]) for k in range(0, len(active), 4)]
     return lines
 
 
@@ -50,8 +51,9 @@ def plot_faces_prediction(result: ImagePrediction, title: str = "", columns: int
     rows = math.ceil(len(result.faces) / columns)
     height, width = result.image.shape[:2]
     photo_height = min(6.0, 10.0 * height / width)
-    fig = Figure(figsize=(10, photo_height + 2.3 * rows + 0.4), layout="constrained")
-    grid = fig.add_gridspec(1 + rows, 1, height_ratios=[photo_height] + [2.3] * rows)
+    fig = Figure(figsize=(10, photo_height + 2.3 * rows + 0.6))
+    grid = fig.add_gridspec(1 + rows, 1, height_ratios=[photo_height] + [2.3] * rows, left=0.02, right=0.98,
+                            bottom=0.02, top=0.93, hspace=0.25)
     ax = fig.add_subplot(grid[0])
     ax.imshow(result.image)
     for face in result.faces:
@@ -66,14 +68,15 @@ def plot_faces_prediction(result: ImagePrediction, title: str = "", columns: int
     ax.set_title(f"{len(result.faces)} faces" + (f" ({result.num_faces} detected)"
                                                 if result.num_faces != len(result.faces) else ""), fontsize=9)
     for k, face in enumerate(result.faces):
-        cell = grid[1 + k // columns].subgridspec(1, columns)[k % columns].subgridspec(1, 2, width_ratios=[1, 1.4])
+        cell = grid[1 + k // columns].subgridspec(1, columns, wspace=0.1)[k % columns].subgridspec(
+            1, 2, width_ratios=[1, 1.4], wspace=0.05)
         ax_crop, ax_text = fig.add_subplot(cell[0]), fig.add_subplot(cell[1])
         ax_crop.imshow(face.crop)
         ax_crop.set_axis_off()
         ax_crop.set_title(f"face {face.index}", fontsize=9, color=face_colour(face.index) * 0.7)
         ax_text.set_axis_off()
-        ax_text.text(0, 1, "\n".join(face_summary(face)), fontsize=7, va="top", ha="left", family="monospace",
-                     transform=ax_text.transAxes, wrap=True)
+        ax_text.text(0, 0.95, "\n".join(face_summary(face)), fontsize=7, va="top", ha="left", family="monospace",
+                     transform=ax_text.transAxes)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig

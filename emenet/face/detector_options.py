@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from emenet.errors import EMENetInputError
-from emenet.face.blazeface.detector import DEFAULT_MODEL, DEFAULT_SCORE_THRESHOLD, DEFAULT_SEARCH_FACE_SIZE
+from emenet.face.blazeface.detector import DEFAULT_MODEL, DEFAULT_SCORE_THRESHOLD, DEFAULT_SEARCH_FACE_SIZE, REFINE_ROUNDS
 from emenet.face.blazeface.network import MODELS
 from emenet.face.detector import DEFAULT_DETECTOR, DETECTORS, FaceDetector, make_detector
 
@@ -23,6 +23,7 @@ class DetectorOptions:
     model: str = DEFAULT_MODEL
     min_face_size: float | None = None
     score_threshold: float = DEFAULT_SCORE_THRESHOLD
+    refine_points: int = REFINE_ROUNDS
 
     def __post_init__(self) -> None:
         if self.name not in DETECTORS:
@@ -33,12 +34,14 @@ class DetectorOptions:
             raise EMENetInputError(f"--min_face_size must be positive, got {self.min_face_size}")
         if not 0 < self.score_threshold < 1:
             raise EMENetInputError(f"--detection_threshold must be in (0, 1), got {self.score_threshold}")
+        if self.refine_points not in (0, 1, 2, 3):
+            raise EMENetInputError(f"--refine_points must be 0, 1, 2 or 3, got {self.refine_points}")
 
     def build(self) -> FaceDetector:
         if self.name == "haar":
             return make_detector("haar")
         return make_detector(self.name, model=self.model, min_face_size=self.min_face_size,
-                             score_threshold=self.score_threshold)
+                             score_threshold=self.score_threshold, refine_points=self.refine_points)
 
     def record(self) -> dict[str, Any]:
         """JSON form (only what applies to the chosen detector)."""
@@ -58,9 +61,13 @@ def add_detector_arguments(p: argparse.ArgumentParser) -> None:
                         "faces and every face found is reported)")
     p.add_argument("--detection_threshold", type=float, default=DEFAULT_SCORE_THRESHOLD,
                    help="minimum BlazeFace detection score (default %(default)s)")
+    p.add_argument("--refine_points", type=int, default=REFINE_ROUNDS,
+                   help="upright second looks at each face that refine its points (steadier, rotation-invariant "
+                        "crops; each costs one more detector pass per face; 0: faster; default %(default)s)")
 
 
 def detector_options_from_args(args: argparse.Namespace) -> DetectorOptions:
     return DetectorOptions(getattr(args, "detector", DEFAULT_DETECTOR), getattr(args, "detector_model", DEFAULT_MODEL),
                            getattr(args, "min_face_size", None),
-                           getattr(args, "detection_threshold", DEFAULT_SCORE_THRESHOLD))
+                           getattr(args, "detection_threshold", DEFAULT_SCORE_THRESHOLD),
+                           getattr(args, "refine_points", REFINE_ROUNDS))

@@ -177,15 +177,19 @@ class BlazeFaceDetector:
             backend = "onnx" if onnx_available() else "torch"
         if backend == "onnx":
             from emenet.face.blazeface.export import detector_session
-            self._session = detector_session(self.net, self.model)
+            # As many threads as torch may use here (a worker's share of the cores; see inference.workers).
+            self._session = detector_session(self.net, self.model, threads=max(1, torch.get_num_threads()))
         return backend
 
     def run_network(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(V, S, S, 3) uint8 views -> regressors (V, A, 16), score logits (V, A), float32."""
-        x = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)  # RGB in [-1, 1]
+        x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2)).astype(np.float32)  # (V, 3, S, S)
+        x *= np.float32(1 / 127.5)
+        x -= np.float32(1.0)  # RGB in [-1, 1]
         if self._session is not None:
             from emenet.face.blazeface.export import run_detector_session
-            return run_detector_session(self._session, x.contiguous().numpy())
+            return run_detector_session(self._session, x)
+        x = torch.from_numpy(x)
         with torch.inference_mode():
             regressors, logits = self.net(x)
         return regressors.numpy(), logits.numpy()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 from emenet.errors import EMENetInputError
+from emenet.face.detector_options import add_detector_arguments, detector_options_from_args
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads of torch (default: torch's choice); one frame at a time gains little "
                              "from more, and on a busy machine 1 is often fastest")
+    add_detector_arguments(parser)
     return parser
 
 
@@ -55,7 +57,8 @@ def run(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     predictor = Predictor(checkpoint_paths_from_args(args), device="cuda" if args.use_cuda else "cpu")
     summary = run_demo(predictor, args.source, save_file=args.save_file, show=not args.headless,
-                       max_frames=args.max_frames, progress=args.headless, overwrite=args.overwrite)
+                       max_frames=args.max_frames, progress=args.headless, overwrite=args.overwrite,
+                       detector=detector_options_from_args(args).build())
     recorded = f", recorded to {summary.save_file}" if summary.save_file else ""
     print(f"{summary.frames} frames (face in {summary.frames_with_face}) in {summary.seconds:.1f} s: "
           f"{summary.frames_per_second:.1f} frames/s{recorded}")

@@ -8,7 +8,8 @@ from types import ModuleType
 from emenet.errors import EMENetInputError
 
 # module name -> the pip extra that provides it
-EXTRAS = {"ray": "ray", "onnxruntime": "onnx", "nemo": "nemo", "silero_vad": "vad", "plotly": "report"}
+EXTRAS = {"ray": "ray", "onnxruntime": "onnx", "nemo": "nemo", "silero_vad": "vad", "plotly": "report",
+          "tflite": "tflite", "ai_edge_litert": "tflite"}
 
 
 def is_available(module: str) -> bool:

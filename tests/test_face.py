@@ -149,21 +149,21 @@ def utterance(shared_dir, predictor, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_video_has_one_subject_track_and_the_tshirt_face_never_becomes_it(utterance):
+def test_video_has_one_subject_track_and_no_false_track_on_the_tshirt(utterance):
+    """BlazeFace (the default) finds the man in (nearly) every frame and nothing else: one track."""
     video, out = utterance
     result = out.prediction
     height = result.meta.height
     assert result.face_found.mean() > 0.9
-    subject = result.tracks[result.track_id]
-    assert subject.num_detections == max(t.num_detections for t in result.tracks)
+    assert len(result.tracks) == 1 and result.track_id == 0
     boxes = result.boxes[result.face_found]
     centre_y = (boxes[:, 1] + boxes[:, 3]) / 2
     assert np.all(centre_y < 0.45 * height) and np.all(boxes[:, 3] < 0.6 * height)  # the head, not the chest
-    # the t-shirt print was detected (the check is not vacuous) but only in short, separate tracks
-    low = [t for t in result.tracks if np.median((t.box_array()[:, 1] + t.box_array()[:, 3]) / 2) > 0.5 * height]
-    assert low and all(t.num_detections < 0.5 * result.num_frames for t in low)
     # smoothed boxes move little from frame to frame
     assert np.abs(np.diff(boxes, axis=0)).max() < 0.1 * (boxes[:, 2] - boxes[:, 0]).mean()
+    # the crops are aligned on smoothed landmarks: the aligned regions move little too
+    regions = result.regions[result.face_found]
+    assert np.abs(np.diff(regions[:, :2], axis=0)).max() < 0.1 * regions[:, 2].mean()
 
 
 @pytest.mark.slow

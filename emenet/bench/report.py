@@ -247,6 +247,12 @@ def render_markdown(report: dict) -> str:
             parts += [f"Stages on their own: decoding {stages['decode_frames_per_s']:.0f} frames/s; decoding + face "
                       f"detection and tracking {stages['decode_detect_track_frames_per_s']:.1f} frames/s "
                       f"({stages['num_frames']} frames).", ""]
+            if "detect_align_blazeface_frames_per_s" in stages:
+                w, h = stages["detect_align_size"]
+                parts += [f"Face detection + 112x112 alignment alone ({w}x{h} frames, decoded beforehand): BlazeFace "
+                          f"{stages['detect_align_blazeface_frames_per_s']:.0f} frames/s (without point refinement "
+                          f"{stages['detect_align_blazeface_no_refine_frames_per_s']:.0f}), Haar cascade "
+                          f"{stages['detect_align_haar_frames_per_s']:.0f} frames/s.", ""]
         parts += [_video_table(r, members_list), ""]
         longv = r.get("long_video")
         if _ok(longv):

@@ -141,7 +141,8 @@ def video(spec: dict) -> dict:
 
 
 def video_stages(spec: dict) -> dict:
-    """Where the pipeline's time goes: decoding alone, decoding + face detection and tracking."""
+    """Where the pipeline's time goes: decoding alone, decoding + face detection and tracking,
+    and face detection + alignment alone on decoded frames (BlazeFace, the default, and Haar)."""
     from emenet.inference.video import iter_video_chunks, track_video_faces
     t0 = time.perf_counter()
     frames = sum(len(c) for c in iter_video_chunks(spec["video"], 64))
@@ -149,8 +150,50 @@ def video_stages(spec: dict) -> dict:
     t0 = time.perf_counter()
     track_video_faces(spec["video"], progress=False)
     detect_s = time.perf_counter() - t0
-    return {"num_frames": frames, "decode_s": decode_s, "decode_frames_per_s": frames / decode_s,
-            "decode_detect_track_s": detect_s, "decode_detect_track_frames_per_s": frames / detect_s}
+    out = {"num_frames": frames, "decode_s": decode_s, "decode_frames_per_s": frames / decode_s,
+           "decode_detect_track_s": detect_s, "decode_detect_track_frames_per_s": frames / detect_s}
+    out.update(detect_align(spec))
+    return out
+
+
+def detect_align(spec: dict) -> dict:
+    """Face detection + 112x112 alignment alone (frames decoded beforehand, chunks of 64), in
+    frames/s: the default BlazeFace (landmark-aligned crops), the same without point refinement,
+    and the Haar cascade (box crops). The median of `repeat` passes over the video."""
+    from emenet.face.align import alignment_transforms, crop_aligned, crop_face, crop_regions
+    from emenet.face.blazeface import BlazeFaceDetector
+    from emenet.face.detector import HaarFaceDetector
+    from emenet.inference.video import detect_frames, iter_video_chunks
+    chunks = [c.frames for c in iter_video_chunks(spec["video"], 64)]
+    frames = sum(len(c) for c in chunks)
+    detectors = {"blazeface": BlazeFaceDetector(), "blazeface_no_refine": BlazeFaceDetector(refine_points=0),
+                 "haar": HaarFaceDetector()}
+
+    def one_pass(detector) -> int:
+        faces = 0
+        for chunk in chunks:
+            for frame, found in zip(chunk, detect_frames(detector, chunk)):
+                if found.points is not None and len(found):
+                    for affine in alignment_transforms(found.points):
+                        crop_aligned(frame, affine)
+                else:
+                    for region in crop_regions(found.boxes):
+                        crop_face(frame, region)
+                faces += len(found)
+        return faces
+
+    out: dict = {"detect_align_frames": frames, "detect_align_size": list(chunks[0].shape[1:3][::-1])}
+    for name, detector in detectors.items():
+        one_pass(detector)  # warm-up (exports the ONNX graph on a first run)
+        runs = []
+        for _ in range(spec.get("repeat", 3)):
+            t0 = time.perf_counter()
+            faces = one_pass(detector)
+            runs.append(time.perf_counter() - t0)
+        seconds = sorted(runs)[len(runs) // 2]
+        out[f"detect_align_{name}_frames_per_s"] = frames / seconds
+        out[f"detect_align_{name}_faces_per_frame"] = faces / frames
+    return out
 
 
 def long_video(spec: dict) -> dict:
@@ -358,7 +401,8 @@ def ceiling(spec: dict) -> dict:
 
 
 WORKLOADS: dict[str, Callable[[dict], dict]] = {
-    "inference": inference, "video": video, "video_stages": video_stages, "long_video": long_video,
+    "inference": inference, "video": video, "video_stages": video_stages, "detect_align": detect_align,
+    "long_video": long_video,
     "train_step": train_step, "loader": loader, "profile": profile, "onnx_profile": onnx_profile,
     "ceiling": ceiling,
 }

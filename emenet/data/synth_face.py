@@ -146,6 +146,21 @@ def _gauss(xx: np.ndarray, yy: np.ndarray, cx: float, cy: float, sx: float, sy: 
     return np.exp(-0.5 * (((xx - cx) / sx) ** 2 + ((yy - cy) / sy) ** 2))
 
 
+def template_crop(idn: Identity, scale: float, centre: tuple[float, float], size: int = 112
+                  ) -> tuple[float, tuple[float, float]]:
+    """(side, centre) in patch pixels of the square whose size x size crop puts the face's eyes,
+    nose tip and mouth centre on ALIGN_TEMPLATE (least squares; the face is upright in its patch)."""
+    from emenet.face.align import ALIGN_TEMPLATE, similarity_transforms
+    cx, cy = centre
+    points = np.array([[cx - idn.eye_dx * scale, cy + idn.eye_y * scale],  # the subject's right eye (image left)
+                       [cx + idn.eye_dx * scale, cy + idn.eye_y * scale],
+                       [cx, cy + idn.nose_y * scale], [cx, cy + idn.mouth_y * scale]])
+    affine = similarity_transforms(points[None], ALIGN_TEMPLATE * (size / 112))[0]  # patch -> crop pixels
+    s = float(np.hypot(affine[0, 0], affine[1, 0]))
+    middle = np.linalg.solve(affine[:, :2], np.array([size / 2, size / 2]) - affine[:, 2])
+    return size / s, (float(middle[0]), float(middle[1]))
+
+
 @dataclass
 class FaceRenderer:
     """Draws one identity's face into an RGBA patch (alpha: where the person is).
@@ -175,9 +190,9 @@ class FaceRenderer:
         self.size = (w, h)
         self.centre = (w / 2.0, -PATCH_TOP * k)
         idn = self.identity
-        # Aligned crop: from above the brows to below the chin, as in Aff-wild2's aligned crops.
-        self.crop_side = 1.95 * idn.face_h * k
-        self.crop_centre = (self.centre[0], self.centre[1] + 0.08 * idn.face_h * k)
+        # Aligned crop: the eyes, nose tip and mouth centre on emenet.face.align's template, the
+        # alignment that inference applies to detected faces, so training and inference agree.
+        self.crop_side, self.crop_centre = template_crop(idn, k, self.centre)
         ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
         xu = (xs - self.centre[0]) / k   # face units
         yu = (ys - self.centre[1]) / k

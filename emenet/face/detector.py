@@ -1,4 +1,5 @@
-"""Face detection behind a small protocol; OpenCV's frontal-face Haar cascade by default.
+"""Face detection behind a small protocol; BlazeFace (emenet.face.blazeface) by default, OpenCV's
+frontal-face Haar cascade as a fallback.
 
 A detector takes one uint8 RGB image (H, W, 3) and returns `Detections`: boxes as
 (K, 4) float32 `[x0, y0, x1, y1]` in the image's pixels and one score per box (higher is
@@ -23,15 +24,22 @@ HAAR_FRONTAL_FACE = "haarcascade_frontalface_default.xml"
 
 @dataclass(frozen=True)
 class Detections:
-    """Faces found in one image: `boxes` (K, 4) `[x0, y0, x1, y1]` pixels, `scores` (K,)."""
+    """Faces found in one image: `boxes` (K, 4) `[x0, y0, x1, y1]` pixels, `scores` (K,), and,
+    from a landmark detector, `points` (K, P, 2) pixels (BlazeFace: P = 6, see
+    emenet.face.blazeface.decode.KEYPOINT_NAMES); None when the detector gives no points."""
 
     boxes: np.ndarray
     scores: np.ndarray
+    points: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.boxes.ndim != 2 or self.boxes.shape[1] != 4 or self.scores.shape != (self.boxes.shape[0],):
             raise ValueError(f"Detections: expected boxes (K, 4) and scores (K,), "
                              f"got {self.boxes.shape} and {self.scores.shape}")
+        if self.points is not None and (self.points.ndim != 3 or self.points.shape[0] != self.boxes.shape[0]
+                                        or self.points.shape[2] != 2):
+            raise ValueError(f"Detections: expected points (K, P, 2) for {self.boxes.shape[0]} boxes, "
+                             f"got {self.points.shape}")
 
     def __len__(self) -> int:
         return self.boxes.shape[0]
@@ -39,6 +47,15 @@ class Detections:
     @classmethod
     def empty(cls) -> "Detections":
         return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
+
+    @classmethod
+    def empty_with_points(cls, num_points: int = 6) -> "Detections":
+        return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, num_points, 2), np.float32))
+
+    def select(self, index: np.ndarray | list[int]) -> "Detections":
+        """The detections at `index` (an index array or a boolean mask), points included."""
+        index = np.asarray(index)
+        return Detections(self.boxes[index], self.scores[index], None if self.points is None else self.points[index])
 
 
 @runtime_checkable
@@ -103,3 +120,24 @@ def largest_face(detections: Detections) -> int | None:
         return None
     wh = detections.boxes[:, 2:] - detections.boxes[:, :2]
     return int(np.argmax(wh[:, 0] * wh[:, 1]))
+
+
+DETECTORS = ("blazeface", "haar")
+DEFAULT_DETECTOR = "blazeface"
+
+
+def make_detector(name: str = DEFAULT_DETECTOR, **options) -> FaceDetector:
+    """A detector by name: `blazeface` (default; emenet.face.blazeface.BlazeFaceDetector, options
+    `model`, `score_threshold`, `min_face_size`, `backend`) or `haar` (HaarFaceDetector)."""
+    if name == "blazeface":
+        from emenet.face.blazeface import BlazeFaceDetector
+        return BlazeFaceDetector(**options)
+    if name == "haar":
+        return HaarFaceDetector(**options)
+    from emenet.errors import EMENetInputError
+    raise EMENetInputError(f"unknown face detector {name!r}; valid: {', '.join(DETECTORS)}")
+
+
+def default_detector() -> FaceDetector:
+    """The detector used when none is given: BlazeFace with its defaults."""
+    return make_detector(DEFAULT_DETECTOR)

@@ -32,17 +32,30 @@ from emenet.face.detector import Detections
 
 @dataclass
 class Track:
-    """One face's detections: frame indices (increasing), boxes `[x0, y0, x1, y1]`, scores."""
+    """One face's detections: frame indices (increasing), boxes `[x0, y0, x1, y1]`, scores and,
+    from a landmark detector, each detection's points (P, 2) (empty when the detector gives none)."""
 
     track_id: int
     frames: list[int] = field(default_factory=list)
     boxes: list[np.ndarray] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
+    points: list[np.ndarray] = field(default_factory=list)
 
-    def add(self, frame_index: int, box: np.ndarray, score: float) -> None:
+    def add(self, frame_index: int, box: np.ndarray, score: float, points: np.ndarray | None = None) -> None:
         self.frames.append(int(frame_index))
         self.boxes.append(np.asarray(box, np.float32))
         self.scores.append(float(score))
+        if points is not None:
+            self.points.append(np.asarray(points, np.float32))
+
+    @property
+    def has_points(self) -> bool:
+        """Every detection of the track came with points."""
+        return bool(self.frames) and len(self.points) == len(self.frames)
+
+    def point_array(self) -> np.ndarray | None:
+        """(n, P, 2) points of every detection, or None when the detections have none."""
+        return np.stack(self.points).astype(np.float32) if self.has_points else None
 
     @property
     def num_detections(self) -> int:
@@ -134,11 +147,11 @@ class FaceTracker:
                     continue
                 used_tracks.add(a)
                 ids[d] = active[a].track_id
-                active[a].add(frame_index, boxes[d], detections.scores[d])
+                active[a].add(frame_index, boxes[d], detections.scores[d], _points(detections, d))
         for d, box in enumerate(boxes):
             if ids[d] == -1:
                 track = Track(len(self.tracks))
-                track.add(frame_index, box, detections.scores[d])
+                track.add(frame_index, box, detections.scores[d], _points(detections, d))
                 self.tracks.append(track)
                 ids[d] = track.track_id
         return ids
@@ -146,6 +159,10 @@ class FaceTracker:
     def main_track(self) -> Track | None:
         """The most persistent track (most frames with a detection; ties: the larger face)."""
         return select_main_track(self.tracks)
+
+
+def _points(detections: Detections, index: int) -> np.ndarray | None:
+    return None if detections.points is None else detections.points[index]
 
 
 def select_main_track(tracks: list[Track]) -> Track | None:
@@ -179,7 +196,7 @@ def is_body_face(candidate: Track, faces: list[Track]) -> bool:
 
 
 def _renumbered(track: Track, track_id: int) -> Track:
-    return Track(track_id, list(track.frames), list(track.boxes), list(track.scores))
+    return Track(track_id, list(track.frames), list(track.boxes), list(track.scores), list(track.points))
 
 
 class TrackSelection(NamedTuple):
@@ -227,18 +244,31 @@ def smooth_track_boxes(frames: np.ndarray, boxes: np.ndarray, sigma: float = 2.0
     mean of the track's boxes within 3 sigma frames; a detector's frame-to-frame jitter
     (a few pixels of position, a few % of size) is averaged out while head motion stays.
     """
+    return smooth_track_values(frames, np.asarray(boxes).reshape(-1, 4), sigma)
+
+
+def smooth_track_points(frames: np.ndarray, points: np.ndarray, sigma: float = 2.0) -> np.ndarray:
+    """`smooth_track_boxes` for landmarks: (n, P, 2) points, each coordinate smoothed over time,
+    so the crops aligned on them do not jitter from frame to frame."""
+    points = np.asarray(points)
+    return smooth_track_values(frames, points.reshape(len(points), -1), sigma).reshape(points.shape)
+
+
+def smooth_track_values(frames: np.ndarray, values: np.ndarray, sigma: float = 2.0) -> np.ndarray:
+    """Gap-aware Gaussian smoothing over time of (n, D) per-detection values (see smooth_track_boxes)."""
     frames = np.asarray(frames, np.int64)
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    boxes = np.asarray(values, np.float64).reshape(len(frames), -1)
+    width = boxes.shape[1]
     if sigma <= 0 or len(frames) < 2:
         return boxes.astype(np.float32)
     radius = int(np.ceil(3 * sigma))
     kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
     offset = frames - frames[0]
     length = int(offset[-1]) + 1
-    dense = np.zeros((length + 2 * radius, 4))  # padded by `radius` on both sides
+    dense = np.zeros((length + 2 * radius, width))  # padded by `radius` on both sides
     mask = np.zeros(length + 2 * radius)
     dense[offset + radius], mask[offset + radius] = boxes, 1.0
-    # Convolve the boxes and the presence mask alike; their ratio is the local weighted mean.
-    num = np.stack([np.convolve(dense[:, k], kernel, mode="valid") for k in range(4)], axis=1)  # (length, 4)
+    # Convolve the values and the presence mask alike; their ratio is the local weighted mean.
+    num = np.stack([np.convolve(dense[:, k], kernel, mode="valid") for k in range(width)], axis=1)  # (length, D)
     den = np.convolve(mask, kernel, mode="valid")
     return (num[offset] / den[offset, None]).astype(np.float32)

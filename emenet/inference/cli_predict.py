@@ -100,6 +100,8 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
                         "pip install 'emenet[report]'); a folder run adds report_index.html")
     p.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="'auto' starts a local Ray, an address joins a cluster: one task per video")
+    from emenet.face.detector_options import add_detector_arguments
+    add_detector_arguments(p)
     p.set_defaults(func=cmd_predict)
 
 
@@ -129,10 +131,12 @@ def cmd_predict(args: argparse.Namespace) -> None:
     if args.workers or args.ray:
         log.warning("--workers and --ray apply to several videos; one video runs in this process")
     from emenet.inference.outputs import predict_video_to_files
+    from emenet.face.detector_options import detector_options_from_args
     predictor = predictor_from_args(args)
     out = predict_video_to_files(predictor, args.video, args.output_dir, overwrite=args.overwrite,
                                  progress=not args.no_progress, main_face=args.main_face,
-                                 min_track_length=args.min_track_length, report=args.report)
+                                 min_track_length=args.min_track_length, report=args.report,
+                                 detector=detector_options_from_args(args).build())
     result = out.result
     print(f"{args.video}: {result.num_frames} frames, face found in {int(result.any_face.sum())}, "
           f"{len(result.predictions)} face track(s), {out.frames_per_second:.1f} frames/s")
@@ -148,13 +152,15 @@ def _predict_many(args: argparse.Namespace) -> None:
     from emenet.inference.batch import predict_videos
     from emenet.inference.video_job import PredictSettings
     from emenet.inference.workers import PredictorSpec
+    from emenet.face.detector_options import detector_options_from_args
     checkpoints = checkpoint_paths_from_args(args)
     conformal = conformal_from_args(checkpoints, args.coverage, args.conformal)  # checked once, before any video
     spec = PredictorSpec(tuple(str(p) for p in checkpoints),
                          "cuda" if args.cuda else args.device, args.batch_size, getattr(args, "backend", "auto"),
                          coverage=None if conformal is None else conformal.coverage,
                          conformal_file=None if conformal is None else str(conformal.source))
-    settings = PredictSettings(main_face=args.main_face, min_track_length=args.min_track_length, report=args.report)
+    settings = PredictSettings(main_face=args.main_face, min_track_length=args.min_track_length, report=args.report,
+                               detector=detector_options_from_args(args))
     with logging_redirect_tqdm():
         report = predict_videos([args.video, *args.more_videos], args.output_dir, spec, settings,
                                 overwrite=args.overwrite, workers=args.workers, ray_address=args.ray,
@@ -170,12 +176,17 @@ def _predict_many(args: argparse.Namespace) -> None:
 def add_image_arguments(p: argparse.ArgumentParser, default_image: str | Path | None = None) -> None:
     add_checkpoint_arguments(p)
     p.add_argument("--image", default=None if default_image is None else str(default_image), required=default_image is None,
-                   help="a 112x112 aligned face crop (used as is) or a photo (the largest face is detected and cropped)"
+                   help="a 112x112 aligned face crop (used as is) or a photo (every face is detected, aligned and "
+                        "predicted)"
                         + (f"; default {default_image}" if default_image else ""))
     p.add_argument("--output_dir", default="inference_output", help="folder for the PNG, PDF and JSON")
     p.add_argument("--auxiliary", "--auxillary", action="store_true",
                    help="accepted for compatibility; the face-alignment head is detected from the checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--largest_face", action="store_true",
+                   help="predict only the largest face of a photo (the one-face output)")
+    from emenet.face.detector_options import add_detector_arguments
+    add_detector_arguments(p)
     p.set_defaults(func=cmd_image)
 
 
@@ -185,7 +196,9 @@ def cmd_image(args: argparse.Namespace) -> None:
     predictor = predictor_from_args(args)
     if args.auxiliary and not predictor.has_landmarks:
         log.warning("--auxiliary given, but the checkpoint has no face-alignment head; no landmarks")
-    result = predict_image(predictor, args.image)
+    from emenet.face.detector_options import detector_options_from_args
+    detector = detector_options_from_args(args).build()
+    result = predict_image(predictor, args.image, detector=detector, largest_face_only=args.largest_face)
     print(format_image_prediction(result))
     conformal = None
     if predictor.conformal is not None:

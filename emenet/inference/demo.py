@@ -10,7 +10,7 @@ nothing is fed and the last prediction is shown greyed out) and restarts when th
 been lost for longer than `lost_after` frames and another face (or the same one again) becomes
 the followed one. Among several faces the follower keeps the one it follows unless another
 is seen much more often and more surely (see `FaceFollower`), so a face printed on a t-shirt,
-which a Haar cascade finds now and then and with few supporting detections, does not take over.
+which a detector finds now and then and with few supporting detections, does not take over.
 
     >>> predictor = Predictor.from_names(["teacher_exp_0"], [4], "checkpoints")  # doctest: +SKIP
     >>> summary = run_demo(predictor, "utterance_1.mp4", save_file="output.avi", show=False)  # doctest: +SKIP
@@ -31,8 +31,8 @@ from tqdm.auto import tqdm
 
 from emenet.errors import EMENetInputError
 from emenet.io_utils import atomic_path, ensure_folder
-from emenet.face.align import crop_face, crop_regions
-from emenet.face.detector import Detections, FaceDetector, HaarFaceDetector
+from emenet.face.align import alignment_transforms, crop_aligned, crop_face, crop_regions, transform_regions
+from emenet.face.detector import Detections, FaceDetector, default_detector
 from emenet.face.tracking import FaceTracker
 from emenet.inference.drawing import annotate_frame, panel_height
 from emenet.inference.predictor import PredictionStream, Predictor
@@ -108,6 +108,7 @@ class FollowedFace:
     track_id: int | None
     box: np.ndarray | None
     new_sequence: bool
+    points: np.ndarray | None = None  # (P, 2) smoothed landmarks, from a landmark detector
 
 
 class FaceFollower:
@@ -119,8 +120,8 @@ class FaceFollower:
     `lost_after` frames, unless another face detected in the frame has more than
     `switch_ratio` times its presence; then, or when it is lost, the face of the frame with
     the most presence becomes the followed one and a new sequence starts. The followed box
-    is a running mean of its detections (`smoothing` = weight of the newest), which steadies
-    the crop.
+    is a running mean of its detections (`smoothing` = weight of the newest), and so are its
+    landmarks (BlazeFace's points, which the crop is aligned on), which steadies the crop.
     """
 
     def __init__(self, tracker: FaceTracker | None = None, lost_after: int | None = None, window: int = 30,
@@ -138,6 +139,7 @@ class FaceFollower:
         self.track_id: int | None = None
         self.sequences = 0  # how many face sequences were started
         self._box: np.ndarray | None = None
+        self._points: np.ndarray | None = None
 
     def presence(self, track_id: int, frame_index: int) -> float:
         """Sum of 1 + score over the track's detections in the last `window` frames."""
@@ -153,7 +155,7 @@ class FaceFollower:
         ids = self.tracker.update(frame_index, detections)
         if self.track_id is not None and frame_index - self.tracker.tracks[self.track_id].last_frame > self.lost_after:
             log.debug("frame %d: face track %d lost", frame_index, self.track_id)
-            self.track_id, self._box = None, None
+            self.track_id, self._box, self._points = None, None, None
         new_sequence = False
         if ids:
             presence = {i: self.presence(i, frame_index) for i in ids}
@@ -161,13 +163,21 @@ class FaceFollower:
             current = 0.0 if self.track_id is None else self.presence(self.track_id, frame_index)
             if best != self.track_id and (self.track_id is None or presence[best] > self.switch_ratio * current):
                 log.debug("frame %d: following face track %d (was %s)", frame_index, best, self.track_id)
-                self.track_id, self._box, new_sequence = best, None, True
+                self.track_id, self._box, self._points, new_sequence = best, None, None, True
                 self.sequences += 1
         if self.track_id is None or self.track_id not in ids:
             return FollowedFace(self.track_id, None, False)
-        box = np.asarray(detections.boxes[ids.index(self.track_id)], np.float64)
+        index = ids.index(self.track_id)
+        box = np.asarray(detections.boxes[index], np.float64)
         self._box = box if self._box is None else self.smoothing * box + (1 - self.smoothing) * self._box
-        return FollowedFace(self.track_id, self._box.astype(np.float32), new_sequence)
+        if detections.points is None:
+            self._points = None
+        else:
+            points = np.asarray(detections.points[index], np.float64)
+            self._points = (points if self._points is None
+                            else self.smoothing * points + (1 - self.smoothing) * self._points)
+        return FollowedFace(self.track_id, self._box.astype(np.float32), new_sequence,
+                            None if self._points is None else self._points.astype(np.float32))
 
 
 # ------------------------------------------------------------------------------ one step
@@ -196,8 +206,13 @@ def demo_step(index: int, frame: np.ndarray, detector: FaceDetector, follower: F
         last = None
     if face.box is None:
         return DemoStep(index, None, None, last, last is not None, face.track_id, False)
-    region = crop_regions(face.box)
-    predictions = stream(crop_face(frame, region))  # (1 row): the sequence goes on
+    if face.points is not None:  # landmark-aligned like the training crops (emenet.face.align)
+        affine = alignment_transforms(face.points[None])
+        region, crop = transform_regions(affine)[0], crop_aligned(frame, affine[0])
+    else:
+        region = crop_regions(face.box)
+        crop = crop_face(frame, region)
+    predictions = stream(crop)  # (1 row): the sequence goes on
     return DemoStep(index, face.box, region, predictions, False, face.track_id, face.new_sequence)
 
 
@@ -310,7 +325,7 @@ def run_demo(predictor: Predictor, source: str | int | FrameSource = 0, save_fil
         raise EMENetInputError(f"max_frames must be at least 1, got {max_frames}")
     if save_file is not None:
         check_recording_path(save_file, overwrite)
-    detector = detector or HaarFaceDetector()
+    detector = detector or default_detector()
     follower = follower or FaceFollower()
     stream = predictor.stream()
     source = source if isinstance(source, FrameSource) else open_source(source)

@@ -22,7 +22,8 @@ import pandas as pd
 from emenet.errors import EMENetInputError
 from emenet.face.detector import FaceDetector
 from emenet.face.tracking import FaceTracker
-from emenet.inference.drawing import PANEL_WIDTH, TrackOverlay, annotate_tracks, panel_height, plot_image_prediction
+from emenet.inference.drawing import PANEL_WIDTH, TrackOverlay, annotate_tracks, panel_height
+from emenet.inference.faces_figure import plot_faces_prediction
 from emenet.inference.image import ImagePrediction
 from emenet.inference.predictor import Predictor
 from emenet.inference.results import FramePredictions
@@ -68,7 +69,7 @@ def write_image_outputs(result: ImagePrediction, output_dir: str | os.PathLike, 
     stem = Path(result.source).stem if result.source != "array" else "image"
     paths = image_output_paths(output_dir, stem)
     _refuse_existing([paths.png, paths.pdf, paths.json], overwrite)
-    fig = plot_image_prediction(result.crop, result.predictions, title=f"{result.source}")
+    fig = plot_faces_prediction(result, title=f"{result.source}")
     payload = {**result.to_dict(), "checkpoints": checkpoints or []}
     if conformal is not None:
         from emenet.conformal.report_text import conformal_lines
@@ -86,13 +87,23 @@ def write_image_outputs(result: ImagePrediction, output_dir: str | os.PathLike, 
 
 
 def format_image_prediction(result: ImagePrediction) -> str:
-    """A plain-text table of a photo's predictions, for the terminal."""
+    """A plain-text table of a photo's predictions (every face), for the terminal."""
     p = result.predictions
     lines = [f"image: {result.source} ({result.image_shape[1]}x{result.image_shape[0]}), "
              + ("aligned 112x112 crop used as is" if result.aligned_input else
-                f"face box {np.round(result.box).astype(int).tolist()} ({result.num_faces} face(s) detected)"),
+                f"{result.num_faces} face(s) detected, {len(result.faces)} predicted"),
              f"models: {p.num_models} "
              f"({'ensemble: uncertainty = aleatoric + epistemic' if p.is_ensemble else 'uncertainty = aleatoric'})"]
+    for face in result.faces:
+        if not result.aligned_input:
+            lines.append(f"face {face.index}: box {np.round(face.box).astype(int).tolist()}"
+                         + (" (largest)" if face.index == result.main_index and len(result.faces) > 1 else ""))
+        lines += ["  " + line for line in _format_face(face.predictions)]
+    return "\n".join(lines)
+
+
+def _format_face(p: FramePredictions) -> list[str]:
+    lines: list[str] = []
     d = p.frame_dict(0)
 
     def unc(u: dict) -> str:
@@ -112,7 +123,7 @@ def format_image_prediction(result: ImagePrediction) -> str:
             lines.append(f"  {name:<5} {a['prob']:.3f} {'yes' if a['active'] else 'no ':<3}  {unc(a['uncertainty'])}")
     if "landmarks" in d:
         lines.append("landmarks: 68 points predicted by the face-alignment head (drawn on the picture)")
-    return "\n".join(lines)
+    return lines
 
 
 # ------------------------------------------------------------------------------- video

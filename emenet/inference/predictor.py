@@ -301,10 +301,11 @@ class Predictor:
 
     # ------------------------------------------------------------ images and videos
 
-    def predict_image(self, image, detector=None):
-        """Detect, crop and predict one photo (path or (H, W, 3) uint8 RGB array); see inference.image."""
+    def predict_image(self, image, detector=None, largest_face_only: bool = False):
+        """Detect, align and predict every face of one photo (path or (H, W, 3) uint8 RGB array);
+        `largest_face_only` keeps the largest face only. See inference.image."""
         from emenet.inference.image import predict_image
-        return predict_image(self, image, detector=detector)
+        return predict_image(self, image, detector=detector, largest_face_only=largest_face_only)
 
     def predict_video(self, path: str | os.PathLike, **kwargs):
         """Track the main face of a video and predict every frame; see inference.video.predict_video."""

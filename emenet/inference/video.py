@@ -36,9 +36,10 @@ from tqdm.auto import tqdm
 from emenet.audio import AudioTrack, frame_windows, read_audio_track
 from emenet.data.video_info import open_video
 from emenet.errors import EMENetInputError
-from emenet.face.align import crop_face, crop_regions
-from emenet.face.detector import FaceDetector, HaarFaceDetector
-from emenet.face.tracking import FaceTracker, Track, filter_tracks, select_main_track, smooth_track_boxes
+from emenet.face.align import alignment_transforms, crop_aligned, crop_face, crop_regions, transform_regions
+from emenet.face.detector import FaceDetector, default_detector
+from emenet.face.tracking import (FaceTracker, Track, filter_tracks, select_main_track, smooth_track_boxes,
+                                  smooth_track_points)
 from emenet.inference.predictor import Predictor
 from emenet.inference.results import FramePredictions
 from emenet.models.mobilefacenet import INPUT_SIZE
@@ -189,14 +190,14 @@ def track_video_faces(path: str | os.PathLike, detector: FaceDetector | None = N
     The default tracker bridges gaps of up to DEFAULT_MAX_GAP_SECONDS; see `filter_tracks`
     for `min_track_length` and `drop_body_faces`.
     """
-    detector = detector or HaarFaceDetector()
+    detector = detector or default_detector()
     meta = read_video_meta(path)
     tracker = tracker or FaceTracker(max_gap=max_gap_frames(meta.fps))
     times: list[np.ndarray] = []
     with _frame_counter(progress, "detecting", meta.num_frames_hint, "detecting faces") as update:
         for chunk in iter_video_chunks(path, chunk_size):
-            for k, frame in enumerate(chunk.frames):
-                tracker.update(chunk.start + k, detector(frame))
+            for k, detections in enumerate(detect_frames(detector, chunk.frames)):
+                tracker.update(chunk.start + k, detections)
             times.append(chunk.times)
             update(len(chunk))
     selection = filter_tracks(tracker.tracks, min_length=min_track_length, drop_body_faces=drop_body_faces)
@@ -208,28 +209,52 @@ def track_video_faces(path: str | os.PathLike, detector: FaceDetector | None = N
 @dataclass(frozen=True)
 class TrackGeometry:
     """Where one track's face is, per video frame: `face_found` (N,), smoothed `boxes` (N, 4)
-    `[x0, y0, x1, y1]` and crop `regions` (N, 3) `(cx, cy, side)`, NaN where it has no face."""
+    `[x0, y0, x1, y1]` and crop `regions` (N, 3) `(cx, cy, side)`, NaN where it has no face.
+    `affines` (N, 2, 3): the image -> crop similarity transforms of a landmark-aligned track
+    (from its smoothed points, emenet.face.align), None for box crops."""
 
     track_id: int
     face_found: np.ndarray
     boxes: np.ndarray
     regions: np.ndarray
+    affines: np.ndarray | None = None
+
+    def crop(self, frame: np.ndarray, index: int) -> np.ndarray:
+        """The 112x112 crop of video frame `index` (which must show the face)."""
+        if self.affines is not None:
+            return crop_aligned(frame, self.affines[index])
+        return crop_face(frame, self.regions[index])
 
 
 def track_crop_geometry(track: Track, num_frames: int, smooth_sigma: float = DEFAULT_SMOOTH_SIGMA
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(face_found (N,), boxes (N, 4), regions (N, 3)) of one track; NaN where it has no face."""
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(face_found (N,), boxes (N, 4), regions (N, 3), affines (N, 2, 3) or None) of one track;
+    NaN where it has no face. A track with points is aligned on its smoothed points."""
     face_found = np.zeros(num_frames, bool)
     boxes = np.full((num_frames, 4), np.nan, np.float32)
     frames = track.frame_array()
     face_found[frames] = True
     boxes[frames] = smooth_track_boxes(frames, track.box_array(), smooth_sigma)
-    regions = crop_regions(boxes).astype(np.float32)  # NaN rows stay NaN
-    return face_found, boxes, regions
+    points = track.point_array()
+    if points is None:
+        return face_found, boxes, crop_regions(boxes).astype(np.float32), None  # NaN rows stay NaN
+    affines = np.full((num_frames, 2, 3), np.nan)
+    affines[frames] = alignment_transforms(smooth_track_points(frames, points, smooth_sigma))
+    regions = np.full((num_frames, 3), np.nan, np.float32)
+    regions[frames] = transform_regions(affines[frames])
+    return face_found, boxes, regions, affines
 
 
 def track_geometry(track: Track, num_frames: int, smooth_sigma: float = DEFAULT_SMOOTH_SIGMA) -> TrackGeometry:
     return TrackGeometry(track.track_id, *track_crop_geometry(track, num_frames, smooth_sigma))
+
+
+def detect_frames(detector: FaceDetector, frames: np.ndarray):
+    """Each frame's Detections; a detector with `detect_batch` (BlazeFace) sees the chunk at once."""
+    batch = getattr(detector, "detect_batch", None)
+    if batch is not None:
+        return batch(list(frames))
+    return [detector(frame) for frame in frames]
 
 
 # ------------------------------------------------------------------ pass 2: predictions
@@ -293,7 +318,7 @@ def iter_track_predictions(predictor: Predictor, path: str | os.PathLike, geomet
                 local = np.flatnonzero(found)
                 crops = np.empty((len(local), INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
                 for j, k in enumerate(local):  # one warp per frame: OpenCV works image by image
-                    crops[j] = crop_face(chunk.frames[k], g.regions[chunk.start + k])
+                    crops[j] = g.crop(chunk.frames[k], chunk.start + k)
                 windows = None if sound is None else frame_windows(
                     sound.samples, sound.fps, chunk.start + local, sound.sample_rate,
                     predictor.audio_window / sound.sample_rate, getattr(predictor, "audio_timing", "exact"))

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from emenet.errors import EMENetInputError
+from emenet.face.detector_options import DetectorOptions
 from emenet.failures import failure_message
 from emenet.inference.outputs import predict_video_to_files, video_output_paths
 from emenet.inference.predictor import Predictor
@@ -70,12 +71,13 @@ class PredictSettings:
     checkpoints: tuple[tuple[str, str], ...] = ()
     report: bool = False  # also <stem>_report.html (emenet.report)
     plotly_js: str | None = None  # Plotly's script written once for all reports (None: embedded in each)
+    detector: DetectorOptions = DetectorOptions()
 
     def record(self) -> dict[str, Any]:
         """JSON form, as stored in the marker."""
         return {"main_face": self.main_face, "min_track_length": self.min_track_length,
                 "smooth_sigma": self.smooth_sigma, "checkpoints": [list(c) for c in self.checkpoints],
-                **({"report": True} if self.report else {})}
+                "detector": self.detector.record(), **({"report": True} if self.report else {})}
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -194,7 +196,8 @@ def process_video(predictor: Predictor, job: VideoJob, settings: PredictSettings
         outputs = predict_video_to_files(predictor, job.video, job.output_dir, overwrite=True,
                                          smooth_sigma=settings.smooth_sigma, progress=progress,
                                          main_face=settings.main_face, min_track_length=settings.min_track_length,
-                                         report=settings.report, plotly_js=plotly_js)
+                                         report=settings.report, plotly_js=plotly_js,
+                                         detector=settings.detector.build())
         result = outputs.result
         seconds = time.perf_counter() - start
         outcome = VideoOutcome(str(job.video), str(job.output_dir), "done", result.num_frames,

@@ -1,0 +1,284 @@
+"""`BlazeFaceDetector`: MediaPipe's BlazeFace on any image size, batched over frames.
+
+Each image is seen through square "views" at the model's input size (128 short-range,
+192 full-range): the whole image letterboxed (centred, black bars), and, when the smallest
+face asked for (`min_face_size`) is below what the whole view can resolve, overlapping tiles
+small enough to resolve it (a 100 px face in a 3840x2160 frame is ~5 px of a 192 px view;
+in a 1300 px tile it is ~15 px, which the full-range model finds). All views of all images go
+through the network as one batch; boxes and keypoints are decoded (emenet.face.blazeface.decode),
+mapped back to image pixels and merged per image by MediaPipe's weighted NMS, so a face seen
+by two views becomes one. A tile keeps only faces lying wholly inside it, away from its inner
+edges; tiles overlap by more than the largest face they must catch.
+
+Points are then refined (`refine_points` rounds, REFINE_ROUNDS by default): each face is seen
+again through an upright view, the face rotated level, centred and scaled to about a quarter of
+the view by a similarity transform of its current points (REFINE_VIEW_POINTS), and its points are
+taken from that view; the second round starts from the first round's points.
+BlazeFace places points less precisely on tilted and small faces; the second look makes the
+points, and so the aligned crops, nearly independent of in-plane rotation and position
+(tests/test_align.py: the same face turned by 30 degrees gives a crop correlating > 0.9 with
+the upright one's, against 0.7-0.8 from the first points alone).
+
+The network runs in torch (`backend="torch"`) or as an ONNX graph in ONNX Runtime
+(`backend="onnx"`, the `onnx` extra; `auto` picks it when installed), like the emotion models.
+
+    >>> detector = BlazeFaceDetector()
+    >>> faces = detector(read_rgb("example_image/astronaut_photo.jpg"))  # doctest: +SKIP
+    >>> faces.boxes, faces.points.shape  # doctest: +SKIP
+    (array([[180.9, 70.6, 276.0, 165.7]], dtype=float32), (1, 6, 2))
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from emenet.face.blazeface.decode import (ANCHOR_OPTIONS, NMS_IOU_THRESHOLD, decode_boxes, scores_from_logits,
+                                         ssd_anchor_centres, weighted_nms)
+from emenet.face.blazeface.network import MODELS, BlazeFaceNet, load_blazeface
+from emenet.face.detector import Detections, check_rgb_image
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "full_range"
+DEFAULT_SCORE_THRESHOLD = 0.5  # MediaPipe's min_score_thresh / min_detection_confidence
+# The smallest face (box width) each model finds reliably, as a fraction of its view's side.
+# Measured with the astronaut and Grace Hopper faces scaled down on a grey canvas: the full-range
+# model scores them above 0.6 from 8% of the view on, the short-range model from 12-14%.
+SMALLEST_FACE_FRACTION = {"short_range": 0.14, "full_range": 0.08}
+# px: with no min_face_size given, large frames are tiled so that faces this small are found
+# (a 640x360 frame needs no tiles: its whole view resolves 51 px), and no face is dropped for its size.
+DEFAULT_SEARCH_FACE_SIZE = 64
+MAX_TILES_PER_SIDE = 8
+REFINE_ROUNDS = 2  # upright second looks at each face (each from the previous points)
+TILE_EDGE_MARGIN = 0.02  # of the tile side: a box this close to an inner edge may be cut off
+BACKENDS = ("auto", "torch", "onnx")
+
+
+@dataclass(frozen=True)
+class View:
+    """A square region of an image: top-left (x0, y0) and side, in image pixels; `tile` says
+    whether detections touching its inner edges should be dropped (the whole-image view: no)."""
+
+    x0: float
+    y0: float
+    side: float
+    tile: bool
+
+
+def image_views(height: int, width: int, min_face_size: float, smallest_fraction: float) -> list[View]:
+    """The whole image letterboxed, then tiles if `min_face_size` is below what it resolves."""
+    side = float(max(height, width))
+    views = [View((width - side) / 2, (height - side) / 2, side, False)]
+    if min_face_size >= side * smallest_fraction:
+        return views
+    tile = max(min_face_size / smallest_fraction, 1.0)
+    overlap = side * smallest_fraction  # faces at least this big are found in the whole view
+    for _ in range(8):  # the overlap must stay well under the tile
+        if overlap <= 0.5 * tile:
+            break
+        tile *= 1.5
+    tile = min(tile, side)
+    if tile >= side:
+        return views
+    stride = tile - overlap
+
+    def starts(extent: int) -> list[float]:
+        if extent <= tile:
+            return [(extent - tile) / 2]
+        count = min(math.ceil((extent - tile) / stride) + 1, MAX_TILES_PER_SIDE)
+        return list(np.linspace(0, extent - tile, count))
+
+    for y0 in starts(height):
+        for x0 in starts(width):
+            views.append(View(float(x0), float(y0), float(tile), True))
+    return views
+
+
+# Where the refinement view puts the right eye, left eye, nose tip and mouth centre, in units of
+# the view's side: a face about a quarter of the view wide (where the full-range model scores
+# faces highest; at 40% the refined crops of tests/test_align.py moved 2-3 times more), upright
+# and centred. Fixed on its own (not the crop template), so refined points depend on the image only.
+REFINE_VIEW_POINTS = np.array([[0.4558, 0.4308], [0.5487, 0.4308], [0.5024, 0.4845], [0.5024, 0.5276]])
+
+
+def upright_view_transforms(points: np.ndarray, size: int) -> np.ndarray:
+    """(F, 6, 2) face points -> (F, 2, 3) image -> view transforms (size x size pixels) that put
+    the eyes, nose and mouth where REFINE_VIEW_POINTS says: the face level and centred."""
+    from emenet.face.align import ALIGN_POINTS, similarity_transforms
+    return similarity_transforms(np.asarray(points)[:, list(ALIGN_POINTS)], REFINE_VIEW_POINTS * size, size)
+
+
+def render_view(image: np.ndarray, view: View, size: int) -> np.ndarray:
+    """The view of `image` as a (size, size, 3) uint8 picture; outside the image is black."""
+    height, width = image.shape[:2]
+    scale = size / view.side
+    x0, y0 = max(int(math.floor(view.x0)), 0), max(int(math.floor(view.y0)), 0)
+    x1, y1 = min(int(math.ceil(view.x0 + view.side)), width), min(int(math.ceil(view.y0 + view.side)), height)
+    # The visible part, resized (area averaging when shrinking), placed where it falls in the view.
+    part = image[y0:y1, x0:x1]
+    out_w = max(int(round((x1 - x0) * scale)), 1)
+    out_h = max(int(round((y1 - y0) * scale)), 1)
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(part, (out_w, out_h), interpolation=interpolation)
+    canvas = np.zeros((size, size, 3), np.uint8)
+    ox, oy = int(round((x0 - view.x0) * scale)), int(round((y0 - view.y0) * scale))
+    h, w = min(out_h, size - oy), min(out_w, size - ox)
+    canvas[oy:oy + h, ox:ox + w] = resized[:h, :w]
+    return canvas
+
+
+class BlazeFaceDetector:
+    """BlazeFace face detector with six keypoints per face (see the module docstring).
+
+    `model`: "full_range" (default: faces from ~5% of the frame to close-ups) or "short_range"
+    (faster, faces filling a good part of the frame). `score_threshold`: minimum confidence
+    (MediaPipe's 0.5). `min_face_size`: smallest face wanted, in image pixels (box width);
+    smaller detections are dropped, and large images are tiled so that faces this small are found.
+    None (the default): tiles find faces of DEFAULT_SEARCH_FACE_SIZE px, and every face found is kept.
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+                 min_face_size: float | None = None, backend: str = "auto",
+                 iou_threshold: float = NMS_IOU_THRESHOLD, batch_size: int = 32, refine_points: int = REFINE_ROUNDS):
+        if model not in MODELS:
+            raise ValueError(f"unknown BlazeFace model {model!r}; valid: {', '.join(MODELS)}")
+        if not 0.0 < score_threshold < 1.0:
+            raise ValueError(f"score_threshold must be in (0, 1), got {score_threshold}")
+        if min_face_size is not None and min_face_size <= 0:
+            raise ValueError(f"min_face_size must be positive, got {min_face_size}")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown detector backend {backend!r}; valid: {', '.join(BACKENDS)}")
+        self.model = model
+        self.score_threshold = float(score_threshold)
+        self.min_face_size = None if min_face_size is None else float(min_face_size)
+        self.search_face_size = DEFAULT_SEARCH_FACE_SIZE if min_face_size is None else float(min_face_size)
+        self.iou_threshold = float(iou_threshold)
+        self.batch_size = int(batch_size)
+        self.refine_points = int(refine_points)
+        self.net: BlazeFaceNet = load_blazeface(model)
+        self.input_size = self.net.input_size[0]
+        self.anchors = ssd_anchor_centres(ANCHOR_OPTIONS[model])
+        self._session = None
+        self.backend = self._pick_backend(backend)
+
+    def __repr__(self) -> str:
+        return (f"BlazeFaceDetector(model={self.model!r}, score_threshold={self.score_threshold}, "
+                f"min_face_size={self.min_face_size}, refine_points={self.refine_points}, backend={self.backend!r})")
+
+    def _pick_backend(self, backend: str) -> str:
+        from emenet.fast.onnx_backend import onnx_available
+        if backend == "auto":
+            backend = "onnx" if onnx_available() else "torch"
+        if backend == "onnx":
+            from emenet.face.blazeface.export import detector_session
+            # As many threads as torch may use here (a worker's share of the cores; see inference.workers).
+            self._session = detector_session(self.net, self.model, threads=max(1, torch.get_num_threads()))
+        return backend
+
+    def run_network(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(V, S, S, 3) uint8 views -> regressors (V, A, 16), score logits (V, A), float32."""
+        x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2)).astype(np.float32)  # (V, 3, S, S)
+        x *= np.float32(1 / 127.5)
+        x -= np.float32(1.0)  # RGB in [-1, 1]
+        if self._session is not None:
+            from emenet.face.blazeface.export import run_detector_session
+            return run_detector_session(self._session, x)
+        x = torch.from_numpy(x)
+        with torch.inference_mode():
+            regressors, logits = self.net(x)
+        return regressors.numpy(), logits.numpy()
+
+    def __call__(self, image: np.ndarray) -> Detections:
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        """Detect faces in several images at once (their views go through the network together)."""
+        fraction = SMALLEST_FACE_FRACTION[self.model]
+        views: list[tuple[int, View]] = []
+        for index, image in enumerate(images):
+            check_rgb_image(image)
+            views += [(index, v) for v in image_views(*image.shape[:2], self.search_face_size, fraction)]
+        size = self.input_size
+        if not views:
+            return []
+        pictures = np.stack([render_view(images[i], v, size) for i, v in views])
+        boxes, points, scores = self._decoded(pictures)  # (V, A, 4), (V, A, 6, 2), (V, A)
+        found: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in images]
+        for (index, view), view_boxes, view_points, view_scores in zip(views, boxes, points, scores):
+            keep = view_scores >= self.score_threshold
+            if not keep.any():
+                continue
+            b = view_boxes[keep] * view.side + np.array([view.x0, view.y0, view.x0, view.y0], np.float32)
+            p = view_points[keep] * view.side + np.array([view.x0, view.y0], np.float32)
+            s = view_scores[keep]
+            if view.tile:
+                inside = _inside_tile(b, view, *images[index].shape[:2])
+                b, p, s = b[inside], p[inside], s[inside]
+            found[index].append((b, p, s))
+        merged = [self._merge(parts) for parts in found]
+        for _ in range(self.refine_points):
+            merged = self._refined(images, merged)
+        return merged
+
+    def _decoded(self, pictures: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(V, S, S, 3) views -> boxes (V, A, 4), points (V, A, 6, 2) in view units, scores (V, A)."""
+        regressors, logits = [], []
+        for start in range(0, len(pictures), self.batch_size):
+            r, s = self.run_network(pictures[start:start + self.batch_size])
+            regressors.append(r)
+            logits.append(s)
+        boxes, points = decode_boxes(np.concatenate(regressors), self.anchors, self.input_size)
+        return boxes, points, scores_from_logits(np.concatenate(logits))
+
+    def _refined(self, images: Sequence[np.ndarray], found: list[Detections]) -> list[Detections]:
+        """Each face's points taken again from an upright view of it (see the module docstring)."""
+        owners = [(i, k) for i, d in enumerate(found) for k in range(len(d))]
+        if not owners:
+            return found
+        points = np.concatenate([d.points for d in found if len(d)])  # (F, 6, 2)
+        views = upright_view_transforms(points, self.input_size)  # (F, 2, 3) image -> view pixels
+        pictures = np.stack([cv2.warpAffine(images[i], view, (self.input_size, self.input_size),
+                                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+                             for (i, _), view in zip(owners, views)])
+        boxes, view_points, scores = self._decoded(pictures)
+        new_points = [d.points.copy() for d in found]
+        centre = np.array([0.5, 0.5], np.float32)
+        for (i, k), view, b, p, s in zip(owners, views, boxes, view_points, scores):
+            keep = s >= self.score_threshold
+            if not keep.any():
+                continue  # the face is not seen again: keep its first points
+            b, p, s = weighted_nms(b[keep], p[keep], s[keep], self.iou_threshold)
+            nearest = int(np.argmin(np.linalg.norm((b[:, :2] + b[:, 2:]) / 2 - centre, axis=1)))
+            if np.linalg.norm((b[nearest, :2] + b[nearest, 2:]) / 2 - centre) > 0.15:
+                continue  # what it sees is not the face in the middle of the view
+            inverse = cv2.invertAffineTransform(view)
+            pixels = p[nearest] * self.input_size  # (6, 2) view pixels
+            new_points[i][k] = pixels @ inverse[:, :2].T + inverse[:, 2]
+        return [Detections(d.boxes, d.scores, pts) for d, pts in zip(found, new_points)]
+
+    def _merge(self, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Detections:
+        if not parts:
+            return Detections.empty_with_points()
+        boxes, points, scores = (np.concatenate(x) for x in zip(*parts))
+        boxes, points, scores = weighted_nms(boxes, points, scores, self.iou_threshold)
+        if self.min_face_size is None:
+            return Detections(boxes, scores, points)
+        keep = (boxes[:, 2] - boxes[:, 0]) >= self.min_face_size
+        return Detections(boxes[keep], scores[keep], points[keep])
+
+
+def _inside_tile(boxes: np.ndarray, view: View, height: int, width: int) -> np.ndarray:
+    """(K,) bool: the box lies inside the tile, clear of every edge that is not the image's."""
+    margin = TILE_EDGE_MARGIN * view.side
+    x1, y1 = view.x0 + view.side, view.y0 + view.side
+    left = (boxes[:, 0] >= view.x0 + margin) | (view.x0 <= 0)
+    top = (boxes[:, 1] >= view.y0 + margin) | (view.y0 <= 0)
+    right = (boxes[:, 2] <= x1 - margin) | (x1 >= width)
+    bottom = (boxes[:, 3] <= y1 - margin) | (y1 >= height)
+    return left & top & right & bottom

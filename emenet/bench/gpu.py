@@ -21,13 +21,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from emenet.bench.measure import Timing, library_versions, machine_info, machine_slug
+from emenet.bench.measure import library_versions, machine_info, machine_slug, paired_speedup, time_calls
 from emenet.io_utils import write_json
 
 log = logging.getLogger(__name__)
@@ -41,31 +40,6 @@ def _synced(fn: Callable[[], object]) -> Callable[[], object]:
         torch.cuda.synchronize()
         return out
     return call
-
-
-def _time(fn: Callable[[], object], warmup: int, repeat: int) -> Timing:
-    for _ in range(warmup):
-        fn()
-    timing = Timing(warmup=warmup)
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        timing.wall.append(time.perf_counter() - t0)
-        timing.cpu.append(0.0)
-    return timing
-
-
-def _paired(base: Callable[[], object], fast: Callable[[], object], repeat: int) -> float:
-    ratios = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        base()
-        t1 = time.perf_counter()
-        fast()
-        t2 = time.perf_counter()
-        ratios.append((t1 - t0) / (t2 - t1))
-    ratios.sort()
-    return ratios[len(ratios) // 2]
 
 
 def _forwards(models: list[torch.nn.Module], path: str) -> tuple[list[Callable], contextlib.AbstractContextManager]:
@@ -107,8 +81,8 @@ def inference(members: int, path: str, batch: int, stream_frames: int, warmup: i
     for mode, fast, base, n in (("batched", batched_with(fwd, ctx), batched_with(base_fwd, base_ctx), batch),
                                 ("streaming", streaming_with(fwd, ctx), streaming_with(base_fwd, base_ctx),
                                  stream_frames)):
-        out[mode] = _time(fast, warmup, repeat).to_dict(n)
-        out[mode]["paired_speedup_vs_fp32"] = 1.0 if path == "fp32" else _paired(base, fast, repeat)
+        out[mode] = time_calls(fast, warmup, repeat).to_dict(n)
+        out[mode]["paired_speedup_vs_fp32"] = 1.0 if path == "fp32" else paired_speedup(base, fast, repeat)["median"]
     ref = batched_with(base_fwd, base_ctx)()
     got = batched_with(fwd, ctx)()
     out["max_abs_logit_diff_vs_fp32"] = max(float((a[t].float() - b[t]).abs().max()) for a, b in zip(got, ref)
@@ -134,7 +108,7 @@ def onnx_cuda(members: int, batch: int, warmup: int, repeat: int) -> dict:
 
     def run():
         return [s.run(None, {name: frames}) for s in sessions]
-    return {"members": members, "backbone_batched": _time(run, warmup, repeat).to_dict(batch)}
+    return {"members": members, "backbone_batched": time_calls(run, warmup, repeat).to_dict(batch)}
 
 
 def train_steps(roles: tuple[str, ...], clips: int, seq_len: int, warmup: int, repeat: int) -> list[dict]:
@@ -146,7 +120,7 @@ def train_steps(roles: tuple[str, ...], clips: int, seq_len: int, warmup: int, r
             trainer, batch, gen = _trainer({"role": role, "speed": speed, "clips": clips, "seq_len": seq_len,
                                             "device": "cuda"})
             torch.cuda.reset_peak_memory_stats()
-            timing = _time(_synced(lambda: trainer.train_step(batch, gen)), warmup, repeat)
+            timing = time_calls(_synced(lambda: trainer.train_step(batch, gen)), warmup, repeat)
             frames = sum(b["frames"].shape[0] * b["frames"].shape[1] for b in batch.values())
             out.append({"role": role, "speed": speed, "settings": trainer.speed.to_dict(),
                         "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20, **timing.to_dict(frames)})

@@ -22,14 +22,11 @@ import numpy as np
 from emenet.conformal.calibration_file import ConformalCalibration, coverage_key, default_calibration_path
 from emenet.conformal.regions import AbstainRule, SetMethod, fit_thresholds, measure
 from emenet.conformal.scores import check_coverage
-from emenet.data.affwild2 import load_affwild2_index
 from emenet.data.clips import LabeledVideo
-from emenet.data.labeled import labeled_videos
 from emenet.distill.members import Member
-from emenet.distill.validate_ensemble import (MethodOutputs, check_device, load_ensemble_members, split_videos,
+from emenet.distill.validate_ensemble import (MethodOutputs, check_device, load_ensemble_members, split_held_out_videos,
                                               stream_members_and_mc_dropout, task_label_array)
 from emenet.errors import EMENetInputError
-from emenet.training.evaluate import attach_audio_for
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +78,8 @@ def fit_conformal(members: Sequence[Member], data_root: str | os.PathLike, out: 
     if path is not None and path.exists() and not overwrite:
         raise EMENetInputError(f"{path} already exists; pass --overwrite to replace it")
     models, tasks = load_ensemble_members(members, device)
-    index = load_affwild2_index(data_root, cache_dir=cache_dir)
-    videos = labeled_videos(index, split, tasks, max_videos=max_videos)
-    if not videos:
-        raise EMENetInputError(f"{data_root}: no {split} videos annotated for {list(tasks)}")
-    videos = attach_audio_for(models, videos, index, audio_dir, cache_dir, progress)
-    groups = dict(zip(index.videos["name"].astype(str), index.videos["video"].astype(str)))
-    calibration, evaluation = split_videos(videos, calibration_fraction, seed, groups)
+    videos, calibration, evaluation = split_held_out_videos(models, tasks, data_root, split, calibration_fraction,
+                                                            seed, max_videos, audio_dir, cache_dir, progress)
 
     probs: list[dict[str, np.ndarray]] = [{}] * len(videos)
     for vid, logits, _ in stream_members_and_mc_dropout(models, videos, tasks, 0, 0, chunk, device, num_workers,

@@ -54,19 +54,24 @@ def read_annotation_file(path: Path, task: str) -> np.ndarray:
     return read_annotation_file_with_classes(path, task)[0]
 
 
-def read_annotation_file_with_classes(path: Path, task: str) -> tuple[np.ndarray, int]:
-    """`read_annotation_file` and the number of expression classes its header names (0 for AU, VA)."""
-    path = Path(path)
-    task = check_task(task)
-    width = len(LABEL_COLUMNS[task])
+def read_header_and_body(path: Path) -> tuple[bytes, bytes]:
+    """An annotation file's header line and the rest, without a UTF-8 BOM and with Unix line ends."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise EMENetInputError(f"{path}: cannot read annotation file ({exc.strerror or exc})") from None
     if raw.startswith(codecs.BOM_UTF8):
         raw = raw[len(codecs.BOM_UTF8):]
-    raw = raw.replace(b"\r\n", b"\n")
-    header, _, body = raw.partition(b"\n")
+    header, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n")
+    return header, body
+
+
+def read_annotation_file_with_classes(path: Path, task: str) -> tuple[np.ndarray, int]:
+    """`read_annotation_file` and the number of expression classes its header names (0 for AU, VA)."""
+    path = Path(path)
+    task = check_task(task)
+    width = len(LABEL_COLUMNS[task])
+    header, body = read_header_and_body(path)
     num_classes = _check_header(path, header, task)
     body = body.rstrip()  # trailing blank lines and whitespace are harmless
     if not body:

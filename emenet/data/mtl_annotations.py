@@ -10,7 +10,6 @@ of each video. Unannotated: -5 for valence/arousal, -1 for the expression and th
 """
 from __future__ import annotations
 
-import codecs
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from emenet.data.annotations import check_ranges, check_row_widths
+from emenet.data.annotations import check_ranges, check_row_widths, read_header_and_body
 from emenet.errors import EMENetInputError
 from emenet.tasks import AU_NAMES, EXPR_NAMES_WITH_OTHER
 
@@ -43,14 +42,7 @@ class MTLRows:
 def read_mtl_file(path: Path) -> MTLRows:
     """Read and validate one multi-task annotation file; the first problem names file and line."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise EMENetInputError(f"{path}: cannot read annotation file ({exc.strerror or exc})") from None
-    if raw.startswith(codecs.BOM_UTF8):
-        raw = raw[len(codecs.BOM_UTF8):]
-    raw = raw.replace(b"\r\n", b"\n")
-    header, _, body = raw.partition(b"\n")
+    header, body = read_header_and_body(path)
     text = ",".join(part.strip() for part in header.decode("utf-8", errors="replace").strip().split(","))
     if text not in (MTL_HEADER, _MTL_HEADER_EXPANDED):
         raise EMENetInputError(f"{path}:1: expected header '{MTL_HEADER}', got '{text[:120]}'")

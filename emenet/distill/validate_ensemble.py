@@ -159,6 +159,20 @@ def _emotion_tasks(members: Sequence[Member], models: Sequence[EMENet]) -> tuple
 
 # --- halves of the validation videos -----------------------------------------------------------
 
+def split_held_out_videos(models: list, tasks: Sequence[str], data_root: str | os.PathLike, split: str,
+                          fraction: float, seed: int, max_videos: int | None, audio_dir: str | None,
+                          cache_dir: str | None, progress: bool) -> tuple[list[LabeledVideo], list[int], list[int]]:
+    """The split's annotated videos (with audio windows for audio-visual members) and their
+    (calibration, evaluation) halves by whole source video (`split_videos`)."""
+    index = load_affwild2_index(data_root, cache_dir=cache_dir)
+    videos = labeled_videos(index, split, tasks, max_videos=max_videos)
+    if not videos:
+        raise EMENetInputError(f"{data_root}: no {split} videos annotated for {list(tasks)}")
+    videos = attach_audio_for(models, videos, index, audio_dir, cache_dir, progress)
+    groups = dict(zip(index.videos["name"].astype(str), index.videos["video"].astype(str)))
+    return videos, *split_videos(videos, fraction, seed, groups)
+
+
 def split_videos(videos: Sequence[LabeledVideo], fraction: float, seed: int,
                  groups: dict[str, str] | None = None) -> tuple[list[int], list[int]]:
     """(calibration, evaluation) positions in `videos`: a seeded split by whole source video.
@@ -447,13 +461,8 @@ def validate_ensemble(members: Sequence[Member], data_root: str | os.PathLike, o
     paths = output_paths(out_dir, methods)
     check_outputs_free(paths, overwrite)
     models, tasks = load_ensemble_members(members, device, window_size, sample_rate)
-    index = load_affwild2_index(data_root, cache_dir=cache_dir)
-    videos = labeled_videos(index, split, tasks, max_videos=max_videos)
-    if not videos:
-        raise EMENetInputError(f"{data_root}: no {split} videos annotated for {list(tasks)}")
-    videos = attach_audio_for(models, videos, index, audio_dir, cache_dir, progress)
-    groups = dict(zip(index.videos["name"].astype(str), index.videos["video"].astype(str)))
-    calibration, evaluation = split_videos(videos, calibration_split_fraction, seed, groups)
+    videos, calibration, evaluation = split_held_out_videos(models, tasks, data_root, split, calibration_split_fraction,
+                                                            seed, max_videos, audio_dir, cache_dir, progress)
 
     if mc_dropout_passes and all(m.p == 0 for m in dropout_modules(models[0])):
         log.warning("member 0 has dropout 0: its MC-dropout passes are all the same model")

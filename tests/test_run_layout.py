@@ -61,3 +61,8 @@ def test_names_and_epochs_to_paths():
         run_layout.pair_names_and_epochs(["a", "b"], [1, 2, 3])
     with pytest.raises(EMENetInputError, match="no model name"):
         run_layout.pair_names_and_epochs([], [1])
+
+
+def test_docstring_examples():
+    import doctest
+    assert doctest.testmod(run_layout).failed == 0

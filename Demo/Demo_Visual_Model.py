@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoints_dir", default="./checkpoints",
                         help="folder of <name>/net_epoch_<E>_<name>.pth (default ./checkpoints)")
     parser.add_argument("--checkpoint", nargs="+", default=[], metavar="PATH", help="checkpoint files")
-    parser.add_argument("--use_cuda", action="store_true", help="run the models on the GPU")
+    parser.add_argument("--cuda", "--use_cuda", dest="cuda", action="store_true",
+                        help="run the models on the GPU (--use_cuda: the original's spelling)")
     parser.add_argument("--save_file", default=None, help="record the annotated frames (.avi or .mp4)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --save_file")
     parser.add_argument("--headless", action="store_true", help="no window: only record (needs --save_file)")
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> None:
         if args.threads < 1:
             raise EMENetInputError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    predictor = Predictor(checkpoint_paths_from_args(args), device="cuda" if args.use_cuda else "cpu")
+    predictor = Predictor(checkpoint_paths_from_args(args), device="cuda" if args.cuda else "cpu")
     summary = run_demo(predictor, args.source, save_file=args.save_file, show=not args.headless,
                        max_frames=args.max_frames, progress=args.headless, overwrite=args.overwrite,
                        detector=detector_options_from_args(args).build())

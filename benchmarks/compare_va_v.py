@@ -66,7 +66,7 @@ def make_data(work_dir: Path, args: argparse.Namespace) -> Path:
 
 def train_both(root: Path, work_dir: Path, seed: int, args: argparse.Namespace) -> dict[str, dict]:
     from emenet.training.config import TrainConfig
-    from emenet.training.hooks import completed_epochs
+    from emenet.run_layout import completed_epochs
     from emenet.training.run import train_teacher
     out = {}
     for label, modality in MODELS.items():

@@ -30,7 +30,7 @@ from emenet.distill.selective_report import selective_rows
 from emenet.distill.validate_ensemble import (MethodOutputs, load_ensemble_members, split_videos,
                                               stream_members_and_mc_dropout)
 from emenet.io_utils import write_json
-from emenet.models.checkpoint import checkpoint_path
+from emenet.run_layout import checkpoint_path
 from emenet.training.config import TrainConfig
 from emenet.training.run import train_teacher
 

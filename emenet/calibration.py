@@ -42,7 +42,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from emenet.decoding import task_probs, va_digitize
-from emenet.tasks import AU_NAMES, EXPR_CLASS_COUNTS, EXPR_NAMES, NUM_VA_BINS, TASKS, VA_NAMES
+from emenet.tasks import (AU_MISSING, AU_NAMES, EXPR_CLASS_COUNTS, EXPR_MISSING, EXPR_NAMES, NUM_VA_BINS, TASKS,
+                          VA_MISSING, VA_NAMES)
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,6 @@ PROB_EPS = 1e-12
 # Range a fitted temperature is clipped to: NLL keeps falling as T -> 0 on separable data.
 TEMPERATURE_RANGE = (1e-2, 1e2)
 
-AU_MISSING = int(TASKS["AU"].missing_value)
-EXPR_MISSING = int(TASKS["EXPR"].missing_value)
-VA_MISSING = float(TASKS["VA"].missing_value)
 
 
 # --- input checks ------------------------------------------------------------------------------

@@ -205,7 +205,7 @@ def add_dataset_location_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> None:
-    from emenet.models.checkpoint import checkpoint_path
+    from emenet.run_layout import checkpoint_path
     from emenet.training.validate import validate_checkpoint
     if args.checkpoint:
         ckpt = Path(args.checkpoint)

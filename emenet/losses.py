@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from emenet.decoding import va_digitize, va_expectation, va_probs
-from emenet.tasks import AU_NAMES, EXPR_NAMES, NUM_VA_BINS, TASKS
+from emenet.tasks import AU_MISSING, AU_NAMES, EXPR_MISSING, EXPR_NAMES, NUM_VA_BINS, VA_MISSING
 
 # The original's AU positive-class weights for BCE (its `pos_weight`), in AU_NAMES order;
 # they read as num_neg / num_pos ratios, the rule of au_pos_weight_from_labels.
@@ -29,9 +29,6 @@ AU_POS_WEIGHT: tuple[float, ...] = (23 / 3, 47 / 3, 21 / 4, 37 / 13, 3 / 2, 13 /
 # 1 / class frequency, the rule of expr_weight_from_labels.
 EXPR_CLASS_WEIGHT: tuple[float, ...] = (2.5, 25.0, 40.0, 33.0, 4.0, 5.88, 12.5)
 
-AU_MISSING = int(TASKS["AU"].missing_value)
-EXPR_MISSING = int(TASKS["EXPR"].missing_value)
-VA_MISSING = float(TASKS["VA"].missing_value)
 
 # Probabilities are clipped to at least this before a logarithm (the original's 1e-8).
 PROB_CLIP = 1e-8

@@ -19,15 +19,13 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
 from emenet.errors import EMENetInputError
-from emenet.tasks import AU_NAMES, EMOTION_TASKS, EXPR_NAMES, TASKS, check_expr_classes, expr_names
+from emenet.tasks import (AU_MISSING, AU_NAMES, EMOTION_TASKS, EXPR_MISSING, EXPR_NAMES, VA_MISSING,
+                          check_expr_classes, expr_names)
 
 # Challenge score weights (ABAW 2021).
 AU_F1_WEIGHT, AU_ACCURACY_WEIGHT = 0.5, 0.5
 EXPR_F1_WEIGHT, EXPR_ACCURACY_WEIGHT = 0.67, 0.33
 
-AU_MISSING = int(TASKS["AU"].missing_value)
-EXPR_MISSING = int(TASKS["EXPR"].missing_value)
-VA_MISSING = float(TASKS["VA"].missing_value)
 
 # Trailing shape of one frame's prediction/label per task.
 _FRAME_SHAPES: dict[str, tuple[int, ...]] = {"AU": (len(AU_NAMES),), "EXPR": (), "VA": (2,)}

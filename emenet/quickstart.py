@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from emenet.io_utils import write_json
+from emenet.run_layout import net_file
 from emenet.training.config import TrainConfig
 from emenet.training.run import train_teacher
 from emenet.training.validate import validate_checkpoint
@@ -27,7 +28,7 @@ def run_quickstart(out: Path, nepochs: int = 3, steps_per_epoch: int = 30, overw
                          max_steps_per_epoch=steps_per_epoch, load_epoch=0 if overwrite else -1,
                          overwrite=overwrite, num_workers=1)
     result = train_teacher(config, progress=progress)
-    best = result.run_dir / f"net_epoch_{result.best_epoch}_{QUICKSTART_RUN}.pth"
+    best = net_file(result.run_dir, QUICKSTART_RUN, result.best_epoch)
     metrics_path = out / "validation_metrics.json"
     metrics = validate_checkpoint(best, data_root, metrics_path, progress=progress)
     write_json(out / "summary.json", {"data_root": str(data_root), "run_dir": str(result.run_dir),

@@ -52,6 +52,15 @@ TASKS: dict[str, TaskSpec] = {
     "VAD": TaskSpec("VAD", len(VAD_NAMES), None, None, None),  # EMENet-VA only
 }
 
+# Values of an unannotated label row (the annotation files' -1 and -5), named once; readers
+# turn them into an explicit mask, metrics and losses skip them.
+AU_MISSING = int(TASKS["AU"].missing_value)
+EXPR_MISSING = int(TASKS["EXPR"].missing_value)
+VA_MISSING = float(TASKS["VA"].missing_value)
+# The soft-label pseudo-task of a student's clips (emenet.distill.soft_labels): every task's
+# ensemble probabilities in one row, with the ground truth beside them.
+DISTILL_KEY = "distill"
+
 # Order of the heads in the original checkpoints: tmodels.0 EXPR, 1 AU, 2 VA, 3 FA; the
 # audio-visual model's voice-activity head, when present, comes last.
 ORIGINAL_TASK_ORDER: tuple[str, ...] = ("EXPR", "AU", "VA", "FA", "VAD")

@@ -17,11 +17,11 @@ import pytest
 import torch
 
 import emenet
+from emenet.cli import main as emenet_main
 from emenet.data.images import read_rgb
 from emenet.errors import EMENetInputError
 from emenet.inference import PredictorSpec, PredictSettings, find_videos, predict_videos
 from emenet.inference.batch import BatchProgress, is_batch_input
-from emenet.inference.cli_predict import run_predict
 from emenet.inference.video import VideoWriter
 from emenet.inference.video_job import DONE_NAME, SUMMARY_COLUMNS
 from emenet.inference.workers import ray_plan, threads_per_worker
@@ -190,7 +190,7 @@ def test_rerun_skips_finished_videos_and_other_settings_are_not_mistaken_for_the
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes  # nothing redone
     assert _summary(out).loc[str(out / "a"), "frames"] == GOOD["a"]  # counts kept from the first run
     # the command with a file and a glob: both finished, so nothing to do and exit status 0
-    code = run_predict([str(folder / "a.mp4"), str(folder / "s*" / "*.mp4"), "--checkpoint", str(ckpt),
+    code = emenet_main(["predict", str(folder / "a.mp4"), str(folder / "s*" / "*.mp4"), "--checkpoint", str(ckpt),
                         "--output_dir", str(out), "--no_progress"])
     assert code == 0 and "0 done, 2 skipped, 0 failed" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes

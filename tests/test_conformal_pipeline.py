@@ -17,7 +17,7 @@ from emenet.conformal.apply import ConformalSettings, probs_from_table
 from emenet.conformal.calibration_file import ensemble_key, load_calibration
 from emenet.conformal.regions import predict_regions
 from emenet.errors import EMENetInputError
-from emenet.inference.cli_predict import run_inference_one_image, run_predict
+from emenet.inference.cli_predict import run_inference_one_image
 from emenet.inference.predictor import Predictor
 from emenet.tasks import AU_NAMES, EXPR_NAMES
 
@@ -140,7 +140,7 @@ def test_predict_video_and_test_set_get_the_columns(fitted, synth_root, tmp_path
     video = sorted((synth_root / "videos").rglob("*.mp4"))[0]
     argv = [str(video), "--checkpoint", *map(str, fitted["paths"]), "--output_dir", str(tmp_path / "pred"),
             "--no_progress", "--coverage", "0.8", "--backend", "eager", "--min_track_length", "1"]
-    assert run_predict(argv) == 0
+    assert emenet_main(["predict", *argv]) == 0
     table = pd.read_csv(next((tmp_path / "pred").glob("*_predictions.csv")), keep_default_na=False)
     assert {"EXPR_set", "AU12_set", "valence_lo", "arousal_hi", "abstain_VA"} <= set(table.columns)
     assert table["EXPR_set"].str.len().gt(0).all()

@@ -147,3 +147,13 @@ def test_docstring_examples():
 
     import emenet.inference.demo
     assert doctest.testmod(emenet.inference.demo).failed == 0
+
+
+def test_demo_takes_cuda_and_the_originals_use_cuda():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("demo_script", DEMO)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    parser = script.build_parser()
+    assert parser.parse_args(["--cuda"]).cuda and parser.parse_args(["--use_cuda"]).cuda
+    assert not parser.parse_args([]).cuda

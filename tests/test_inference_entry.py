@@ -15,7 +15,8 @@ import pytest
 import torch
 
 import emenet
-from emenet.inference.cli_predict import add_predict_arguments, run_inference_one_image, run_predict
+from emenet.cli import main as emenet_main
+from emenet.inference.cli_predict import add_predict_arguments, run_inference_one_image
 from emenet.tasks import AU_NAMES, EXPR_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,7 +125,7 @@ def test_predict_command_writes_csv_video_and_timeline(ckpts, tmp_path, capsys):
     video = _small_video(tmp_path / "clip.mp4")
     argv = [str(video), "--names", "plain", "--load_epochs", "4", "--checkpoints_dir", str(ckpts["root"]),
             "--output_dir", str(tmp_path / "pred"), "--no_progress"]
-    assert run_predict(argv) == 0
+    assert emenet_main(["predict", *argv]) == 0
     stdout = capsys.readouterr().out
     assert "12 frames, face found in 12" in stdout
     df = pd.read_csv(tmp_path / "pred" / "clip_predictions.csv")
@@ -132,10 +133,10 @@ def test_predict_command_writes_csv_video_and_timeline(ckpts, tmp_path, capsys):
     assert cv2.imread(str(tmp_path / "pred" / "clip_timeline.png")) is not None
     with av.open(str(tmp_path / "pred" / "clip_annotated.mp4")) as c:
         assert sum(1 for _ in c.decode(video=0)) == 12
-    assert run_predict(argv) == 2
+    assert emenet_main(["predict", *argv]) == 2
     assert "--overwrite" in _one_error_line(capsys.readouterr().err)
     (tmp_path / "bad.mp4").write_bytes(b"\x00" * 100)
-    assert run_predict([str(tmp_path / "bad.mp4")] + argv[1:]) == 2
+    assert emenet_main(["predict", str(tmp_path / "bad.mp4")] + argv[1:]) == 2
     assert "cannot be decoded as a video" in _one_error_line(capsys.readouterr().err)
 
 

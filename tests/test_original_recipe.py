@@ -272,7 +272,7 @@ def test_legacy_windows_are_clamped_to_the_track():
 
 
 def test_clip_windows_use_the_legacy_timing_when_asked(tmp_path):
-    from emenet.data.audio_windows import AudioSource, clip_windows
+    from emenet.data.audio_source import AudioSource, clip_windows
     track = np.arange(16000 * 20, dtype=np.float32)  # sample i holds the value i
     np.save(tmp_path / "t.npy", track)
     exact = clip_windows(AudioSource(tmp_path / "t.npy", 29.97), np.array([100]), 10080)

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import emenet
-from emenet.inference.cli_predict import run_predict
+from emenet.cli import main as emenet_main
 from emenet.tasks import AU_NAMES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,7 +93,7 @@ def test_predict_report_for_a_video_and_a_folder(plotly, tmp_path, capsys):
     ckpt = emenet.save_checkpoint(tmp_path / "m.pth", emenet.create_model("emenet_v"), 1)
     video = _small_video(tmp_path / "clip.mp4")
     base = ["--checkpoint", str(ckpt), "--no_progress", "--backend", "eager", "--min_track_length", "1", "--report"]
-    assert run_predict([str(video), "--output_dir", str(tmp_path / "one"), *base]) == 0
+    assert emenet_main(["predict", str(video), "--output_dir", str(tmp_path / "one"), *base]) == 0
     html = (tmp_path / "one" / "clip_report.html").read_text()
     data = _assert_report_matches_csv(html, tmp_path / "one" / "clip_predictions.csv")
     assert "valence" in data["columns"] and "AU12_prob" in data["columns"]
@@ -105,7 +105,7 @@ def test_predict_report_for_a_video_and_a_folder(plotly, tmp_path, capsys):
     folder.mkdir()
     _small_video(folder / "a.mp4")
     _small_video(folder / "b.mp4", shift=2)
-    assert run_predict([str(folder), "--output_dir", str(tmp_path / "many"), *base]) == 0
+    assert emenet_main(["predict", str(folder), "--output_dir", str(tmp_path / "many"), *base]) == 0
     many = tmp_path / "many"
     assert (many / "plotly.min.js").stat().st_size > 1_000_000
     index = (many / "report_index.html").read_text()

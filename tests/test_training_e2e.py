@@ -9,7 +9,7 @@ import torch
 import emenet
 from emenet.errors import EMENetInputError
 from emenet.training.config import TrainConfig
-from emenet.training.hooks import completed_epochs
+from emenet.run_layout import completed_epochs
 from emenet.training.run import train_teacher
 from emenet.training.validate import validate_checkpoint
 

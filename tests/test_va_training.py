@@ -21,7 +21,8 @@ import emenet
 from emenet import losses as L
 from emenet.audio import frame_windows, window_centres
 from emenet.data.affwild2 import load_affwild2_index
-from emenet.data.audio_windows import attach_audio, cut_windows, default_audio_dir
+from emenet.data.audio_source import cut_windows
+from emenet.data.audio_windows import attach_audio, default_audio_dir
 from emenet.data.datasets import MultiTaskClipDataset, VideoChunkDataset
 from emenet.data.labeled import labeled_videos
 from emenet.errors import EMENetInputError

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from emenet.errors import EMENetInputError
-from emenet.tasks import AU_NAMES, EXPR_NAMES, EXPR_NAMES_WITH_OTHER, TASKS
+from emenet.tasks import AU_MISSING, AU_NAMES, EXPR_MISSING, EXPR_NAMES, EXPR_NAMES_WITH_OTHER, TASKS, VA_MISSING
 
 # Label columns of each annotated task, in file order; EXPR files hold one class index per row.
 LABEL_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -148,14 +148,14 @@ def _raise_first_non_numeric(path: Path, body: bytes, width: int) -> None:
 def check_ranges(path: Path, values: np.ndarray, task: str, num_expr_classes: int = len(EXPR_NAMES)) -> None:
     """Every value of one task's (rows, C) label columns in its range; row r is line r + 2."""
     if task == "AU":
-        ok = (values == 0) | (values == 1) | (values == -1)
-        rule = "expected 0, 1 or -1"
+        ok = (values == 0) | (values == 1) | (values == AU_MISSING)
+        rule = f"expected 0, 1 or {AU_MISSING}"
     elif task == "EXPR":
-        ok = (values == np.round(values)) & (values >= -1) & (values <= num_expr_classes - 1)
-        rule = f"expected an integer in -1..{num_expr_classes - 1}"
+        ok = (values == np.round(values)) & (values >= EXPR_MISSING) & (values <= num_expr_classes - 1)
+        rule = f"expected an integer in {EXPR_MISSING}..{num_expr_classes - 1}"
     else:
-        ok = ((values >= -1) & (values <= 1)) | (values == TASKS["VA"].missing_value)
-        rule = "expected a value in [-1, 1] or the -5 marker"
+        ok = ((values >= -1) & (values <= 1)) | (values == VA_MISSING)
+        rule = f"expected a value in [-1, 1] or the {VA_MISSING:g} marker"
     bad = np.argwhere(~ok)
     if bad.size:
         row, col = (int(i) for i in bad[0])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emenet.data.audio_windows import AudioSource, clip_vad, clip_windows
+from emenet.data.audio_source import AudioSource, clip_vad, clip_windows
 
 # The original sampled every `ORIGINAL_BASE_FPS // fps` frames, assuming 30 fps video.
 ORIGINAL_BASE_FPS = 30
@@ -26,7 +26,7 @@ class LabeledVideo:
     frames: np.ndarray  # (n,) 1-based frame numbers that have a crop, increasing
     labels: dict[str, np.ndarray] = field(default_factory=dict)
     masks: dict[str, np.ndarray] = field(default_factory=dict)
-    audio: AudioSource | None = None  # the video's audio, for EMENet-VA (emenet.data.audio_windows)
+    audio: AudioSource | None = None  # the video's audio, for EMENet-VA (emenet.data.audio_source; attached by emenet.data.audio_windows)
 
     def __post_init__(self) -> None:
         for task, lab in self.labels.items():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from emenet.data.clips import LabeledVideo, frame_stride, training_windows
+from emenet.tasks import DISTILL_KEY
 
 CLIP_MODES = ("labelled", "masked")
 
@@ -22,7 +23,6 @@ def labelled_rows(video: LabeledVideo, task: str) -> np.ndarray:
     A student's soft-label table (task "distill") counts a row as labelled where it has soft labels
     (mask column 0); its ground-truth columns may be unannotated.
     """
-    from emenet.distill.soft_labels import DISTILL_KEY
     mask = video.masks[task]
     return np.flatnonzero(mask[:, 0] if task == DISTILL_KEY else mask.all(axis=1))
 

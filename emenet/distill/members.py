@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emenet.errors import EMENetInputError
-from emenet.models.checkpoint import checkpoint_path, load_checkpoint
+from emenet.models.checkpoint import load_checkpoint
+from emenet.run_layout import checkpoint_path, pair_names_and_epochs
 from emenet.models.emenet import EMENet
 from emenet.tasks import EMOTION_TASKS
 
@@ -31,11 +32,7 @@ class Member:
 
 def members_from_names(names: list[str], load_epochs: list[int], checkpoints_dir: str | os.PathLike) -> list[Member]:
     """`--names A B C --load_epochs 4 8 4` under `--checkpoints_dir`, as the original."""
-    if len(load_epochs) == 1 and len(names) > 1:
-        load_epochs = load_epochs * len(names)
-    if len(names) != len(load_epochs):
-        raise EMENetInputError(f"--names has {len(names)} entries but --load_epochs has {len(load_epochs)}")
-    members = [Member(n, e, checkpoint_path(checkpoints_dir, n, e)) for n, e in zip(names, load_epochs)]
+    members = [Member(n, e, checkpoint_path(checkpoints_dir, n, e)) for n, e in pair_names_and_epochs(names, load_epochs)]
     for m in members:
         if not m.checkpoint.is_file():
             raise EMENetInputError(f"{m.checkpoint}: checkpoint of member {m.name} epoch {m.epoch} not found")

@@ -22,7 +22,7 @@ from emenet.distill.round_metrics import ensemble_validation_scores
 from emenet.distill.selection import keep_best
 from emenet.errors import EMENetInputError
 from emenet.io_utils import atomic_path, write_json
-from emenet.models.checkpoint import checkpoint_path
+from emenet.run_layout import checkpoint_path
 from emenet.reporting import markdown_table
 from emenet.training.config import TrainConfig
 

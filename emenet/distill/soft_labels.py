@@ -20,9 +20,8 @@ from emenet.data.clips import LabeledVideo
 from emenet.decoding import task_probs
 from emenet.distill.annotate import ANNOTATION_FORMAT, logit_columns
 from emenet.errors import EMENetInputError
-from emenet.tasks import AU_NAMES, TASKS
+from emenet.tasks import AU_NAMES, DISTILL_KEY, TASKS
 
-DISTILL_KEY = "distill"
 _SOFT_WIDTH = {"AU": 12, "EXPR": 7, "VA": 40}
 _GT_COLUMNS = {"AU": list(AU_NAMES), "EXPR": ["expr"], "VA": ["valence", "arousal"]}
 

@@ -52,7 +52,7 @@ def add_conformal_arguments(p: argparse.ArgumentParser) -> None:
 
 def checkpoint_paths_from_args(args: argparse.Namespace) -> list[Path]:
     """`--names/--load_epochs` under `--checkpoints_dir`, then any `--checkpoint PATH`; one line if none."""
-    from emenet.inference.predictor import named_checkpoint_paths
+    from emenet.run_layout import named_checkpoint_paths
     paths = [Path(p) for p in args.checkpoint]
     if args.names or args.load_epochs:
         if not args.names or not args.load_epochs:
@@ -218,11 +218,4 @@ def run_inference_one_image(argv: list[str] | None = None, default_image: str | 
     parser = argparse.ArgumentParser(prog="inference_one_image.py",
                                      description="Predict AU, expression, valence/arousal (and uncertainty) for one image.")
     add_image_arguments(parser, default_image)
-    return parse_and_run(parser, argv)
-
-
-def run_predict(argv: list[str] | None = None) -> int:
-    """`emenet predict` as a stand-alone entry point (until the main CLI wires it)."""
-    parser = argparse.ArgumentParser(prog="emenet predict", description="Predict every frame of a raw video.")
-    add_predict_arguments(parser)
     return parse_and_run(parser, argv)

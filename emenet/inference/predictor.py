@@ -39,7 +39,8 @@ from emenet.decoding import decode, task_probs
 from emenet.errors import EMENetInputError
 from emenet.fast.runners import Runner, make_runner
 from emenet.inference.results import FramePredictions, TaskUncertainty
-from emenet.models.checkpoint import checkpoint_path, load_checkpoint
+from emenet.models.checkpoint import load_checkpoint
+from emenet.run_layout import named_checkpoint_paths
 from emenet.models.emenet import EMENet
 from emenet.models.emenet_va import EMENetVA
 from emenet.models.mobilefacenet import INPUT_SIZE
@@ -84,19 +85,6 @@ def check_crops(crops: np.ndarray) -> np.ndarray:
         raise EMENetInputError(f"expected aligned face crops of shape (N, {INPUT_SIZE}, {INPUT_SIZE}, 3) uint8 RGB, "
                                f"got {crops.dtype} {crops.shape}")
     return crops
-
-
-def named_checkpoint_paths(names: Sequence[str], load_epochs: Sequence[int],
-                           checkpoints_dir: str | os.PathLike = "./checkpoints") -> list[Path]:
-    """`<checkpoints_dir>/<name>/net_epoch_<E>_<name>.pth` for each name; one epoch may serve all names."""
-    names, load_epochs = list(names), [int(e) for e in load_epochs]
-    if not names:
-        raise EMENetInputError("no model name given (--names)")
-    if len(load_epochs) == 1:
-        load_epochs = load_epochs * len(names)
-    if len(load_epochs) != len(names):
-        raise EMENetInputError(f"got {len(names)} names but {len(load_epochs)} epochs; give one epoch, or one per name")
-    return [checkpoint_path(checkpoints_dir, n, e) for n, e in zip(names, load_epochs)]
 
 
 class Predictor:

@@ -59,7 +59,8 @@ from emenet.data.annotations import read_annotation_file, read_annotation_file_w
 from emenet.data.images import read_rgb
 from emenet.decoding import decode
 from emenet.errors import EMENetInputError
-from emenet.inference.predictor import Predictor, named_checkpoint_paths
+from emenet.inference.predictor import Predictor
+from emenet.run_layout import checkpoint_path, pair_names_and_epochs
 from emenet.inference.results import FramePredictions, TaskUncertainty
 from emenet.inference.test_set import SUBMISSION_TASKS, TestSet, TestVideo, read_test_set
 from emenet.inference.video import fill_index
@@ -116,10 +117,10 @@ def members_from_names(names: Sequence[str], load_epochs: Sequence[int],
     if names or load_epochs:
         if not names or not load_epochs:
             raise EMENetInputError("--names and --load_epochs go together")
-        paths = named_checkpoint_paths(names, load_epochs, checkpoints_dir)
-        epochs = [int(e) for e in load_epochs] * (len(names) if len(load_epochs) == 1 else 1)
+        pairs = pair_names_and_epochs(names, load_epochs)
+        paths = [checkpoint_path(checkpoints_dir, n, e) for n, e in pairs]
         repeated = {n for n in names if list(names).count(n) > 1}
-        labels = [f"{n}_epoch{e}" if n in repeated else n for n, e in zip(names, epochs)]
+        labels = [f"{n}_epoch{e}" if n in repeated else n for n, e in pairs]
     paths += [Path(p) for p in checkpoints]
     labels += [Path(p).stem for p in checkpoints]
     if not paths:

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from emenet.errors import EMENetInputError
 from emenet.io_utils import save_torch
 from emenet.models.emenet import EMENet, EMENetConfig
 from emenet.models.emenet_va import EMENetVA, EMENetVAConfig
+from emenet.models.strict_load import load_state_dict_strict
 from emenet.tasks import EXPR_CLASS_COUNTS, EXPR_NAMES, TASKS
 from emenet.torch_files import load_torch_file
 
@@ -32,11 +32,6 @@ ARCHITECTURES: dict[str, tuple[type[EMENet], type[EMENetConfig]]] = {
     "EMENetVA": (EMENetVA, EMENetVAConfig),
 }
 _CONFIG_TO_MODEL = {config_cls: model_cls for model_cls, config_cls in ARCHITECTURES.values()}
-
-
-def checkpoint_path(checkpoints_dir: str | os.PathLike, name: str, epoch: int) -> Path:
-    """The original layout: `<checkpoints_dir>/<name>/net_epoch_<E>_<name>.pth`."""
-    return Path(checkpoints_dir) / name / f"net_epoch_{epoch}_{name}.pth"
 
 
 def read_checkpoint_file(path: str | os.PathLike, allow_bare_state_dict: bool = False) -> dict[str, Any]:
@@ -116,21 +111,6 @@ def _remap_heads(state_dict: dict[str, torch.Tensor], head_tasks: dict[int, str]
         m = _TMODEL_KEY.match(key)
         out[f"tmodels.{new_index[int(m.group(1))]}.{m.group(2)}" if m else key] = value
     return out
-
-
-def load_state_dict_strict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
-    """Assert the key set and every shape, then `load_state_dict(strict=True)`."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    if missing or unexpected:
-        raise EMENetInputError(f"{source}: keys do not match the model "
-                               f"(missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-                               f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''})")
-    wrong = [f"{k}: {tuple(v.shape)} != {tuple(expected[k].shape)}" for k, v in state_dict.items() if v.shape != expected[k].shape]
-    if wrong:
-        raise EMENetInputError(f"{source}: shapes do not match the model ({'; '.join(wrong[:5])})")
-    model.load_state_dict(state_dict, strict=True)
 
 
 def model_from_checkpoint(ckpt: dict[str, Any], source: str = "checkpoint", **config_overrides) -> EMENet:

@@ -9,7 +9,8 @@ import os
 
 import torch
 
-from emenet.models.checkpoint import load_state_dict_strict, read_checkpoint_file
+from emenet.models.checkpoint import read_checkpoint_file
+from emenet.models.strict_load import load_state_dict_strict
 from emenet.models.emenet import EMENet
 from emenet.models.mobilefacenet import MobileFaceNet
 

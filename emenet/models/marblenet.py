@@ -45,6 +45,7 @@ import yaml
 from torch import nn
 
 from emenet.errors import EMENetInputError
+from emenet.models.strict_load import load_state_dict_strict
 from emenet.torch_files import load_torch_file
 
 if TYPE_CHECKING:
@@ -459,8 +460,6 @@ def load_nemo_marblenet(path: str | os.PathLike, num_classes: int | None = None)
     >>> vad = load_nemo_marblenet("vad_marblenet.nemo", num_classes=2)  # doctest: +SKIP
     >>> speech_probability = vad.classify(windows).softmax(-1)[:, 1]  # doctest: +SKIP
     """
-    from emenet.models.checkpoint import load_state_dict_strict  # checkpoint imports this module
-
     state, config = read_nemo_file(path)
     model = MarbleNet(num_classes=num_classes)
     if config is not None:

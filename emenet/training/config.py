@@ -16,9 +16,11 @@ from typing import Any
 
 import yaml
 
+from emenet import run_layout
 from emenet.errors import EMENetInputError
 from emenet.models.emenet import EMENetConfig
 from emenet.models.emenet_va import EMENetVAConfig
+from emenet.models.mobilefacenet import INPUT_SIZE
 from emenet.tasks import EMOTION_TASKS, validate_tasks
 
 
@@ -47,7 +49,7 @@ class TrainConfig:
     seq_len: int = 16
     fps: int = 30
     batch_size: int = 5  # clips per task per step
-    image_size: int = 112
+    image_size: int = INPUT_SIZE
     val_seq_len: int = 64  # validation chunk length; the hidden state is carried along each video
     max_steps_per_epoch: int | None = None  # cap for quick runs; default: longest task's clips / batch_size
     max_val_videos: int | None = None
@@ -197,7 +199,7 @@ class TrainConfig:
 
     @property
     def run_dir(self) -> Path:
-        return Path(self.checkpoints_dir) / self.name
+        return run_layout.run_dir(self.checkpoints_dir, self.name)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

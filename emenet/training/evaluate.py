@@ -20,6 +20,7 @@ from emenet.decoding import decode, task_probs
 from emenet.errors import EMENetInputError
 from emenet.models.emenet import EMENet
 from emenet.models.emenet_va import EMENetVA
+from emenet.models.mobilefacenet import INPUT_SIZE
 from emenet.models.temporal import Hidden
 from emenet.tasks import EMOTION_TASKS, TASKS
 
@@ -117,7 +118,7 @@ def decoded_predictions(logits: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {t: decode(t, task_probs(t, torch.from_numpy(v))).numpy() for t, v in logits.items() if t in EMOTION_TASKS}
 
 
-def evaluate_videos(model: EMENet, videos: list[LabeledVideo], chunk: int = 64, image_size: int = 112,
+def evaluate_videos(model: EMENet, videos: list[LabeledVideo], chunk: int = 64, image_size: int = INPUT_SIZE,
                     device: str | torch.device = "cpu", num_workers: int = 0, progress: bool = True) -> dict[str, float]:
     """Challenge metrics of `model` over the labelled frames of `videos` (flat dict of floats)."""
     tasks = sorted({t for v in videos for t in v.labels} & set(model.tasks))

@@ -4,33 +4,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from pathlib import Path
 
 from emenet.io_utils import save_torch, write_json
 from emenet.models.checkpoint import save_checkpoint
+from emenet.run_layout import history_file, net_file, optimizer_file
 from emenet.training.trainer import Hook, Trainer
 
 log = logging.getLogger(__name__)
-
-_NET_FILE = re.compile(r"^net_epoch_(\d+)_(.+)\.pth$")
-
-
-def optimizer_path(run_dir: Path, epoch: int) -> Path:
-    """The original's name for the optimizer state beside `net_epoch_<E>_<name>.pth`."""
-    return run_dir / f"opt_epoch_{epoch}_OPT.pth"
-
-
-def completed_epochs(run_dir: Path, name: str) -> list[int]:
-    """Epochs with both the network and the optimizer/trainer state written (the net is written last)."""
-    if not run_dir.is_dir():
-        return []
-    epochs = []
-    for p in run_dir.iterdir():
-        m = _NET_FILE.match(p.name)
-        if m and m.group(2) == name and optimizer_path(run_dir, int(m.group(1))).is_file():
-            epochs.append(int(m.group(1)))
-    return sorted(epochs)
 
 
 class CheckpointHook(Hook):
@@ -41,8 +22,8 @@ class CheckpointHook(Hook):
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         epoch = trainer.state.epoch
-        save_torch(optimizer_path(self.run_dir, epoch), trainer.state_dict())
-        save_checkpoint(self.run_dir / f"net_epoch_{epoch}_{self.name}.pth", trainer.model, epoch,
+        save_torch(optimizer_file(self.run_dir, epoch), trainer.state_dict())
+        save_checkpoint(net_file(self.run_dir, self.name, epoch), trainer.model, epoch,
                         extra={"metrics": metrics, **self.extra}, overwrite=True)
 
 
@@ -55,7 +36,7 @@ class MetricsFileHook(Hook):
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, float]) -> None:
         s = trainer.state
         write_json(self.run_dir / f"val_epoch_{s.epoch}.json", {"epoch": s.epoch, **metrics})
-        write_json(self.run_dir / "history.json", {"best_epoch": s.best_epoch, "best_score": s.best_score,
+        write_json(history_file(self.run_dir), {"best_epoch": s.best_epoch, "best_score": s.best_score,
                                                    "epochs": s.history})
         log.info("epoch %d: %s", s.epoch, json.dumps({k: round(v, 4) for k, v in metrics.items()
                                                       if k.endswith("score") or "_ccc_" in k}))

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from emenet import losses as L
+from emenet.tasks import DISTILL_KEY
 
 if TYPE_CHECKING:
     from emenet.distill.soft_labels import SoftLabelLayout
@@ -61,7 +62,7 @@ class TeacherObjective:
             pos_weight = None if self.au_pos_weight is None else self.au_pos_weight.to(logits.device)
             return L.au_loss(logits, labels, mask=mask, pos_weight=pos_weight)
         if task == "EXPR":
-            target = torch.where(mask[:, 0], labels[:, 0], torch.full_like(labels[:, 0], -1)).long()
+            target = torch.where(mask[:, 0], labels[:, 0], torch.full_like(labels[:, 0], L.EXPR_MISSING)).long()
             weight = None if self.expr_weight is None else self.expr_weight.to(logits.device)
             return L.expr_loss(logits, target, weight=weight)
         if task == "VA":
@@ -155,7 +156,6 @@ class StudentObjective:
 
     def __call__(self, logits: dict[str, torch.Tensor], batch: dict[str, dict[str, torch.Tensor]],
                  clip_slices: dict[str, slice], frames: torch.Tensor, weights: dict[str, float]) -> dict[str, torch.Tensor]:
-        from emenet.distill.soft_labels import DISTILL_KEY
         sl = clip_slices[DISTILL_KEY]
         labels = batch[DISTILL_KEY]["labels"].flatten(0, 1)  # (N, width)
         mask = batch[DISTILL_KEY]["mask"].flatten(0, 1)

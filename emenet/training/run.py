@@ -16,25 +16,27 @@ from emenet.data.augment import AugmentConfig
 from emenet.data.clips import LabeledVideo
 from emenet.data.datasets import MultiTaskClipDataset, steps_per_epoch
 from emenet.data.labeled import labeled_videos
-from emenet.distill.soft_labels import DISTILL_KEY, soft_label_videos
+from emenet.distill.soft_labels import soft_label_videos
 from emenet.distill.student_frames import keep_labelled_frames
 from emenet.errors import EMENetInputError
 from emenet.fast.training import TrainSpeed
 from emenet.io_utils import ensure_folder, remove_stale_temporaries_in
-from emenet.models.checkpoint import load_state_dict_strict, read_checkpoint_file
+from emenet.models.checkpoint import read_checkpoint_file
 from emenet.models.emenet import EMENet
 from emenet.models.emenet_va import EMENetVA
 from emenet.models.initialisation import initialise_like_original
 from emenet.models.landmark_teacher import init_backbone_from_landmark_network, load_landmark_network
 from emenet.models.marblenet import load_nemo_marblenet
 from emenet.models.spec_augment import SpecAugmentConfig
+from emenet.models.strict_load import load_state_dict_strict
 from emenet.models.vad_teacher import load_vad_teacher
 from emenet.metrics import selection_metric
+from emenet.run_layout import completed_epochs, net_file, optimizer_file
+from emenet.tasks import AU_MISSING, DISTILL_KEY, EXPR_MISSING
 from emenet.training.adaptive_lambda import OriginalAdaptiveTaskWeightHook
 from emenet.training.config import TrainConfig, save_config
 from emenet.training.evaluate import evaluate_videos
-from emenet.training.hooks import (AdaptiveTaskWeightHook, CheckpointHook, MetricsFileHook, TensorBoardHook,
-                                   completed_epochs, optimizer_path)
+from emenet.training.hooks import AdaptiveTaskWeightHook, CheckpointHook, MetricsFileHook, TensorBoardHook
 from emenet.training.objectives import StudentObjective, TaskWeights, TeacherObjective
 from emenet.torch_files import load_torch_file
 from emenet.training.trainer import Trainer
@@ -89,8 +91,8 @@ def class_weights(config: TrainConfig, videos: list[LabeledVideo], num_expr_clas
     The original's EXPR weights exist for its 7 classes only; with 8 (`Other`) the EXPR weights
     come from the training set's frequencies by the same rule (1 / frequency).
     """
-    au = [np.where(v.masks["AU"], v.labels["AU"], -1) for v in videos if "AU" in v.labels]
-    ex = [np.where(v.masks["EXPR"][:, 0], v.labels["EXPR"][:, 0], -1) for v in videos if "EXPR" in v.labels]
+    au = [np.where(v.masks["AU"], v.labels["AU"], AU_MISSING) for v in videos if "AU" in v.labels]
+    ex = [np.where(v.masks["EXPR"][:, 0], v.labels["EXPR"][:, 0], EXPR_MISSING) for v in videos if "EXPR" in v.labels]
     dataset_expr = (L.expr_weight_from_labels(torch.from_numpy(np.concatenate(ex)).long(), num_expr_classes)
                     if ex else None)
     if config.class_weights == "original":
@@ -282,8 +284,9 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
 
 def resume(trainer: Trainer, run_dir: Path, name: str, epoch: int) -> None:
     """Load the weights, optimizer, scheduler, RNG and trainer state written after `epoch`."""
-    net = read_checkpoint_file(run_dir / f"net_epoch_{epoch}_{name}.pth")
-    load_state_dict_strict(trainer.model, net["state_dict"], str(run_dir / f"net_epoch_{epoch}_{name}.pth"))
-    opt_file = optimizer_path(run_dir, epoch)
+    path = net_file(run_dir, name, epoch)
+    net = read_checkpoint_file(path)
+    load_state_dict_strict(trainer.model, net["state_dict"], str(path))
+    opt_file = optimizer_file(run_dir, epoch)
     trainer.load_state_dict(load_torch_file(opt_file, "optimizer state"))
     log.info("resumed %s after epoch %d", name, epoch)

@@ -11,6 +11,7 @@ from emenet.data.labeled import labeled_videos
 from emenet.errors import EMENetInputError
 from emenet.io_utils import ensure_folder, write_json
 from emenet.models.checkpoint import load_checkpoint
+from emenet.models.mobilefacenet import INPUT_SIZE
 from emenet.tasks import EMOTION_TASKS
 from emenet.training.evaluate import attach_audio_for, check_expr_classes_match, evaluate_videos
 
@@ -41,7 +42,7 @@ def validate_checkpoint(checkpoint: str | os.PathLike, data_root: str | os.PathL
     if not videos:
         raise EMENetInputError(f"{data_root}: no {split} videos annotated for {list(tasks)}")
     videos = attach_audio_for([model], videos, index, audio_dir, cache_dir, progress)
-    metrics = evaluate_videos(model, videos, chunk, 112, device, num_workers, progress)
+    metrics = evaluate_videos(model, videos, chunk, INPUT_SIZE, device, num_workers, progress)
     if out is not None:
         write_json(out, {"checkpoint": str(checkpoint), "split": split, "release": index.release,
                          "num_videos": len(videos), "metrics": metrics},

@@ -41,7 +41,7 @@ import torch
 from emenet.face.blazeface.decode import (ANCHOR_OPTIONS, NMS_IOU_THRESHOLD, decode_boxes, scores_from_logits,
                                          ssd_anchor_centres, weighted_nms)
 from emenet.face.blazeface.network import MODELS, BlazeFaceNet, load_blazeface
-from emenet.face.detector import Detections, check_rgb_image
+from emenet.face.detections import Detections, check_rgb_image
 
 log = logging.getLogger(__name__)
 

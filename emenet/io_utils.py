@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import hashlib
 import io
 import json
 import os
@@ -189,3 +190,12 @@ def save_torch(path: str | os.PathLike, obj: Any, overwrite: bool = True) -> Pat
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return write_atomic(path, lambda p: p.write_bytes(buffer.getbuffer()), overwrite)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB blocks (checkpoints can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emenet.conformal.calibration_file import ConformalCalibration, file_sha256, find_calibration, load_calibration
+from emenet.conformal.calibration_file import ConformalCalibration, find_calibration, load_calibration
 from emenet.conformal.regions import Regions, abstain_flags, predict_regions
 from emenet.errors import EMENetInputError
+from emenet.io_utils import file_sha256
 from emenet.tasks import AU_NAMES, EXPR_NAMES, EXPR_NAMES_WITH_OTHER, NUM_VA_BINS, VA_NAMES, expr_names
 
 AU_SET_NAMES = {(True, False): "0", (False, True): "1", (True, True): "0|1", (False, False): ""}

@@ -26,14 +26,6 @@ from emenet.io_utils import write_json
 FORMAT = "emenet-conformal-1"
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def ensemble_key(hashes: Sequence[str]) -> str:
     """A short name for a set of member files, independent of their order."""
     return hashlib.sha256("".join(sorted(hashes)).encode()).hexdigest()[:12]

@@ -1,15 +1,15 @@
 """Ensemble members: which checkpoints, checked to agree on their tasks."""
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from emenet.errors import EMENetInputError
+from emenet.io_utils import file_sha256
 from emenet.models.checkpoint import load_checkpoint
-from emenet.run_layout import checkpoint_path, pair_names_and_epochs
 from emenet.models.emenet import EMENet
+from emenet.run_layout import checkpoint_path, pair_names_and_epochs
 from emenet.tasks import EMOTION_TASKS
 
 
@@ -20,11 +20,7 @@ class Member:
     checkpoint: Path
 
     def sha256(self) -> str:
-        h = hashlib.sha256()
-        with open(self.checkpoint, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
+        return file_sha256(self.checkpoint)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "epoch": self.epoch, "checkpoint": str(self.checkpoint), "sha256": self.sha256()}

@@ -15,7 +15,6 @@ one line, so one undecodable file does not stop a study's worth of others.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -31,7 +30,7 @@ from emenet.failures import failure_message
 from emenet.inference.outputs import predict_video_to_files, video_output_paths
 from emenet.inference.predictor import Predictor
 from emenet.inference.video import DEFAULT_MIN_TRACK_LENGTH, DEFAULT_SMOOTH_SIGMA, read_video_meta
-from emenet.io_utils import write_json
+from emenet.io_utils import file_sha256, write_json
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +77,6 @@ class PredictSettings:
         return {"main_face": self.main_face, "min_track_length": self.min_track_length,
                 "smooth_sigma": self.smooth_sigma, "checkpoints": [list(c) for c in self.checkpoints],
                 "detector": self.detector.record(), **({"report": True} if self.report else {})}
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def checkpoint_fingerprints(paths: list[str | os.PathLike]) -> tuple[tuple[str, str], ...]:

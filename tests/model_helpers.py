@@ -18,3 +18,24 @@ def perturb_batch_norms(module: torch.nn.Module, prelu_slopes: tuple[float, floa
                 m.bias.uniform_(-0.2, 0.2)
             if prelu_slopes is not None and isinstance(m, torch.nn.PReLU):
                 m.weight.uniform_(*prelu_slopes)
+
+
+def teacher_batch(clips: int = 2, steps: int = 3, seed: int = 0) -> dict:
+    """One random batch per emotion task, as the teacher step takes it: uint8 clips, labels, masks."""
+    g = torch.Generator().manual_seed(seed)
+    labels = {"EXPR": torch.randint(0, 7, (clips, steps, 1), generator=g).float(),
+              "AU": torch.randint(0, 2, (clips, steps, 12), generator=g).float(),
+              "VA": torch.rand(clips, steps, 2, generator=g) * 2 - 1}
+    return {t: {"frames": torch.randint(0, 256, (clips, steps, 3, 112, 112), dtype=torch.uint8, generator=g),
+                "labels": y, "mask": torch.ones(y.shape, dtype=torch.bool)} for t, y in labels.items()}
+
+
+def teacher_trainer(model, augment, batch_size: int, **options):
+    """A `Trainer` with the teacher objective, SGD (lr 0.1), unit task weights and no validation;
+    `options` are the Trainer's keyword settings under test (speed, teacher_step, ...)."""
+    from emenet.training.objectives import TaskWeights, TeacherObjective
+    from emenet.training.trainer import Trainer
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    return Trainer(model, TeacherObjective(), optimizer, torch.optim.lr_scheduler.StepLR(optimizer, 10), False, None,
+                   lambda m: {}, TaskWeights({t: 1.0 for t in model.tasks}), augment, batch_size=batch_size,
+                   nepochs=1, seed=0, device=torch.device("cpu"), progress=False, **options)

@@ -9,26 +9,15 @@ import torch
 import emenet
 from emenet.data.augment import AugmentConfig, to_float_frames
 from emenet.models.emenet import EMENetConfig
-from emenet.training.objectives import TaskWeights, TeacherObjective
+from emenet.training.objectives import TeacherObjective
 from emenet.training.trainer import Trainer
+from model_helpers import teacher_batch, teacher_trainer
 
 NO_AUGMENT = AugmentConfig(brightness=0, contrast=0, saturation=0, hflip_prob=0)
 
 
-def _batch(clips: int = 2, steps: int = 3, seed: int = 0) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    labels = {"EXPR": torch.randint(0, 7, (clips, steps, 1), generator=g).float(),
-              "AU": torch.randint(0, 2, (clips, steps, 12), generator=g).float(),
-              "VA": torch.rand(clips, steps, 2, generator=g) * 2 - 1}
-    return {t: {"frames": torch.randint(0, 256, (clips, steps, 3, 112, 112), dtype=torch.uint8, generator=g),
-                "labels": y, "mask": torch.ones(y.shape, dtype=torch.bool)} for t, y in labels.items()}
-
-
 def _trainer(model: emenet.EMENet, step: str) -> Trainer:
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    return Trainer(model, TeacherObjective(), optimizer, torch.optim.lr_scheduler.StepLR(optimizer, 10), False, None,
-                   lambda m: {}, TaskWeights({t: 1.0 for t in model.tasks}), NO_AUGMENT, batch_size=2, nepochs=1,
-                   seed=0, device=torch.device("cpu"), progress=False, teacher_step=step)
+    return teacher_trainer(model, NO_AUGMENT, batch_size=2, teacher_step=step)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +44,7 @@ def _reference_step(model: emenet.EMENet, batch: dict) -> tuple[dict[str, float]
 
 
 def test_per_task_step_equals_per_task_forwards_with_one_backward_of_the_summed_loss(model):
-    batch = _batch()
+    batch = teacher_batch()
     expected, expected_state = _reference_step(copy.deepcopy(model), batch)
     trainer = _trainer(copy.deepcopy(model), "per_task")
     got = trainer.train_step(batch, torch.Generator().manual_seed(0))
@@ -72,7 +61,7 @@ def test_per_task_step_equals_per_task_forwards_with_one_backward_of_the_summed_
 
 def test_concat_step_differs_in_batch_norm_statistics(model):
     """The joint pass normalises all tasks' clips together: a different model after one step."""
-    batch = _batch()
+    batch = teacher_batch()
     per_task, concat = _trainer(copy.deepcopy(model), "per_task"), _trainer(copy.deepcopy(model), "concat")
     per_task.train_step(batch, torch.Generator().manual_seed(0))
     concat.train_step(batch, torch.Generator().manual_seed(0))
@@ -81,7 +70,7 @@ def test_concat_step_differs_in_batch_norm_statistics(model):
 
 
 def test_activation_checkpointing_gives_the_same_step(model):
-    batch = _batch(clips=1, steps=2)
+    batch = teacher_batch(clips=1, steps=2)
     plain, checked = _trainer(copy.deepcopy(model), "per_task"), _trainer(copy.deepcopy(model), "per_task")
     checked.model.backbone.checkpoint_activations = True
     a = plain.train_step(batch, torch.Generator().manual_seed(0))

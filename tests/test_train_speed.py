@@ -11,25 +11,16 @@ from emenet.data.augment import AugmentConfig
 from emenet.errors import EMENetInputError
 from emenet.fast.training import TrainSpeed, channels_last_clips
 from emenet.training.config import TrainConfig
-from emenet.training.objectives import TaskWeights, TeacherObjective
 from emenet.training.trainer import Trainer
+from model_helpers import teacher_batch, teacher_trainer
 
 
 def _batch(seed: int = 0) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    clips, steps = 1, 3
-    labels = {"EXPR": torch.randint(0, 7, (clips, steps, 1), generator=g).float(),
-              "AU": torch.randint(0, 2, (clips, steps, 12), generator=g).float(),
-              "VA": torch.rand(clips, steps, 2, generator=g) * 2 - 1}
-    return {t: {"frames": torch.randint(0, 256, (clips, steps, 3, 112, 112), dtype=torch.uint8, generator=g),
-                "labels": y, "mask": torch.ones(y.shape, dtype=torch.bool)} for t, y in labels.items()}
+    return teacher_batch(clips=1, steps=3, seed=seed)
 
 
 def _trainer(model: emenet.EMENet, speed: TrainSpeed) -> Trainer:
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    return Trainer(model, TeacherObjective(), optimizer, torch.optim.lr_scheduler.StepLR(optimizer, 10), False, None,
-                   lambda m: {}, TaskWeights({t: 1.0 for t in model.tasks}), AugmentConfig(), batch_size=1, nepochs=1,
-                   seed=0, device=torch.device("cpu"), speed=speed, progress=False)
+    return teacher_trainer(model, AugmentConfig(), batch_size=1, speed=speed)
 
 
 def test_fast_step_gives_the_plain_steps_losses_and_update():

@@ -12,14 +12,11 @@ import argparse
 def add_conformal_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the calibration command."""
     from emenet.conformal.regions import AbstainRule, SetMethod
+    from emenet.distill.validate_ensemble_cli import add_member_arguments, add_run_arguments
     rule, method = AbstainRule(), SetMethod()
-    parser.add_argument("--data_root", required=True, help="Aff-wild2 root (or `emenet synth` output)")
-    parser.add_argument("--names", nargs="+", required=True, help="ensemble member run names")
-    parser.add_argument("--load_epochs", nargs="+", type=int, required=True, help="one epoch per member (or one for all)")
-    parser.add_argument("--checkpoints_dir", default="./checkpoints",
-                        help="where the members are; the calibration is saved here as conformal_<key>.json")
-    parser.add_argument("--out", default=None, help="save the calibration here instead")
-    parser.add_argument("--split", default="Validation_Set", help="held-out videos to calibrate on (default %(default)s)")
+    add_member_arguments(parser, split_help="held-out videos to calibrate on (default %(default)s)",
+                         out_help="save the calibration here instead", out_required=False,
+                         checkpoints_help="where the members are; the calibration is saved here as conformal_<key>.json")
     parser.add_argument("--coverage", nargs="+", type=float, default=[0.9],
                         help="target coverage(s), each strictly between 0 and 1 (default %(default)s)")
     parser.add_argument("--calibration_split_fraction", type=float, default=0.5,
@@ -38,11 +35,7 @@ def add_conformal_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk", type=int, default=64, help="frames per forward pass (default %(default)s)")
     parser.add_argument("--max_videos", type=int, default=None, help="only the first N videos (quick checks)")
     parser.add_argument("--audio_dir", default=None, help="decoded audio tracks for EMENet-VA members")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--num_workers", type=int, default=0)
-    parser.add_argument("--cache_dir", default=None)
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing calibration file")
-    parser.add_argument("--no_progress", action="store_true")
+    add_run_arguments(parser, overwrite_help="replace an existing calibration file")
     parser.set_defaults(func=run)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 
 from emenet.distill.ood import OOD_KINDS
-from emenet.distill.validate_ensemble_cli import add_member_arguments
+from emenet.distill.validate_ensemble_cli import add_member_arguments, add_run_arguments
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,10 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch_size", type=int, default=8, help="clips per forward pass (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max_videos", type=int, default=None, help="only the first N videos (quick checks)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--cache_dir", default=None)
-    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    parser.add_argument("--no_progress", action="store_true")
+    add_run_arguments(parser, num_workers=False)
     parser.set_defaults(func=run)
     return parser
 

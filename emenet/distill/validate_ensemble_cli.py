@@ -33,25 +33,34 @@ def build_parser(window_size: float | None = None, sr: int | None = None) -> arg
     parser.add_argument("--sr", type=int, default=sr, help="their audio sample rate (default %(default)s)")
     parser.add_argument("--audio_dir", default=None, help="decoded audio tracks (extract_audio_files.py; default "
                         "<cache_dir>/audio, else <data_root>/.emenet_cache/audio)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--num_workers", type=int, default=0)
-    parser.add_argument("--cache_dir", default=None)
-    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    parser.add_argument("--no_progress", action="store_true")
+    add_run_arguments(parser)
     parser.set_defaults(func=run)
     return parser
 
 
 def add_member_arguments(parser: argparse.ArgumentParser, names_help: str = "ensemble member run names",
-                         split_help: str | None = None) -> None:
-    """The data, members and output options that ensemble validation and OOD detection share."""
+                         split_help: str | None = None, out_help: str = "output folder", out_required: bool = True,
+                         checkpoints_help: str | None = None) -> None:
+    """The data, members and output options that ensemble validation, OOD detection and conformal
+    calibration share."""
     parser.add_argument("--data_root", required=True, help="Aff-wild2 root (or `emenet synth` output)")
     parser.add_argument("--names", nargs="+", required=True, help=names_help)
     parser.add_argument("--load_epochs", nargs="+", type=int, required=True,
                         help="one epoch per member (or one for all)")
-    parser.add_argument("--checkpoints_dir", default="./checkpoints")
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--checkpoints_dir", default="./checkpoints", help=checkpoints_help)
+    parser.add_argument("--out", required=out_required, default=None, help=out_help)
     parser.add_argument("--split", default="Validation_Set", help=split_help)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, overwrite_help: str = "replace existing output files",
+                      num_workers: bool = True) -> None:
+    """Device, loader workers, cache, overwrite and progress: the run options of the ensemble commands."""
+    parser.add_argument("--device", default="cpu")
+    if num_workers:
+        parser.add_argument("--num_workers", type=int, default=0)
+    parser.add_argument("--cache_dir", default=None)
+    parser.add_argument("--overwrite", action="store_true", help=overwrite_help)
+    parser.add_argument("--no_progress", action="store_true")
 
 
 def run(args: argparse.Namespace) -> None:

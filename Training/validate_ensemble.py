@@ -3,7 +3,7 @@ each member, the ensemble, temperature scaling and MC dropout, on the validation
 
 Writes metrics.csv, metrics.md, summary.json, reliability/<method>.png and selective prediction
 (selective.csv, selective_curves.csv, selective/<task>.png) under --out; see
-emenet.distill.validate_ensemble for the columns, and --help for the options.
+emenet.evaluation.validate_ensemble for the columns, and --help for the options.
 
 Example:
     python Training/validate_ensemble.py --data_root data/affwild2 --names t0 t1 t2 --load_epochs 4 6 5 --out runs/v

@@ -26,8 +26,8 @@ from emenet.data.affwild2 import load_affwild2_index
 from emenet.data.labeled import labeled_videos
 from emenet.data.synth import generate_synthetic_dataset
 from emenet.distill.members import Member
-from emenet.distill.selective_report import selective_rows
-from emenet.distill.validate_ensemble import (MethodOutputs, load_ensemble_members, split_videos,
+from emenet.evaluation.selective_report import selective_rows
+from emenet.evaluation.validate_ensemble import (MethodOutputs, load_ensemble_members, split_videos,
                                               stream_members_and_mc_dropout)
 from emenet.io_utils import write_json
 from emenet.run_layout import checkpoint_path

@@ -182,7 +182,7 @@ def _logits(expr: np.ndarray, au: np.ndarray, va: np.ndarray) -> dict[str, torch
 
 
 def _ccc(x: np.ndarray, y: np.ndarray) -> float:
-    """CCC, population form, written out independently of emenet.metrics."""
+    """CCC, population form, written out independently of emenet.evaluation.metrics."""
     cov = np.mean((x - x.mean()) * (y - y.mean()))
     return 2 * cov / (x.var() + y.var() + (x.mean() - y.mean()) ** 2)
 

@@ -9,7 +9,7 @@ import torch
 from sklearn.metrics import brier_score_loss, log_loss
 
 import emenet
-from emenet import calibration as C
+from emenet.evaluation import calibration as C
 from emenet.decoding import va_probs
 from emenet.tasks import AU_NAMES, NUM_VA_BINS, VA_BIN_EDGES
 from emenet.uncertainty import ensemble_task_uncertainty

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from emenet import metrics as M
+from emenet.evaluation import metrics as M
 from emenet.data.affwild2 import load_affwild2_index
 from emenet.data.annotations import read_annotation_file_with_classes
 from emenet.data.layouts import detect_layout

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-import emenet.metrics as M
+import emenet.evaluation.metrics as M
 
 
 def _rng(seed: int = 0) -> np.random.Generator:

@@ -1,4 +1,4 @@
-"""Selective prediction (emenet.selective): hand-computed cases and a brute-force reference over
+"""Selective prediction (emenet.evaluation.selective): hand-computed cases and a brute-force reference over
 every tie-breaking order."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from emenet import selective as S
-from emenet.metrics import ccc
+from emenet.evaluation import selective as S
+from emenet.evaluation.metrics import ccc
 
 
 def _brute_curve(u, loss):

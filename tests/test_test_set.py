@@ -26,7 +26,7 @@ from emenet.inference.submission import (MERGED, members_from_names, read_submis
                                          write_submission)
 from emenet.inference.test_set import (build_test_set, frames_to_ranges, ranges_to_frames, read_test_set,
                                        write_test_set)
-from emenet.metrics import au_metrics, ccc, expr_metrics
+from emenet.evaluation.metrics import au_metrics, ccc, expr_metrics
 from emenet.data.images import read_rgb
 
 REPO = Path(__file__).resolve().parents[1]

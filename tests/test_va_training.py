@@ -372,7 +372,7 @@ def test_audiovisual_rounds_through_the_shell_script(synth_root, tmp_path, siler
     ensemble = metrics.set_index("method").loc["ensemble"]
     assert ensemble["total_score"] == pytest.approx(table.iloc[-1]["total_score"], abs=1e-5)
     from emenet.distill.members import members_from_names
-    from emenet.distill.validate_ensemble import load_ensemble_members
+    from emenet.evaluation.validate_ensemble import load_ensemble_members
     students = members_from_names(["student_round_1_exp_0"], [1], tmp_path / "ck")
     with pytest.raises(EMENetInputError, match=r"trained on 0.63 s audio windows \(10080 samples\), but --window_size"):
         load_ensemble_members(students, "cpu", window_size=0.5)

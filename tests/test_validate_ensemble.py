@@ -12,9 +12,9 @@ import torch
 
 import emenet
 from emenet.data.clips import LabeledVideo
-from emenet.distill import ood as O
+from emenet.evaluation import ood as O
 from emenet.distill.members import members_from_names
-from emenet.distill.validate_ensemble import (ENSEMBLE, MC_DROPOUT, TEMPERATURE_SCALED, split_videos,
+from emenet.evaluation.validate_ensemble import (ENSEMBLE, MC_DROPOUT, TEMPERATURE_SCALED, split_videos,
                                               validate_ensemble)
 from emenet.errors import EMENetInputError
 
@@ -254,8 +254,8 @@ def test_round_summary_selective_columns_match_validate_ensembles_path(synth_roo
     from emenet.data.affwild2 import load_affwild2_index
     from emenet.data.labeled import labeled_videos
     from emenet.distill.round_metrics import ensemble_validation_scores
-    from emenet.distill.selective_report import selective_rows
-    from emenet.distill.validate_ensemble import MethodOutputs, score_method_frames, stream_members_and_mc_dropout
+    from emenet.evaluation.selective_report import selective_rows
+    from emenet.evaluation.validate_ensemble import MethodOutputs, score_method_frames, stream_members_and_mc_dropout
     members = members_from_names(["m0", "m1"], [3], checkpoints)
     rows = {r["method"]: r for r in ensemble_validation_scores(members, synth_root, chunk=CHUNK, progress=False)}
     models = [emenet.load_checkpoint(m.checkpoint) for m in members]

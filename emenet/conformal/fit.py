@@ -2,7 +2,7 @@
 
 Frames of one video are not exchangeable (they share a face, a scene, a mood), videos are: the
 validation videos are split into a calibration half and an evaluation half by whole source
-video (emenet.distill.validate_ensemble.split_videos: `_left`/`_right` names stay together),
+video (emenet.evaluation.validate_ensemble.split_videos: `_left`/`_right` names stay together),
 thresholds are fitted on the calibration half's annotated frames and the coverage and set size
 they give are measured on the other half. The split and the measurements go into the file.
 
@@ -24,7 +24,7 @@ from emenet.conformal.regions import AbstainRule, SetMethod, fit_thresholds, mea
 from emenet.conformal.scores import check_coverage
 from emenet.data.clips import LabeledVideo
 from emenet.distill.members import Member
-from emenet.distill.validate_ensemble import (MethodOutputs, check_device, load_ensemble_members, split_held_out_videos,
+from emenet.evaluation.validate_ensemble import (MethodOutputs, check_device, load_ensemble_members, split_held_out_videos,
                                               stream_members_and_mc_dropout, task_label_array)
 from emenet.errors import EMENetInputError
 

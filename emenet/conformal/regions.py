@@ -2,7 +2,7 @@
 their measured coverage: pure numpy on arrays (the file and the data pipeline are elsewhere).
 
 Probabilities are those of emenet.inference.FramePredictions: EXPR (n, 7), AU (n, 12)
-P(active), VA (n, 2, 20); labels are emenet.metrics' (EXPR (n,) with -1, AU (n, 12) with -1,
+P(active), VA (n, 2, 20); labels are emenet.evaluation.metrics' (EXPR (n,) with -1, AU (n, 12) with -1,
 VA (n, 2) with -5 for unannotated).
 
     >>> rng = np.random.default_rng(0)

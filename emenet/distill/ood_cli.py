@@ -3,7 +3,7 @@ uncertainty separating generated OOD clips (non-face images, heavily corrupted f
 in-distribution validation clips.
 
 Writes ood_auroc.csv, ood_auroc.md, ood_clips.csv, ood_histogram.png and ood_summary.json under
---out; see emenet.distill.ood for the OOD kinds.
+--out; see emenet.evaluation.ood for the OOD kinds.
 
 Example:
     python Training/validate_ensemble_OOD.py --data_root data/affwild2 --names t0 t1 t2 --load_epochs 4 --out runs/ood
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from emenet.distill.ood import OOD_KINDS
+from emenet.evaluation.ood import OOD_KINDS
 from emenet.distill.validate_ensemble_cli import add_member_arguments, add_run_arguments
 
 
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> None:
     """Evaluate OOD detection for the ensemble `args` name; EMENetInputError for bad input."""
     from emenet.distill.members import members_from_names
-    from emenet.distill.ood import evaluate_ood
+    from emenet.evaluation.ood import evaluate_ood
     members = members_from_names(args.names, args.load_epochs, args.checkpoints_dir)
     result = evaluate_ood(members, args.data_root, args.out, split=args.split, kinds=args.kinds,
                           clip_len=args.clip_len, clips_per_video=args.clips_per_video,

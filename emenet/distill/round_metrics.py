@@ -6,12 +6,12 @@ import os
 import numpy as np
 import torch
 
-from emenet import metrics as M
+from emenet.evaluation import metrics as M
 from emenet.data.affwild2 import load_affwild2_index
 from emenet.data.labeled import labeled_videos
 from emenet.decoding import decode, task_probs
 from emenet.distill.members import Member, load_members
-from emenet.distill.selective_report import ENSEMBLE_SCORES, SINGLE_MODEL_SCORES, selective_rows
+from emenet.evaluation.selective_report import ENSEMBLE_SCORES, SINGLE_MODEL_SCORES, selective_rows
 from emenet.tasks import EMOTION_TASKS, TASKS
 from emenet.training.evaluate import attach_audio_for, stream_ensemble_logits
 from emenet.uncertainty import ensemble_task_uncertainty
@@ -26,13 +26,13 @@ def ensemble_validation_scores(members: list[Member], data_root: str | os.PathLi
                                audio_dir: str | None = None, annotations_dir: str | None = None,
                                crops_dirs: list[str] | None = None) -> list[dict]:
     """One row per member and one for the ensemble: challenge metrics, calibration, mean uncertainty,
-    and selective prediction (`sel_<score>_<key>`, emenet.selective: AURC, excess AURC and the risk at
+    and selective prediction (`sel_<score>_<key>`, emenet.evaluation.selective: AURC, excess AURC and the risk at
     50/80/90% coverage per task; members ranked by their total uncertainty, the ensemble by each of
     total, aleatoric and epistemic), so rounds can be compared on what their confidence is worth.
 
     EMENet-VA members hear each video's audio (decoded once into `audio_dir`, see `create_annotations`).
     """
-    from emenet import calibration as C
+    from emenet.evaluation import calibration as C
     models = load_members(members, device)
     tasks = tuple(t for t in models[0].tasks if t in EMOTION_TASKS)
     index = load_affwild2_index(data_root, cache_dir=cache_dir, annotations_dir=annotations_dir, crops_dirs=crops_dirs)

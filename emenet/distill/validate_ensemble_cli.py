@@ -1,5 +1,5 @@
 """Command line of ensemble validation (Train_Multimodal/validate_ensemble.py): parse, then call
-`emenet.distill.validate_ensemble.validate_ensemble`.
+`emenet.evaluation.validate_ensemble.validate_ensemble`.
 
 Writes metrics.csv, metrics.md, summary.json, reliability/<method>.png, selective.csv,
 selective_curves.csv and selective/<task>.png under --out. Members may
@@ -66,7 +66,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, overwrite_help: str = "re
 def run(args: argparse.Namespace) -> None:
     """Validate the ensemble `args` name; EMENetInputError for bad input."""
     from emenet.distill.members import members_from_names
-    from emenet.distill.validate_ensemble import validate_ensemble
+    from emenet.evaluation.validate_ensemble import validate_ensemble
     members = members_from_names(args.names, args.load_epochs, args.checkpoints_dir)
     result = validate_ensemble(
         members, args.data_root, args.out, split=args.split, mc_dropout_passes=args.mc_dropout_passes,

@@ -23,7 +23,7 @@ import torch
 from emenet.data.synth import sample_labels
 from emenet.data.synth_face import FaceRenderer, FaceState, Identity
 from emenet.decoding import decode, task_probs
-from emenet.metrics import ccc
+from emenet.evaluation.metrics import ccc
 
 INT8_MIN_AGREEMENT = 0.99  # issue 6: decoded predictions agree with fp32 on >= 99% of frames
 INT8_MAX_CCC_DROP = 0.01  # issue 6: VA CCC drops by at most 0.01

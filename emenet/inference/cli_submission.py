@@ -99,5 +99,5 @@ def _predict_test_set(args: argparse.Namespace, audio: bool) -> None:
     print(f"{result.save_dir}: {len(result.done)} test names predicted, {len(result.skipped)} already done "
           f"({len(members)} member(s): {', '.join(result.members)})")
     if scores is not None:
-        from emenet.metrics import flatten_scores
+        from emenet.evaluation.metrics import flatten_scores
         print(json.dumps({k: round(v, 4) for k, v in flatten_scores(scores).items()}, indent=1))

@@ -427,14 +427,14 @@ def score_submission(submission_dir: str | os.PathLike, ground_truth_dir: str | 
     `submission_dir` holds `<AU|EXPR|VA>/<name>.txt` (e.g. `save_dir/merged`); `ground_truth_dir`
     holds `<AU_Set|EXPR_Set|VA_Set>/<name>.txt` (or `<AU|EXPR|VA>/`), unannotated rows -1 / -5.
     Every test name listed for a task is scored, frames of all names pooled, over the tasks the
-    submission has a folder for. Returns task -> metrics (emenet.metrics: AU `f1`, `accuracy`,
+    submission has a folder for. Returns task -> metrics (emenet.evaluation.metrics: AU `f1`, `accuracy`,
     `score`; EXPR the same; VA `ccc_valence`, `ccc_arousal`, `ccc_mean`, `score`).
 
     >>> gt = "data/synth/synthetic_ground_truth"
     >>> scores = score_submission("submission/merged", gt, "test_set.parquet")  # doctest: +SKIP
     >>> scores["EXPR"]["score"]  # doctest: +SKIP
     """
-    from emenet.metrics import challenge_scores  # scikit-learn: imported only when scoring
+    from emenet.evaluation.metrics import challenge_scores  # scikit-learn: imported only when scoring
 
     submission_dir, ground_truth_dir = Path(submission_dir), Path(ground_truth_dir)
     if not isinstance(test_set, TestSet):

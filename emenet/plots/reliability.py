@@ -1,6 +1,6 @@
 """Reliability diagrams: per confidence bin, how often the prediction was right.
 
-    >>> from emenet.calibration import task_reliability
+    >>> from emenet.evaluation.calibration import task_reliability
     >>> fig = plot_reliability(task_reliability("EXPR", probs, labels), title="ensemble")  # doctest: +SKIP
     >>> fig.savefig("reliability.png")  # doctest: +SKIP
 
@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from emenet.calibration import ReliabilityBins
+from emenet.evaluation.calibration import ReliabilityBins
 
 ACCURACY_COLOUR = "#1976d2"
 GAP_COLOUR = "#d32f2f"

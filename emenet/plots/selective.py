@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 from matplotlib.figure import Figure
 
-from emenet.selective import sampled_curve
+from emenet.evaluation.selective import sampled_curve
 
 
 def plot_risk_coverage(curves: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]],

@@ -146,7 +146,7 @@ class TrainConfig:
             raise EMENetInputError(f"--distill_weights must be uniform or certainty, got {self.distill_weights!r}")
         if self.T <= 0:
             raise EMENetInputError(f"--T must be positive, got {self.T}")
-        from emenet.metrics import check_metric_name
+        from emenet.evaluation.metrics import check_metric_name
         check_metric_name(self.metric)
         _check_choice("teacher_step", self.teacher_step, TEACHER_STEPS)
         if isinstance(self.adaptive_lambda, bool):  # configs written before it had three rules

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from emenet import metrics as M
+from emenet.evaluation import metrics as M
 from emenet.data.affwild2 import AffWild2Index
 from emenet.data.audio_windows import attach_audio, default_audio_dir
 from emenet.data.augment import to_float_frames

@@ -30,7 +30,7 @@ from emenet.models.marblenet import load_nemo_marblenet
 from emenet.models.spec_augment import SpecAugmentConfig
 from emenet.models.strict_load import load_state_dict_strict
 from emenet.models.vad_teacher import load_vad_teacher
-from emenet.metrics import selection_metric
+from emenet.evaluation.metrics import selection_metric
 from emenet.run_layout import completed_epochs, net_file, optimizer_file
 from emenet.tasks import AU_MISSING, DISTILL_KEY, EXPR_MISSING
 from emenet.training.adaptive_lambda import OriginalAdaptiveTaskWeightHook

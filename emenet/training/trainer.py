@@ -75,7 +75,7 @@ class Trainer:
     state: TrainState = field(default_factory=TrainState)
     progress: bool = True
     speed: TrainSpeed = field(default_factory=TrainSpeed)  # channels-last / bf16 / compile (emenet.fast.training)
-    select_metric: str = "total_score"  # the validation score that picks the best epoch (emenet.metrics.selection_metric)
+    select_metric: str = "total_score"  # the validation score that picks the best epoch (emenet.evaluation.metrics.selection_metric)
     teacher_step: str = "per_task"  # one of TEACHER_STEPS
     epoch_length: str = "shortest"  # emenet.data.datasets.EPOCH_LENGTHS
     _forward: Callable[..., Any] | None = field(default=None, init=False, repr=False)

@@ -40,14 +40,14 @@ import torch
 from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
-from emenet.calibration import stack_probs
+from emenet.evaluation.calibration import stack_probs
 from emenet.data.affwild2 import load_affwild2_index
 from emenet.data.augment import to_float_frames
 from emenet.data.clips import LabeledVideo
 from emenet.data.images import read_crops
 from emenet.data.labeled import labeled_videos
 from emenet.distill.members import Member
-from emenet.distill.validate_ensemble import check_device, check_outputs_free, load_visual_members, markdown_columns
+from emenet.evaluation.validate_ensemble import check_device, check_outputs_free, load_visual_members, markdown_columns
 from emenet.errors import EMENetInputError
 from emenet.io_utils import atomic_path, write_atomic, write_json
 from emenet.models.emenet import EMENet

@@ -12,7 +12,7 @@ Each task is scored as the heads define it:
   `emenet.decoding.va_digitize` (the `cce` target), scored like EXPR and averaged over the two.
 
 Scores average over frames; unannotated entries (AU/EXPR -1, VA -5 or NaN, as in
-`emenet.metrics`) are left out. Bins are 10 equal-width intervals [0, .1), ..., [.8, .9),
+`emenet.evaluation.metrics`) are left out. Bins are 10 equal-width intervals [0, .1), ..., [.8, .9),
 [.9, 1.0] (the last one closed). torchmetrics' `*_calibration_error` bins the same way except
 that a confidence of exactly 1.0 gets a bin of its own; away from 1.0 the two agree exactly.
 Probabilities are clipped to [PROB_EPS, 1] before a logarithm, so a saturated float32 softmax
@@ -239,7 +239,7 @@ def task_problems(task: str, probs: Any, labels: Any) -> dict[str, tuple[np.ndar
 
     EXPR: {"EXPR": ((n, 7), (n,))}; AU: {"AU1": ((n,), (n,)), ...} binary, AUs without any
     annotation left out; VA: {"valence": ((n, 20), (n,)), "arousal": ...} with digitised labels.
-    Labels use the challenge's missing values (AU/EXPR -1, VA -5 or NaN), as in emenet.metrics.
+    Labels use the challenge's missing values (AU/EXPR -1, VA -5 or NaN), as in emenet.evaluation.metrics.
     """
     probs, labels = _to_numpy(probs), _to_numpy(labels)
     _check_task_inputs(task, probs, labels)
@@ -295,7 +295,7 @@ def calibration_scores(probs: Mapping[str, Any], labels: Mapping[str, Any], n_bi
     """Flat "<TASK>_<score>" dict (e.g. "EXPR_ece", "AU_nll", "VA_valence_brier") over the tasks in `probs`.
 
     Probabilities as from decoding.task_probs (AU (N, 12), EXPR (N, 7), VA (N, 2, 20)); labels
-    as for emenet.metrics (AU (N, 12), EXPR (N,), VA (N, 2), with their missing values).
+    as for emenet.evaluation.metrics (AU (N, 12), EXPR (N,), VA (N, 2), with their missing values).
     """
     missing = [t for t in probs if t not in labels]
     if missing:

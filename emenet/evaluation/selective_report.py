@@ -2,7 +2,7 @@
 
 For each method (member, ensemble, temperature scaling, MC dropout) and each uncertainty score
 it has (a single model: total; an ensemble or MC dropout: total, aleatoric, epistemic), the
-risk-coverage scores of emenet.selective per task, on annotated frames. A method's own
+risk-coverage scores of emenet.evaluation.selective per task, on annotated frames. A method's own
 predictions are scored; only the ordering of frames comes from the uncertainty score.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 
 from emenet.decoding import decode
 from emenet.reporting import markdown_table
-from emenet.selective import REPORT_COVERAGES, curves_table, task_losses, task_selective_scores
+from emenet.evaluation.selective import REPORT_COVERAGES, curves_table, task_losses, task_selective_scores
 
 SINGLE_MODEL_SCORES: tuple[str, ...] = ("total",)
 ENSEMBLE_SCORES: tuple[str, ...] = ("total", "aleatoric", "epistemic")
@@ -37,7 +37,7 @@ def selective_rows(method: str, probs: Mapping[str, np.ndarray], labels: Mapping
                    ) -> tuple[list[dict], dict[str, dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]]]:
     """One row per uncertainty score (all tasks' selective columns) and the curves' (u, loss) per task.
 
-    `probs`, `labels`: task -> annotated frames (emenet.metrics' form); `uncertainty`: task ->
+    `probs`, `labels`: task -> annotated frames (emenet.evaluation.metrics' form); `uncertainty`: task ->
     score -> per-frame values on the same frames. Curves: task -> "<method> <score>" -> curve -> (u, loss).
     """
     rows, curves = [], {}

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from emenet.metrics import ccc
+from emenet.evaluation.metrics import ccc
 from emenet.tasks import VA_NAMES
 
 # Coverages reported in tables (the fraction of frames kept).
@@ -135,7 +135,7 @@ def task_selective_scores(task: str, pred: np.ndarray, labels: np.ndarray, uncer
                           coverages: Sequence[float] = REPORT_COVERAGES) -> dict[str, float]:
     """Selective-prediction scores of one task on annotated frames.
 
-    `pred` / `labels` as emenet.metrics takes them (AU (n, 12) 0/1 with -1 unannotated, EXPR
+    `pred` / `labels` as emenet.evaluation.metrics takes them (AU (n, 12) 0/1 with -1 unannotated, EXPR
     (n,), VA (n, 2)); `uncertainty` (n,) per frame, or (n, 2) for VA (one per dimension).
     Keys: EXPR_error_*, AU_error_* and AU_f1_at<c> (mean F1 of the kept frames),
     <valence|arousal>_abserr_* and <valence|arousal>_ccc_at<c>; * is aurc, eaurc, at<c>.

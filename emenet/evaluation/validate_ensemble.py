@@ -3,7 +3,7 @@ and two single-model baselines, on the validation split.
 
 Methods (one row each): `member_<i>` (each checkpoint alone), `ensemble` (the mean of the
 members' probabilities), `temperature_scaled` (member 0 with per-head temperatures fitted on
-one half of the validation videos, see emenet.calibration) and `mc_dropout` (member 0 with its
+one half of the validation videos, see emenet.evaluation.calibration) and `mc_dropout` (member 0 with its
 dropout active, `mc_dropout_passes` passes averaged).
 
 Temperatures are fitted on the *calibration half* of the videos (whole videos, so no frame of
@@ -17,8 +17,8 @@ Files under `out_dir` (written atomically; existing ones are kept unless `overwr
 
     metrics.csv               one row per method; `models` names its checkpoints (name@epoch).
                               Columns, on the whole validation split: the
-                              challenge metrics (emenet.metrics' flat keys: AU_score, EXPR_f1,
-                              VA_ccc_valence, total_score, ...), calibration (emenet.calibration:
+                              challenge metrics (emenet.evaluation.metrics' flat keys: AU_score, EXPR_f1,
+                              VA_ccc_valence, total_score, ...), calibration (emenet.evaluation.calibration:
                               EXPR_ece, AU_nll, AU_ece_AU12, VA_valence_brier, ...) and mean
                               normalized-entropy uncertainty (unc_<TASK>_<total|aleatoric|epistemic>);
                               the same prefixed `eval_` on the evaluation half. The whole-split
@@ -29,7 +29,7 @@ Files under `out_dir` (written atomically; existing ones are kept unless `overwr
     selective.csv             selective prediction on the evaluation half: one row per method and
                               uncertainty score (total; aleatoric and epistemic for the ensemble and
                               MC dropout), per task AURC, excess AURC and the risk at 50/80/90%
-                              coverage (emenet.selective); also a section of metrics.md
+                              coverage (emenet.evaluation.selective); also a section of metrics.md
     selective_curves.csv      the risk-coverage curves sampled at 101 coverages
     selective/<task>.png      the curves of every method and score, with the oracle
 
@@ -51,9 +51,9 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from emenet import metrics as M
+from emenet.evaluation import metrics as M
 from emenet.audio import window_length
-from emenet.calibration import (N_BINS, TemperatureScaling, calibration_scores, dropout_modules,
+from emenet.evaluation.calibration import (N_BINS, TemperatureScaling, calibration_scores, dropout_modules,
                                 fit_temperature_scaling, mc_dropout_heads, stack_probs, task_reliability)
 from emenet.data.affwild2 import load_affwild2_index
 from emenet.data.augment import to_float_frames
@@ -62,7 +62,7 @@ from emenet.data.datasets import VideoChunkDataset
 from emenet.data.labeled import labeled_videos
 from emenet.decoding import decode
 from emenet.distill.members import Member, load_members
-from emenet.distill.selective_report import curves_frame, scores_of, selective_markdown, selective_rows
+from emenet.evaluation.selective_report import curves_frame, scores_of, selective_markdown, selective_rows
 from emenet.errors import EMENetInputError
 from emenet.io_utils import atomic_path, write_atomic, write_json
 from emenet.reporting import markdown_table
@@ -287,7 +287,7 @@ class MethodOutputs:
 
 
 def task_label_array(video: LabeledVideo, task: str) -> np.ndarray | None:
-    """A video's labels of `task` with the challenge's missing values (emenet.metrics' form), or None."""
+    """A video's labels of `task` with the challenge's missing values (emenet.evaluation.metrics' form), or None."""
     if task not in video.labels:
         return None
     labels = np.where(video.masks[task], video.labels[task], TASKS[task].missing_value)

@@ -1,0 +1,1 @@
+"""Scoring predictions: challenge metrics, calibration, selective prediction, ensemble validation and OOD detection."""

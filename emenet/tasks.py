@@ -57,7 +57,7 @@ TASKS: dict[str, TaskSpec] = {
 AU_MISSING = int(TASKS["AU"].missing_value)
 EXPR_MISSING = int(TASKS["EXPR"].missing_value)
 VA_MISSING = float(TASKS["VA"].missing_value)
-# The soft-label pseudo-task of a student's clips (emenet.distill.soft_labels): every task's
+# The soft-label pseudo-task of a student's clips (emenet.data.soft_labels): every task's
 # ensemble probabilities in one row, with the ground truth beside them.
 DISTILL_KEY = "distill"
 

@@ -390,8 +390,8 @@ def test_audio_branch_augments_only_in_training():
 # --- students' frames ----------------------------------------------------------------------------
 
 def test_students_learn_on_frames_with_some_ground_truth():
-    from emenet.distill.soft_labels import DISTILL_KEY, SoftLabelLayout
-    from emenet.distill.student_frames import keep_labelled_frames
+    from emenet.data.soft_labels import DISTILL_KEY, SoftLabelLayout
+    from emenet.data.student_frames import keep_labelled_frames
     layout = SoftLabelLayout(("EXPR", "VA"))
     n = 8
     mask = np.zeros((n, layout.width), bool)

@@ -236,7 +236,7 @@ def _teacher_batch(clips: int, seq_len: int, rng: np.random.Generator) -> dict:
 
 
 def _student_batch(clips: int, seq_len: int, rng: np.random.Generator) -> tuple[dict, object]:
-    from emenet.distill.soft_labels import DISTILL_KEY, SoftLabelLayout
+    from emenet.data.soft_labels import DISTILL_KEY, SoftLabelLayout
     layout = SoftLabelLayout(("AU", "EXPR", "VA"))
     labels = np.full((clips, seq_len, layout.width), -1.0, np.float32)  # ground-truth columns unannotated
     soft = layout.soft

@@ -63,7 +63,7 @@ def write_index_pictures(index: AffWild2Index, out_dir: str | os.PathLike) -> li
 
 def write_annotation_pictures(ann_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
     """The same pictures from an ensemble annotation: its mean probabilities beside the ground truth."""
-    from emenet.distill.soft_labels import mean_probabilities  # distill imports training code: keep it lazy
+    from emenet.data.soft_labels import mean_probabilities  # distill imports training code: keep it lazy
     ann_dir, out = Path(ann_dir), Path(out_dir)
     manifest = json.loads((ann_dir / "manifest.json").read_text())
     tasks = tuple(t for t in ("AU", "EXPR") if t in manifest["tasks"])

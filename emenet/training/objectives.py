@@ -11,7 +11,7 @@ from emenet import losses as L
 from emenet.tasks import DISTILL_KEY
 
 if TYPE_CHECKING:
-    from emenet.distill.soft_labels import SoftLabelLayout
+    from emenet.data.soft_labels import SoftLabelLayout
 
 
 @dataclass

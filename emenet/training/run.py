@@ -16,8 +16,8 @@ from emenet.data.augment import AugmentConfig
 from emenet.data.clips import LabeledVideo
 from emenet.data.datasets import MultiTaskClipDataset, steps_per_epoch
 from emenet.data.labeled import labeled_videos
-from emenet.distill.soft_labels import soft_label_videos
-from emenet.distill.student_frames import keep_labelled_frames
+from emenet.data.soft_labels import soft_label_videos
+from emenet.data.student_frames import keep_labelled_frames
 from emenet.errors import EMENetInputError
 from emenet.fast.training import TrainSpeed
 from emenet.io_utils import ensure_folder, remove_stale_temporaries_in

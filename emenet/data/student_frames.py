@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 
 from emenet.data.clips import LabeledVideo
-from emenet.distill.soft_labels import DISTILL_KEY, SoftLabelLayout
+from emenet.data.soft_labels import DISTILL_KEY, SoftLabelLayout
 
 STUDENT_FRAMES = ("labelled", "all")
 

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> None:
     import torch
 
     from emenet.inference.cli_predict import checkpoint_paths_from_args
-    from emenet.inference.demo import run_demo
+    from emenet.video.demo import run_demo
     from emenet.inference.predictor import Predictor
     if args.threads is not None:
         if args.threads < 1:

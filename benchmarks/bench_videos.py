@@ -30,7 +30,7 @@ MODES = {"1 worker": {"workers": 1}, "2 workers": {"workers": 2}, "Ray local, 2 
 
 def run_mode(videos: str, checkpoint: str, out: str, workers: int, ray: str | None) -> dict:
     """One mode, in this process: predict every video into `out`; timings and memory."""
-    from emenet.inference import PredictorSpec, predict_videos
+    from emenet.video import PredictorSpec, predict_videos
     start = time.perf_counter()
     report = predict_videos([videos], out, PredictorSpec((checkpoint,)), workers=workers, ray_address=ray,
                             progress=False)

@@ -19,7 +19,7 @@ from emenet.data.images import read_rgb
 from emenet.face import HaarFaceDetector
 from emenet.face.blazeface import BlazeFaceDetector
 from emenet.face.tracking import box_iou
-from emenet.inference.video import iter_video_chunks
+from emenet.video.predict import iter_video_chunks
 
 REPO = Path(__file__).resolve().parents[1]
 FACES = REPO / "tests" / "data" / "faces"

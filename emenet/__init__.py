@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 _INFERENCE_EXPORTS = ("Predictor", "PredictionStream", "StreamState", "FramePredictions", "predict_image",
                       "predict_video", "predict_video_to_files")
+_VIDEO_EXPORTS = ("predict_video", "predict_video_to_files")  # emenet.video; the rest are emenet.inference
 
 __all__ = ["AU_NAMES", "EMENet", "EMENetConfig", "EMENetVA", "EMENetVAConfig", "EXPR_NAMES", "TASKS", "create_model",
            "list_models", "load_checkpoint", "save_checkpoint", *_INFERENCE_EXPORTS]
@@ -21,6 +22,6 @@ __all__ = ["AU_NAMES", "EMENet", "EMENetConfig", "EMENetVA", "EMENetVAConfig", "
 
 def __getattr__(name: str):
     if name in _INFERENCE_EXPORTS:
-        from emenet import inference
-        return getattr(inference, name)
+        import importlib
+        return getattr(importlib.import_module("emenet.video" if name in _VIDEO_EXPORTS else "emenet.inference"), name)
     raise AttributeError(f"module 'emenet' has no attribute {name!r}")

@@ -20,11 +20,11 @@ import emenet
 from emenet.cli import main as emenet_main
 from emenet.data.images import read_rgb
 from emenet.errors import EMENetInputError
-from emenet.inference import PredictorSpec, PredictSettings, find_videos, predict_videos
-from emenet.inference.batch import BatchProgress, is_batch_input
-from emenet.inference.video import VideoWriter
-from emenet.inference.video_job import DONE_NAME, SUMMARY_COLUMNS
-from emenet.inference.workers import ray_plan, threads_per_worker
+from emenet.video import PredictorSpec, PredictSettings, find_videos, predict_videos
+from emenet.video.batch import BatchProgress, is_batch_input
+from emenet.video.predict import VideoWriter
+from emenet.video.job import DONE_NAME, SUMMARY_COLUMNS
+from emenet.video.workers import ray_plan, threads_per_worker
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTO = REPO / "example_image" / "astronaut_photo.jpg"

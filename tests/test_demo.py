@@ -15,7 +15,7 @@ import torch
 import emenet
 from emenet.errors import EMENetInputError
 from emenet.face.detector import Detections
-from emenet.inference.demo import (FaceFollower, FrameSource, demo_step, draw_demo_frame, open_recorder, open_source,
+from emenet.video.demo import (FaceFollower, FrameSource, demo_step, draw_demo_frame, open_recorder, open_source,
                                    run_demo)
 from emenet.inference.drawing import PANEL_WIDTH, panel_height
 from emenet.inference.predictor import Predictor
@@ -145,8 +145,8 @@ def test_demo_step_carries_the_state_and_resets_on_a_new_face(checkpoints, one_t
 def test_docstring_examples():
     import doctest
 
-    import emenet.inference.demo
-    assert doctest.testmod(emenet.inference.demo).failed == 0
+    import emenet.video.demo
+    assert doctest.testmod(emenet.video.demo).failed == 0
 
 
 def test_demo_takes_cuda_and_the_originals_use_cuda():

@@ -15,8 +15,9 @@ import emenet
 from emenet.data.images import read_rgb
 from emenet.errors import EMENetInputError
 from emenet.face import (Detections, FaceTracker, HaarFaceDetector, crop_face, crop_regions, smooth_track_boxes)
-from emenet.inference import Predictor, predict_video, predict_video_to_files
-from emenet.inference.video import count_video_frames, fill_index
+from emenet.inference import Predictor
+from emenet.video import predict_video, predict_video_to_files
+from emenet.video.predict import count_video_frames, fill_index
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTO = REPO / "example_image" / "astronaut_photo.jpg"

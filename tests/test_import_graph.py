@@ -28,7 +28,7 @@ def package_modules() -> dict[str, Path]:
 # (`Predictor.predict_image` / `.predict_video`) call the front ends built on the Predictor.
 DELIBERATE_DEFERRED_CYCLES = {
     ("emenet.inference.predictor", "emenet.inference.image"),
-    ("emenet.inference.predictor", "emenet.inference.video"),
+    ("emenet.inference.predictor", "emenet.video.predict"),
 }
 
 

@@ -16,7 +16,7 @@ from emenet.face import HaarFaceDetector
 from emenet.face.tracking import box_iou
 from emenet.inference import Predictor
 from emenet.inference.cli_predict import run_inference_one_image
-from emenet.inference.outputs import format_image_prediction, write_image_outputs
+from emenet.video.outputs import format_image_prediction, write_image_outputs
 
 REPO = Path(__file__).resolve().parents[1]
 FACES = REPO / "tests" / "data" / "faces"

@@ -216,8 +216,8 @@ def test_docstring_examples():
     import emenet.face.align
     import emenet.face.tracking
     import emenet.inference.predictor
-    import emenet.inference.video
-    for module in (emenet.face.align, emenet.face.tracking, emenet.inference.predictor, emenet.inference.video):
+    import emenet.video.predict
+    for module in (emenet.face.align, emenet.face.tracking, emenet.inference.predictor, emenet.video.predict):
         assert doctest.testmod(module).failed == 0
 
 

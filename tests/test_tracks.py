@@ -12,9 +12,10 @@ import emenet
 from emenet.data.synth import generate_synthetic_dataset
 from emenet.face.detector import Detections, HaarFaceDetector
 from emenet.face.tracking import FaceTracker, Track, box_iou, filter_tracks, is_body_face
-from emenet.inference import Predictor, predict_video_to_files
+from emenet.inference import Predictor
+from emenet.video import predict_video_to_files
 from emenet.inference.drawing import PANEL_WIDTH
-from emenet.inference.video import (VideoWriter, iter_video_chunks, predict_video_tracks, read_video_meta,
+from emenet.video.predict import (VideoWriter, iter_video_chunks, predict_video_tracks, read_video_meta,
                                     track_geometry, track_video_faces)
 
 OCCLUDED = range(15, 27)  # frames where a "hand" covers the left person's face (longer than 8 frames)

@@ -109,7 +109,7 @@ def make_looped_video(source: str | Path, out: str | Path, num_frames: int) -> P
     Its faces move like the source's, so detection and tracking do their usual work, and the
     length is whatever the memory check needs.
     """
-    from emenet.inference.video import VideoWriter, iter_video_chunks, read_video_meta
+    from emenet.video.predict import VideoWriter, iter_video_chunks, read_video_meta
     meta = read_video_meta(source)
     frames = np.concatenate([c.frames for c in iter_video_chunks(source, 64)])
     order = np.concatenate([np.arange(len(frames)), np.arange(len(frames) - 2, 0, -1)])  # ping-pong, no repeats
@@ -121,7 +121,7 @@ def make_looped_video(source: str | Path, out: str | Path, num_frames: int) -> P
 
 def video(spec: dict) -> dict:
     """End to end: decode, detect, track, align, predict, write CSV + annotated MP4 + timeline."""
-    from emenet.inference.outputs import predict_video_to_files
+    from emenet.video.outputs import predict_video_to_files
     from emenet.inference.predictor import Predictor
     backend = "eager" if spec["backend"] == BASELINE else spec["backend"]
     with tempfile.TemporaryDirectory(prefix="emenet-bench-") as tmp:
@@ -143,7 +143,7 @@ def video(spec: dict) -> dict:
 def video_stages(spec: dict) -> dict:
     """Where the pipeline's time goes: decoding alone, decoding + face detection and tracking,
     and face detection + alignment alone on decoded frames (BlazeFace, the default, and Haar)."""
-    from emenet.inference.video import iter_video_chunks, track_video_faces
+    from emenet.video.predict import iter_video_chunks, track_video_faces
     t0 = time.perf_counter()
     frames = sum(len(c) for c in iter_video_chunks(spec["video"], 64))
     decode_s = time.perf_counter() - t0
@@ -163,7 +163,7 @@ def detect_align(spec: dict) -> dict:
     from emenet.face.align import alignment_transforms, crop_aligned, crop_face, crop_regions
     from emenet.face.blazeface import BlazeFaceDetector
     from emenet.face.detector import HaarFaceDetector
-    from emenet.inference.video import detect_frames, iter_video_chunks
+    from emenet.video.predict import detect_frames, iter_video_chunks
     chunks = [c.frames for c in iter_video_chunks(spec["video"], 64)]
     frames = sum(len(c) for c in chunks)
     detectors = {"blazeface": BlazeFaceDetector(), "blazeface_no_refine": BlazeFaceDetector(refine_points=0),
@@ -198,7 +198,7 @@ def detect_align(spec: dict) -> dict:
 
 def long_video(spec: dict) -> dict:
     """Peak memory of the whole pipeline on a short and a long looped video: flat in length?"""
-    from emenet.inference.outputs import predict_video_to_files
+    from emenet.video.outputs import predict_video_to_files
     from emenet.inference.predictor import Predictor
     out: dict = {"backend": spec["backend"], "members": spec["members"], "runs": []}
     with tempfile.TemporaryDirectory(prefix="emenet-bench-") as tmp:

@@ -74,7 +74,7 @@ def predictor_from_args(args: argparse.Namespace):
 # ------------------------------------------------------------------------- emenet predict
 
 def add_predict_arguments(p: argparse.ArgumentParser) -> None:
-    from emenet.inference.video import DEFAULT_MIN_TRACK_LENGTH
+    from emenet.video.predict import DEFAULT_MIN_TRACK_LENGTH
     p.add_argument("video", metavar="VIDEO", help="a raw video file (any format FFmpeg decodes), a folder (searched "
                    "recursively for videos) or a glob such as 'videos/**/*.mp4' (quoted)")
     p.add_argument("more_videos", nargs="*", metavar="VIDEO", help="more files, folders or globs")
@@ -119,7 +119,7 @@ def check_audio_flag(checkpoints: list[Path], audio: bool) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from emenet.inference.batch import is_batch_input
+    from emenet.video.batch import is_batch_input
     if args.min_track_length < 1:
         raise EMENetInputError(f"--min_track_length must be at least 1, got {args.min_track_length}")
     if args.report:
@@ -130,7 +130,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
         return _predict_many(args)
     if args.workers or args.ray:
         log.warning("--workers and --ray apply to several videos; one video runs in this process")
-    from emenet.inference.outputs import predict_video_to_files
+    from emenet.video.outputs import predict_video_to_files
     from emenet.face.detector_options import detector_options_from_args
     predictor = predictor_from_args(args)
     out = predict_video_to_files(predictor, args.video, args.output_dir, overwrite=args.overwrite,
@@ -149,9 +149,9 @@ def _predict_many(args: argparse.Namespace) -> None:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from emenet.conformal.apply import conformal_from_args
-    from emenet.inference.batch import predict_videos
-    from emenet.inference.video_job import PredictSettings
-    from emenet.inference.workers import PredictorSpec
+    from emenet.video.batch import predict_videos
+    from emenet.video.job import PredictSettings
+    from emenet.video.workers import PredictorSpec
     from emenet.face.detector_options import detector_options_from_args
     checkpoints = checkpoint_paths_from_args(args)
     conformal = conformal_from_args(checkpoints, args.coverage, args.conformal)  # checked once, before any video
@@ -192,7 +192,7 @@ def add_image_arguments(p: argparse.ArgumentParser, default_image: str | Path | 
 
 def cmd_image(args: argparse.Namespace) -> None:
     from emenet.inference.image import predict_image
-    from emenet.inference.outputs import format_image_prediction, write_image_outputs
+    from emenet.video.outputs import format_image_prediction, write_image_outputs
     predictor = predictor_from_args(args)
     if args.auxiliary and not predictor.has_landmarks:
         log.warning("--auxiliary given, but the checkpoint has no face-alignment head; no landmarks")

@@ -296,8 +296,8 @@ class Predictor:
         return predict_image(self, image, detector=detector, largest_face_only=largest_face_only)
 
     def predict_video(self, path: str | os.PathLike, **kwargs):
-        """Track the main face of a video and predict every frame; see inference.video.predict_video."""
-        from emenet.inference.video import predict_video
+        """Track the main face of a video and predict every frame; see video.predict.predict_video."""
+        from emenet.video.predict import predict_video
         return predict_video(self, path, **kwargs)
 
 

@@ -13,7 +13,7 @@ MAX_THUMBS = 400
 
 
 class ThumbnailCollector:
-    """on_chunk callback of emenet.inference.video.predict_video_tracks: for every `step`-th frame
+    """on_chunk callback of emenet.video.predict.predict_video_tracks: for every `step`-th frame
     where a track has a face, its crop region resized to 64x64 and JPEG-encoded (base64). The
     step doubles (and the extra thumbnails go) whenever a track passes 2 * `max_thumbs`, so
     a video of unknown length keeps between `max_thumbs` and twice that per track."""

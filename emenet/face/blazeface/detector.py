@@ -177,7 +177,7 @@ class BlazeFaceDetector:
             backend = "onnx" if onnx_available() else "torch"
         if backend == "onnx":
             from emenet.face.blazeface.export import detector_session
-            # As many threads as torch may use here (a worker's share of the cores; see inference.workers).
+            # As many threads as torch may use here (a worker's share of the cores; see video.workers).
             self._session = detector_session(self.net, self.model, threads=max(1, torch.get_num_threads()))
         return backend
 

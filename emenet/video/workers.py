@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from emenet.inference.video_job import (PredictSettings, ProgressEvent, VideoJob, VideoOutcome, error_line,
+from emenet.video.job import (PredictSettings, ProgressEvent, VideoJob, VideoOutcome, error_line,
                                         failed_outcome, process_video)
 
 log = logging.getLogger(__name__)

@@ -34,9 +34,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from emenet.errors import EMENetInputError
-from emenet.inference.video_job import (SUMMARY_COLUMNS, PredictSettings, ProgressEvent, VideoJob, VideoOutcome,
+from emenet.video.job import (SUMMARY_COLUMNS, PredictSettings, ProgressEvent, VideoJob, VideoOutcome,
                                         checkpoint_fingerprints, finished_outcome)
-from emenet.inference.workers import (PredictorSpec, available_cores, check_ray, run_in_process, run_process_pool,
+from emenet.video.workers import (PredictorSpec, available_cores, check_ray, run_in_process, run_process_pool,
                                       run_ray)
 from emenet.io_utils import atomic_path, remove_stale_temporaries
 

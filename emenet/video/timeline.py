@@ -20,7 +20,7 @@ from matplotlib.patches import Patch
 
 from emenet.conformal.apply import ConformalSettings, probs_from_predictions
 from emenet.inference.drawing import ALEATORIC_COLOUR, EPISTEMIC_COLOUR, PROB_COLOUR, track_colour
-from emenet.inference.video import MultiTrackPrediction, VideoPrediction
+from emenet.video.predict import MultiTrackPrediction, VideoPrediction
 from emenet.tasks import AU_NAMES
 
 # One colour per expression (Neutral, Anger, Disgust, Fear, Happiness, Sadness, Surprise, Other).

@@ -27,8 +27,8 @@ from emenet.inference.faces_figure import plot_faces_prediction
 from emenet.inference.image import ImagePrediction
 from emenet.inference.predictor import Predictor
 from emenet.inference.results import FramePredictions
-from emenet.inference.timeline import plot_timeline
-from emenet.inference.video import (DEFAULT_MIN_TRACK_LENGTH, DEFAULT_SMOOTH_SIGMA, FrameProgress,
+from emenet.video.timeline import plot_timeline
+from emenet.video.predict import (DEFAULT_MIN_TRACK_LENGTH, DEFAULT_SMOOTH_SIGMA, FrameProgress,
                                     MultiTrackPrediction, PredictedChunk, TrackGeometry, VideoPrediction, VideoTracks,
                                     VideoWriter, predict_video_tracks)
 from emenet.io_utils import atomic_path

@@ -27,9 +27,9 @@ from typing import Any
 from emenet.errors import EMENetInputError
 from emenet.face.detector_options import DetectorOptions
 from emenet.failures import failure_message
-from emenet.inference.outputs import predict_video_to_files, video_output_paths
+from emenet.video.outputs import predict_video_to_files, video_output_paths
 from emenet.inference.predictor import Predictor
-from emenet.inference.video import DEFAULT_MIN_TRACK_LENGTH, DEFAULT_SMOOTH_SIGMA, read_video_meta
+from emenet.video.predict import DEFAULT_MIN_TRACK_LENGTH, DEFAULT_SMOOTH_SIGMA, read_video_meta
 from emenet.io_utils import file_sha256, write_json
 
 log = logging.getLogger(__name__)

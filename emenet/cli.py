@@ -63,7 +63,7 @@ def add_index_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_index(args: argparse.Namespace) -> None:
     from emenet.data.affwild2 import load_affwild2_index
-    from emenet.data.label_pictures import index_summary, write_index_pictures
+    from emenet.viz.label_pictures import index_summary, write_index_pictures
     index = load_affwild2_index(args.data_root, cache_dir=args.cache_dir, rebuild=args.rebuild,
                                 annotations_dir=args.annotations_dir, crops_dirs=args.crops_dir)
     print(json.dumps(index_summary(index), indent=2))
@@ -124,7 +124,7 @@ def cmd_annotate(args: argparse.Namespace) -> None:
                              crops_dirs=args.crops_dir)
     print(f"annotations written to {out}")
     if args.vis:
-        from emenet.data.label_pictures import write_annotation_pictures
+        from emenet.viz.label_pictures import write_annotation_pictures
         for path in write_annotation_pictures(out, args.vis):
             print(f"wrote {path}")
 

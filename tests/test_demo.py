@@ -17,7 +17,7 @@ from emenet.errors import EMENetInputError
 from emenet.face.detector import Detections
 from emenet.video.demo import (FaceFollower, FrameSource, demo_step, draw_demo_frame, open_recorder, open_source,
                                    run_demo)
-from emenet.inference.drawing import PANEL_WIDTH, panel_height
+from emenet.viz.drawing import PANEL_WIDTH, panel_height
 from emenet.inference.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[1]

@@ -238,7 +238,7 @@ def test_decoding_uncertainty_and_tables_carry_other():
 # ----------------------------------------------------------------------------- label pictures
 
 def test_au_frequency_and_task_affinity_by_hand():
-    from emenet.plots.label_statistics import au_frequency, one_hot_expressions, task_affinity
+    from emenet.viz.label_statistics import au_frequency, one_hot_expressions, task_affinity
     au = np.zeros((4, 12))
     au[:, 0] = [1, 0, 1, -1]  # AU1: active in 2 of its 3 annotated frames
     au[:, 1] = -1  # AU2 never annotated

@@ -133,7 +133,7 @@ def test_distillation_rounds_on_eight_class_data(release_root, tmp_path, one_thr
     """A teacher, its annotation (soft labels with `Other`, and the --vis pictures) and a student."""
     import pandas as pd
 
-    from emenet.data.label_pictures import write_annotation_pictures
+    from emenet.viz.label_pictures import write_annotation_pictures
     from emenet.distill import rounds
     root = release_root("abaw3")
     base = TrainConfig(data_root=str(root), checkpoints_dir=str(tmp_path / "ck"), loggings_dir=str(tmp_path / "logs"),

@@ -1,4 +1,4 @@
-"""Interactive HTML reports (emenet.report): the embedded data equals the CSV; folder runs get an
+"""Interactive HTML reports (emenet.viz.report): the embedded data equals the CSV; folder runs get an
 index page and one Plotly script beside the reports."""
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def _small_video(path: Path, n: int = 12, shift: int = 1) -> Path:
 
 
 def _assert_report_matches_csv(html: str, csv: Path) -> dict:
-    from emenet.report.video_report import read_report_data
+    from emenet.viz.report.video_report import read_report_data
     data = read_report_data(html)
     table = pd.read_csv(csv, keep_default_na=False, na_values=[""])
     assert set(data["tracks"]) == {str(t) for t in table["track"].unique()}
@@ -63,7 +63,7 @@ def _assert_report_matches_csv(html: str, csv: Path) -> dict:
 
 def test_report_page_of_a_table(plotly):
     """Two tracks, conformal columns and an ensemble's epistemic column: traces per track, a track menu."""
-    from emenet.report.video_report import DATA_ELEMENT_ID, read_report_data, video_report_html
+    from emenet.viz.report.video_report import DATA_ELEMENT_ID, read_report_data, video_report_html
     rng = np.random.default_rng(0)
     n = 8
     parts = []

@@ -14,7 +14,7 @@ from emenet.face.detector import Detections, HaarFaceDetector
 from emenet.face.tracking import FaceTracker, Track, box_iou, filter_tracks, is_body_face
 from emenet.inference import Predictor
 from emenet.video import predict_video_to_files
-from emenet.inference.drawing import PANEL_WIDTH
+from emenet.viz.drawing import PANEL_WIDTH
 from emenet.video.predict import (VideoWriter, iter_video_chunks, predict_video_tracks, read_video_meta,
                                     track_geometry, track_video_faces)
 

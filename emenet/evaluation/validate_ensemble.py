@@ -447,8 +447,8 @@ def validate_ensemble(members: Sequence[Member], data_root: str | os.PathLike, o
     (default `<cache_dir>/audio`, else `<data_root>/.emenet_cache/audio`); `window_size` and
     `sample_rate`, when given, are checked against what the members were trained with.
     """
-    from emenet.plots.reliability import plot_reliability  # matplotlib only when writing figures
-    from emenet.plots.selective import plot_risk_coverage
+    from emenet.viz.reliability import plot_reliability  # matplotlib only when writing figures
+    from emenet.viz.selective import plot_risk_coverage
 
     if mc_dropout_passes < 0:
         raise EMENetInputError(f"--mc_dropout_passes must be >= 0, got {mc_dropout_passes}")

@@ -250,7 +250,7 @@ def predict_videos(inputs: Sequence[str | os.PathLike], output_dir: str | os.Pat
         else:
             outcomes[job.name] = previous
     if settings.report:  # Plotly's script once, beside the reports, instead of inside each
-        from emenet.report.index import write_plotly_js
+        from emenet.viz.report.index import write_plotly_js
         settings = replace(settings, plotly_js=str(write_plotly_js(output_dir).resolve()))
     summary = Path(output_dir) / SUMMARY_NAME
     remove_stale_temporaries(summary)  # a killed run may have died while rewriting it
@@ -267,6 +267,6 @@ def predict_videos(inputs: Sequence[str | os.PathLike], output_dir: str | os.Pat
             if outcome.status == "failed":
                 log.warning("failed: %s", failure_line(outcome))
     if settings.report:
-        from emenet.report.index import write_report_index
+        from emenet.viz.report.index import write_report_index
         write_report_index(output_dir, list(outcomes.values()))
     return BatchReport(list(outcomes.values()), summary, time.perf_counter() - start)

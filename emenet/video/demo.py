@@ -34,7 +34,7 @@ from emenet.io_utils import atomic_path, ensure_folder
 from emenet.face.align import alignment_transforms, crop_aligned, crop_face, crop_regions, transform_regions
 from emenet.face.detector import Detections, FaceDetector, default_detector
 from emenet.face.tracking import FaceTracker
-from emenet.inference.drawing import annotate_frame, panel_height
+from emenet.viz.drawing import annotate_frame, panel_height
 from emenet.inference.predictor import PredictionStream, Predictor
 from emenet.inference.results import FramePredictions
 

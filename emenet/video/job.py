@@ -68,7 +68,7 @@ class PredictSettings:
     min_track_length: int = DEFAULT_MIN_TRACK_LENGTH
     smooth_sigma: float = DEFAULT_SMOOTH_SIGMA
     checkpoints: tuple[tuple[str, str], ...] = ()
-    report: bool = False  # also <stem>_report.html (emenet.report)
+    report: bool = False  # also <stem>_report.html (emenet.viz.report)
     plotly_js: str | None = None  # Plotly's script written once for all reports (None: embedded in each)
     detector: DetectorOptions = DetectorOptions()
 

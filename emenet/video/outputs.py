@@ -22,8 +22,8 @@ import pandas as pd
 from emenet.errors import EMENetInputError
 from emenet.face.detector import FaceDetector
 from emenet.face.tracking import FaceTracker
-from emenet.inference.drawing import PANEL_WIDTH, TrackOverlay, annotate_tracks, panel_height
-from emenet.inference.faces_figure import plot_faces_prediction
+from emenet.viz.drawing import PANEL_WIDTH, TrackOverlay, annotate_tracks, panel_height
+from emenet.viz.faces_figure import plot_faces_prediction
 from emenet.inference.image import ImagePrediction
 from emenet.inference.predictor import Predictor
 from emenet.inference.results import FramePredictions
@@ -217,7 +217,7 @@ def predict_video_to_files(predictor: Predictor, video_path: str | os.PathLike, 
       predictions and uncertainty bars per track, same frame count and rate;
     - `<stem>_timeline.png`: per track, valence and arousal with bands, uncertainty, expressions, AUs.
 
-    With `report`, also `<stem>_report.html` (emenet.report.video_report: interactive charts and
+    With `report`, also `<stem>_report.html` (emenet.viz.report.video_report: interactive charts and
     face crops; `plotly_js` True embeds Plotly's script, a relative path references it).
 
     The files appear together or not at all (each is written to a temporary name first).
@@ -236,7 +236,7 @@ def predict_video_to_files(predictor: Predictor, video_path: str | os.PathLike, 
         writer = _AnnotatedWriter(tmp_mp4, predictor.tasks)
         thumbs = None
         if report:
-            from emenet.report.thumbnails import ThumbnailCollector
+            from emenet.viz.report.thumbnails import ThumbnailCollector
             thumbs = ThumbnailCollector()
 
         def on_chunk(chunk, tracks, geometries) -> None:  # the writer, and the report's face crops
@@ -255,7 +255,7 @@ def predict_video_to_files(predictor: Predictor, video_path: str | os.PathLike, 
         table.to_csv(tmp_csv, index=False, float_format="%.6g")
         plot_timeline(result, conformal=getattr(predictor, "conformal", None)).savefig(tmp_png, format="png", dpi=120)
         if report:
-            from emenet.report.video_report import video_report_html
+            from emenet.viz.report.video_report import video_report_html
             tmp_html = stack.enter_context(atomic_path(html_path))
             # the page shows exactly the CSV's numbers: rebuilt from the file just written
             written = pd.read_csv(tmp_csv, keep_default_na=False, na_values=[""])

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure, SubFigure
 from matplotlib.patches import Patch
 
 from emenet.conformal.apply import ConformalSettings, probs_from_predictions
-from emenet.inference.drawing import ALEATORIC_COLOUR, EPISTEMIC_COLOUR, PROB_COLOUR, track_colour
+from emenet.viz.drawing import ALEATORIC_COLOUR, EPISTEMIC_COLOUR, PROB_COLOUR, track_colour
 from emenet.video.predict import MultiTrackPrediction, VideoPrediction
 from emenet.tasks import AU_NAMES
 

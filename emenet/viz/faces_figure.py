@@ -2,7 +2,7 @@
 compact panel per face (its aligned crop, expression, valence/arousal, active AUs, each with
 its uncertainty), in a grid of up to `columns` panels a row.
 
-One face keeps the detailed one-face figure (emenet.inference.drawing.plot_image_prediction).
+One face keeps the detailed one-face figure (emenet.viz.drawing.plot_image_prediction).
 
     >>> fig = plot_faces_prediction(result)  # doctest: +SKIP
     >>> fig.savefig("group_emenet.png")  # doctest: +SKIP
@@ -14,7 +14,7 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 
-from emenet.inference.drawing import TRACK_COLOURS, plot_image_prediction
+from emenet.viz.drawing import TRACK_COLOURS, plot_image_prediction
 from emenet.inference.image import FacePrediction, ImagePrediction
 from emenet.tasks import AU_NAMES
 

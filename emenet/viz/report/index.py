@@ -15,7 +15,7 @@ INDEX_NAME = "report_index.html"
 
 def write_plotly_js(output_dir: str | os.PathLike) -> Path:
     """`<output_dir>/plotly.min.js`, the installed Plotly's script (rewritten: it follows the installed version)."""
-    from emenet.report.video_report import plotly_js_source
+    from emenet.viz.report.video_report import plotly_js_source
     path = Path(output_dir) / PLOTLY_JS_NAME
     source = plotly_js_source()
     return write_atomic(path, lambda tmp: tmp.write_text(source, encoding="utf-8"))

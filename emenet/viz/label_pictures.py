@@ -15,7 +15,7 @@ import pandas as pd
 
 from emenet.data.affwild2 import SPLITS, AffWild2Index
 from emenet.errors import EMENetInputError
-from emenet.plots.label_statistics import (au_frequency, one_hot_expressions, plot_au_frequency, plot_task_affinity,
+from emenet.viz.label_statistics import (au_frequency, one_hot_expressions, plot_au_frequency, plot_task_affinity,
                                            save_figure, task_affinity)
 from emenet.tasks import AU_NAMES
 

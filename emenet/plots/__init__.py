@@ -1,4 +1,0 @@
-"""Figures of evaluation results (matplotlib Figure objects, no pyplot state)."""
-from emenet.plots.reliability import plot_reliability
-
-__all__ = ["plot_reliability"]

@@ -1,7 +1,7 @@
 """Index the challenge test set: per test name its tasks, video, frame rate, every video frame
 and which frames have a face crop, so a submission can give a row for every frame.
 
-Writes Parquet (or CSV when --out ends in .csv); see emenet.inference.test_set for the columns,
+Writes Parquet (or CSV when --out ends in .csv); see emenet.challenge.test_set for the columns,
 and emenet.inference.test_set_cli (or --help) for the options.
 
 Example:

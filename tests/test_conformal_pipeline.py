@@ -134,9 +134,9 @@ def test_image_entry_prints_and_saves_the_sets(fitted, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_predict_video_and_test_set_get_the_columns(fitted, synth_root, tmp_path):
-    from emenet.inference.submission import members_from_names as submission_members
-    from emenet.inference.submission import write_submission
-    from emenet.inference.test_set import build_test_set, write_test_set
+    from emenet.challenge.submission import members_from_names as submission_members
+    from emenet.challenge.submission import write_submission
+    from emenet.challenge.test_set import build_test_set, write_test_set
     video = sorted((synth_root / "videos").rglob("*.mp4"))[0]
     argv = [str(video), "--checkpoint", *map(str, fitted["paths"]), "--output_dir", str(tmp_path / "pred"),
             "--no_progress", "--coverage", "0.8", "--backend", "eager", "--min_track_length", "1"]

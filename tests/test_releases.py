@@ -14,8 +14,8 @@ import torch
 from emenet.data.affwild2 import load_affwild2_index
 from emenet.data.synth import generate_synthetic_dataset
 from emenet.data.synth_releases import NEW_CROPS_FOLDER, SYNTH_RELEASES
-from emenet.inference.submission import SubmissionMember, score_submission, write_submission
-from emenet.inference.test_set import build_test_set
+from emenet.challenge.submission import SubmissionMember, score_submission, write_submission
+from emenet.challenge.test_set import build_test_set
 from emenet.models.checkpoint import load_checkpoint, read_checkpoint_file
 from emenet.tasks import EXPR_NAMES, EXPR_NAMES_WITH_OTHER
 from emenet.training.config import TrainConfig
@@ -104,8 +104,8 @@ def test_release_trains_validates_and_predicts_its_test_set(release, release_roo
 
 
 def _check_release_files(save_dir: Path, test_set, release_format: str) -> None:
-    from emenet.inference.release_submission import write_release_files
-    from emenet.inference.submission import read_submission_file
+    from emenet.challenge.release_submission import write_release_files
+    from emenet.challenge.submission import read_submission_file
     written = write_release_files(save_dir / "merged", test_set, save_dir / "release", release_format)
     if release_format == "mtl":
         complete = [n for n in test_set.names() if len(test_set[n].tasks) == 3]

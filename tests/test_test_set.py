@@ -22,9 +22,9 @@ import torch
 import emenet
 from emenet.errors import EMENetInputError
 from emenet.inference.predictor import Predictor
-from emenet.inference.submission import (MERGED, members_from_names, read_submission_file, score_submission,
+from emenet.challenge.submission import (MERGED, members_from_names, read_submission_file, score_submission,
                                          write_submission)
-from emenet.inference.test_set import (build_test_set, frames_to_ranges, ranges_to_frames, read_test_set,
+from emenet.challenge.test_set import (build_test_set, frames_to_ranges, ranges_to_frames, read_test_set,
                                        write_test_set)
 from emenet.evaluation.metrics import au_metrics, ccc, expr_metrics
 from emenet.data.images import read_rgb
@@ -349,7 +349,7 @@ def test_ensemble_script_errors_are_one_line(checkpoints, test_set_file, tmp_pat
 def test_docstring_examples():
     import doctest
 
-    import emenet.inference.submission
-    import emenet.inference.test_set
-    for module in (emenet.inference.test_set, emenet.inference.submission):
+    import emenet.challenge.submission
+    import emenet.challenge.test_set
+    for module in (emenet.challenge.test_set, emenet.challenge.submission):
         assert doctest.testmod(module).failed == 0

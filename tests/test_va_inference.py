@@ -149,8 +149,8 @@ def test_predict_audio_flag_errors_are_one_line(shared_dir, ckpts, tmp_path):
 @pytest.mark.slow
 def test_multimodal_test_ensemble_writes_every_frame(ckpts, tmp_path):
     from emenet.data.synth import generate_synthetic_dataset
-    from emenet.inference.submission import read_submission_file
-    from emenet.inference.test_set import read_test_set
+    from emenet.challenge.submission import read_submission_file
+    from emenet.challenge.test_set import read_test_set
     root = tmp_path / "synth"
     generate_synthetic_dataset(root, num_videos=2, seed=3, min_frames=30, max_frames=40, two_person_videos=0,
                                num_test_videos=1, overwrite=True, progress=False, num_workers=1)

@@ -14,7 +14,7 @@ from emenet.command_runner import parse_and_run
 from emenet.errors import EMENetInputError
 
 EXAMPLES = """
-Layout under --save_dir (see emenet.inference.submission):
+Layout under --save_dir (see emenet.challenge.submission):
     <member>/<AU|EXPR|VA>/<name>.txt, merged/<AU|EXPR|VA>/<name>.txt    challenge format
     <member>_with_uncertainty/..., merged_with_uncertainty/.../<name>.csv  + probabilities, uncertainty
 Test names already done are skipped on a rerun unless --overwrite.
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None, prog: str = "test_ensemble.py", audio: b
 
 
 def _predict_test_set(args: argparse.Namespace, audio: bool) -> None:
-    from emenet.inference.submission import members_from_names, score_submission, write_submission
+    from emenet.challenge.submission import members_from_names, score_submission, write_submission
     members = members_from_names(args.names, args.load_epochs, args.checkpoints_dir, args.checkpoint)
     if audio:
         _check_audio_members(members, args.window_size, args.sr)
@@ -88,7 +88,7 @@ def _predict_test_set(args: argparse.Namespace, audio: bool) -> None:
                               progress=not args.no_progress, coverage=args.coverage, conformal_file=args.conformal,
                               audio_timing=getattr(args, "audio_timing", None))
     if args.release_format != "abaw2":
-        from emenet.inference.release_submission import write_release_files
+        from emenet.challenge.release_submission import write_release_files
         for path in write_release_files(result.merged_dir, args.test_set_file,
                                         result.save_dir / f"merged_{args.release_format}", args.release_format,
                                         overwrite=True):

@@ -1,6 +1,6 @@
 """Test-set prediction files in the single-file form of the 3rd ABAW on (and of its multi-task challenge).
 
-The 2nd ABAW asked for one file per video and task (`emenet.inference.submission` writes them).
+The 2nd ABAW asked for one file per video and task (`emenet.challenge.submission` writes them).
 From the 3rd ABAW on, the organisers' instructions (sent to registered teams with the test set;
 not archived publicly in a form we could check, see README "Which Aff-wild2 do I have?") ask for
 one file per challenge whose rows name the image they predict. We write, from the per-video files:
@@ -27,8 +27,8 @@ import numpy as np
 from emenet.data.annotations import read_annotation_file_with_classes
 from emenet.data.mtl_annotations import MTL_HEADER
 from emenet.errors import EMENetInputError
-from emenet.inference.submission import TASK_DIRS, VA_FORMAT, read_submission_file
-from emenet.inference.test_set import SUBMISSION_TASKS, TestSet, read_test_set
+from emenet.challenge.submission import TASK_DIRS, VA_FORMAT, read_submission_file
+from emenet.challenge.test_set import SUBMISSION_TASKS, TestSet, read_test_set
 from emenet.io_utils import atomic_path
 from emenet.tasks import AU_NAMES, VA_NAMES, expr_names
 

@@ -62,7 +62,7 @@ from emenet.errors import EMENetInputError
 from emenet.inference.predictor import Predictor
 from emenet.run_layout import checkpoint_path, pair_names_and_epochs
 from emenet.inference.results import FramePredictions, TaskUncertainty
-from emenet.inference.test_set import SUBMISSION_TASKS, TestSet, TestVideo, read_test_set
+from emenet.challenge.test_set import SUBMISSION_TASKS, TestSet, TestVideo, read_test_set
 from emenet.video.predict import fill_index
 from emenet.io_utils import atomic_path, write_json
 from emenet.models.mobilefacenet import INPUT_SIZE

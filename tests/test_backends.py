@@ -18,7 +18,8 @@ import emenet
 from emenet.errors import EMENetInputError
 from emenet.fast import BACKENDS, available_backends, make_runner, resolve_backend
 from emenet.fast.fold import fold_batch_norm
-from emenet.fast.int8 import GateResult, int8_gate, synthetic_faces
+from emenet.data.synth_validation import synthetic_faces
+from emenet.fast.int8 import GateResult, int8_gate
 from emenet.fast.pool import WorkerPool
 from emenet.fast.prelu import DepthwisePReLU, prelu_as_convolutions
 from emenet.inference import Predictor

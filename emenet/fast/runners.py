@@ -287,7 +287,8 @@ class Int8Runner(OnnxRunner):
         self.setup_seconds += time.perf_counter() - start
 
     def _graphs(self) -> list[bytes]:
-        from emenet.fast.int8 import CALIBRATION_SEED, synthetic_faces
+        from emenet.data.synth_validation import synthetic_faces
+        from emenet.fast.int8 import CALIBRATION_SEED
         from emenet.fast.onnx_backend import backbone_key, cached_export, cached_graph, quantize_backbone
         calibration = self.calibration
         if calibration is None:
@@ -303,7 +304,8 @@ class Int8Runner(OnnxRunner):
         return graphs
 
     def _check_gates(self) -> None:
-        from emenet.fast.int8 import VALIDATION_SEED, int8_gate, synthetic_faces
+        from emenet.data.synth_validation import synthetic_faces
+        from emenet.fast.int8 import VALIDATION_SEED, int8_gate
         faces = synthetic_faces(self.validation_frames, VALIDATION_SEED)
         frames = faces.float_frames()
         features = self.encode(frames)

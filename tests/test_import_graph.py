@@ -1,4 +1,4 @@
-"""The package's imports form no cycle.
+"""The package's imports form no cycle and never go up a layer (LAYERS, below).
 
 Each module of `emenet/` is parsed with `ast` (nothing is imported); an edge A -> B is a
 module-level `import` / `from ... import` of A naming module B (a `from P import name`
@@ -176,3 +176,91 @@ def test_deferred_imports_close_only_the_deliberate_cycles():
     assert not unexpected, "imports inside functions that close a cycle (move the shared piece down instead):\n" + \
         "\n".join(f"{a} -> {b}" for a, b in unexpected)
     assert edges == DELIBERATE_DEFERRED_CYCLES, "a deliberate cycle is gone; drop it from the list"
+
+
+# The layers, lowest first. A module may import (at module level or inside a function) only
+# modules of its own layer or a lower one. An entry is a package, a top-level module or a single
+# module; a module belongs to its longest listed prefix.
+LAYERS = (
+    # core helpers every layer uses
+    ("emenet.tasks", "emenet.errors", "emenet.io_utils", "emenet.extras", "emenet.failures", "emenet.processes",
+     "emenet.reporting", "emenet.run_layout", "emenet.torch_files", "emenet.decoding", "emenet.uncertainty",
+     "emenet.losses", "emenet.audio_timing"),
+    # pure scoring functions and their figures: training's validation, the int8 gate and ensemble
+    # validation all score with them, so they sit below everything that runs models
+    ("emenet.evaluation.metrics", "emenet.evaluation.calibration", "emenet.evaluation.selective",
+     "emenet.evaluation.selective_report", "emenet.viz.reliability", "emenet.viz.selective"),
+    # reading media, no models: audio and video decoding
+    ("emenet.audio", "emenet.data.video_info"),
+    ("emenet.models",),
+    # face alignment is image geometry at the model's input size: the synthetic face renderer
+    # (data/) uses it as well as the face front end
+    ("emenet.face.align",),
+    ("emenet.data",),
+    # the face front end and the fast backends (the int8 gate renders synthetic faces from data/)
+    ("emenet.face", "emenet.fast", "emenet.profiling"),
+    ("emenet.training",),
+    ("emenet.distill",),
+    ("emenet.evaluation",),
+    ("emenet.conformal",),
+    ("emenet.inference",),
+    ("emenet.viz",),
+    ("emenet.video",),
+    ("emenet.challenge",),
+    ("emenet.bench", "emenet.quickstart"),
+    # entry points (the command-line modules below move into emenet/cli/ as one package)
+    ("emenet", "emenet.cli", "emenet.command_runner", "emenet.conformal.cli", "emenet.distill.ood_cli",
+     "emenet.distill.validate_ensemble_cli", "emenet.inference.cli_predict", "emenet.inference.cli_submission",
+     "emenet.inference.test_set_cli"),
+)
+
+# Imports that go up a layer on purpose, with the reason.
+UPWARD_EXCEPTIONS = {
+    # soft labels read the annotation files that distill.annotate writes: the file format
+    # (ANNOTATION_FORMAT, logit_columns) is defined once, next to its writer
+    ("emenet.data.soft_labels", "emenet.distill.annotate"),
+    # the one-class API: Predictor.predict_video calls the video front end (deferred import)
+    ("emenet.inference.predictor", "emenet.video.predict"),
+}
+
+
+def layer_of(module: str, layers=LAYERS) -> int:
+    """Index of the layer of the longest listed prefix of `module`."""
+    best, best_len = None, -1
+    for i, names in enumerate(layers):
+        for name in names:
+            if (module == name or module.startswith(name + ".")) and len(name) > best_len:
+                best, best_len = i, len(name)
+    if best is None:
+        raise KeyError(f"{module} is in no layer of LAYERS")
+    return best
+
+
+def upward_imports(graph: dict[str, set[str]], layers=LAYERS) -> set[tuple[str, str]]:
+    """Edges A -> B where B's layer is above A's."""
+    return {(a, b) for a in graph for b in graph[a] if layer_of(b, layers) > layer_of(a, layers)}
+
+
+def test_layer_of_takes_the_longest_prefix():
+    layers = (("p.low", "p.mid.scores"), ("p.mid",), ("p",))
+    assert [layer_of(m, layers) for m in ("p.low.x", "p.mid.scores", "p.mid.scores.y", "p.mid.z", "p", "p.top")] == \
+        [0, 0, 0, 1, 2, 2]
+
+
+def test_upward_imports_on_a_hand_made_graph():
+    layers = (("p.a",), ("p.b",), ("p.c",))
+    graph = {"p.a.x": {"p.a.y"}, "p.a.y": {"p.c.z"}, "p.b.w": {"p.a.x"}, "p.c.z": {"p.b.w", "p.a.x"}}
+    assert upward_imports(graph, layers) == {("p.a.y", "p.c.z")}
+
+
+def test_every_module_has_a_layer():
+    for module in package_modules():
+        layer_of(module)
+
+
+def test_no_upward_imports():
+    edges = upward_imports(import_graph(deferred=True))
+    unexpected = sorted(edges - UPWARD_EXCEPTIONS)
+    assert not unexpected, "imports of a higher layer (see LAYERS; move the shared piece down instead):\n" + \
+        "\n".join(f"{a} -> {b}" for a, b in unexpected)
+    assert edges == UPWARD_EXCEPTIONS, f"an exception is gone; drop it from the list: {UPWARD_EXCEPTIONS - edges}"

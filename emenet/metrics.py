@@ -108,7 +108,7 @@ def _multilabel_metrics(spec: TaskSpec, pred: Any, labels: Any) -> dict[str, Any
     _check_pair(name, pred, labels, spec.frame_shape)
     _check_values(name, "predictions", pred, (0, 1))
     _check_values(name, "labels", labels, (0, 1, int(missing)))
-    valid = labels != missing
+    valid = spec.annotated(labels)
     if not valid.any():
         raise ValueError(f"{name}: expected at least one annotated {spec.name} entry, got none")
     f1_per_au = np.full(len(spec.names), np.nan)
@@ -131,7 +131,7 @@ def _multiclass_metrics(spec: TaskSpec, pred: Any, labels: Any) -> dict[str, Any
     classes = list(range(spec.num_logits))
     _check_values(name, "predictions", pred, classes)
     _check_values(name, "labels", labels, [*classes, int(missing)])
-    valid = labels != missing
+    valid = spec.annotated(labels)
     if not valid.any():
         raise ValueError(f"{name}: expected at least one annotated frame, got none")
     y_true, y_pred = labels[valid], pred[valid]
@@ -147,7 +147,7 @@ def _binned_regression_metrics(spec: TaskSpec, pred: Any, labels: Any) -> dict[s
     name = f"{spec.name.lower()}_metrics"
     pred, labels = _to_numpy(pred).astype(np.float64), _to_numpy(labels).astype(np.float64)
     _check_pair(name, pred, labels, spec.frame_shape)
-    valid = ~((labels == spec.missing_value) | np.isnan(labels)).any(axis=1)
+    valid = spec.annotated(labels)
     if not valid.any():
         raise ValueError(f"{name}: expected at least one annotated frame, got none")
     if not np.isfinite(pred[valid]).all():

@@ -113,6 +113,15 @@ class TaskSpec:
         counts = " or ".join(map(str, self.logit_widths))
         raise EMENetInputError(f"expected {counts} {self.name} classes, got {num_classes}")
 
+    def annotated(self, labels: np.ndarray) -> np.ndarray:
+        """Mask of the annotated labels (N, *frame_shape) in the files' convention: per entry
+        (N,) or (N, units), except that a regression frame counts only when every dimension is
+        annotated (neither the missing value nor NaN), giving (N,)."""
+        missing = labels == self.missing_value
+        if self.kind is TaskKind.BINNED_REGRESSION:
+            return ~(missing | np.isnan(labels)).any(axis=-1)
+        return ~missing
+
     def frame_values(self, values: np.ndarray) -> np.ndarray:
         """Rows of an annotation or submission file (N, file_columns) -> per-frame values
         (N, *frame_shape): a multiclass file's one column becomes (N,)."""

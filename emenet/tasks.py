@@ -66,6 +66,7 @@ class TaskSpec:
     num_bins: int = 0  # bins per dimension of a binned regression
     class_variants: tuple[tuple[str, ...], ...] = ()
     value_format: str | None = None  # float format of the submission files (None: integers)
+    column: str | None = None  # output tables' column of a multiclass prediction (units name their own)
 
     @property
     def header(self) -> str | None:
@@ -122,6 +123,16 @@ class TaskSpec:
             return ~(missing | np.isnan(labels)).any(axis=-1)
         return ~missing
 
+    @property
+    def value_dtype(self) -> type:
+        """dtype of the files' values: float for regression (with a float format), else int."""
+        return np.float64 if self.value_format else np.int64
+
+    def unit_columns(self) -> tuple[str, ...]:
+        """Names of the per-frame value columns of output tables: the units or dimensions, or
+        the one column of a multiclass prediction (`expression`)."""
+        return (self.column,) if self.kind is TaskKind.MULTICLASS else self.names
+
     def frame_values(self, values: np.ndarray) -> np.ndarray:
         """Rows of an annotation or submission file (N, file_columns) -> per-frame values
         (N, *frame_shape): a multiclass file's one column becomes (N,)."""
@@ -130,7 +141,7 @@ class TaskSpec:
 
 TASKS: dict[str, TaskSpec] = {
     "EXPR": TaskSpec("EXPR", len(EXPR_NAMES), "EXPR_Set", -1, TaskKind.MULTICLASS, EXPR_NAMES,
-                     class_variants=(EXPR_NAMES, EXPR_NAMES_WITH_OTHER)),
+                     class_variants=(EXPR_NAMES, EXPR_NAMES_WITH_OTHER), column="expression"),
     "AU": TaskSpec("AU", len(AU_NAMES), "AU_Set", -1, TaskKind.MULTILABEL, AU_NAMES),
     "VA": TaskSpec("VA", 2 * NUM_VA_BINS, "VA_Set", -5, TaskKind.BINNED_REGRESSION, VA_NAMES,
                    num_bins=NUM_VA_BINS, value_format="%.6f"),

@@ -246,7 +246,7 @@ def _binned_problems(spec: TaskSpec, probs: np.ndarray, labels: np.ndarray) -> d
     valid = spec.annotated(labels)
     if not valid.any():
         return {}
-    classes = va_digitize(torch.from_numpy(labels[valid])).numpy()  # (n, 2)
+    classes = va_digitize(torch.from_numpy(labels[valid]), spec.num_bins).numpy()  # (n, 2)
     return {name: (probs[valid, k], classes[:, k].astype(np.float64)) for k, name in enumerate(spec.names)}
 
 
@@ -407,7 +407,7 @@ def _multilabel_nll(spec: TaskSpec, z: torch.Tensor, y: torch.Tensor, valid: tor
 
 
 def _binned_nll(spec: TaskSpec, z: torch.Tensor, y: torch.Tensor, valid: torch.Tensor) -> _Nll:
-    z, classes = z[valid].unflatten(-1, spec.prob_shape), va_digitize(y[valid])  # (n, 2, 20), (n, 2)
+    z, classes = z[valid].unflatten(-1, spec.prob_shape), va_digitize(y[valid], spec.num_bins)  # (n, 2, 20), (n, 2)
     return lambda t: F.cross_entropy((z / t[:, None]).flatten(0, 1), classes.flatten())
 
 

@@ -117,7 +117,7 @@ def decode(task: str | TaskSpec, probs: torch.Tensor) -> torch.Tensor:
     return _DECODERS[spec.kind](spec, probs)
 
 
-def va_digitize(labels: torch.Tensor) -> torch.Tensor:
+def va_digitize(labels: torch.Tensor, num_bins: int = NUM_VA_BINS) -> torch.Tensor:
     """VA labels in [-1, 1] -> bin class 0..19 over the 21 edges linspace(-1, 1, 21).
 
     The `cce` target of the original: np.digitize(label, edges) - 1, with a label of exactly
@@ -133,7 +133,8 @@ def va_digitize(labels: torch.Tensor) -> torch.Tensor:
     if bool(bad.any()):
         raise ValueError(f"va_digitize: expected labels in [-1, 1] (mask -5 rows first), "
                          f"got {labels[bad].flatten()[:5].tolist()}")
-    edges = torch.as_tensor(_VA_EDGES_F64, device=labels.device).to(labels.dtype)
+    edges = _VA_EDGES_F64 if num_bins == NUM_VA_BINS else np.linspace(-1.0, 1.0, num_bins + 1)
+    edges = torch.as_tensor(edges, device=labels.device).to(labels.dtype)
     # right=True: edges[i-1] <= x < edges[i], i.e. np.digitize's default.
     classes = torch.bucketize(labels, edges, right=True) - 1
-    return classes.clamp(max=NUM_VA_BINS - 1)
+    return classes.clamp(max=num_bins - 1)

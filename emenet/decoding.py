@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from emenet.tasks import AU_NAMES, EXPR_CLASS_COUNTS, NUM_VA_BINS
+from emenet.tasks import AU_NAMES, EXPR_CLASS_COUNTS, NUM_VA_BINS, TASKS, TaskKind, TaskSpec, task_spec
 
-DECODABLE_TASKS: tuple[str, ...] = ("AU", "EXPR", "VA")
+DECODABLE_TASKS: tuple[str, ...] = tuple(t for t, spec in TASKS.items() if spec.kind is not TaskKind.AUXILIARY)
 
 # AU decision threshold on the sigmoid output (the original's `> 0.5`).
 AU_THRESHOLD = 0.5
@@ -30,9 +30,19 @@ def _check_last_dim(name: str, x: torch.Tensor, size: int | tuple[int, ...]) -> 
         raise ValueError(f"{name}: expected shape (..., {' or '.join(map(str, sizes))}), got {tuple(x.shape)}")
 
 
-def _check_task(task: str) -> None:
-    if task not in DECODABLE_TASKS:
+def _check_task(task: str | TaskSpec) -> TaskSpec:
+    if isinstance(task, str) and task not in DECODABLE_TASKS:
         raise ValueError(f"unknown task {task!r}; valid tasks are {list(DECODABLE_TASKS)}")
+    spec = task_spec(task)
+    if spec.kind is TaskKind.AUXILIARY:
+        raise ValueError(f"task {spec.name!r} has no challenge decoding; valid tasks are {list(DECODABLE_TASKS)}")
+    return spec
+
+
+def _bin_centres(num_bins: int, like: torch.Tensor) -> torch.Tensor:
+    """linspace(-1, 1, num_bins) in the dtype and device of `like` (float64 first, see above)."""
+    centres = _VA_CENTRES_F64 if num_bins == NUM_VA_BINS else np.linspace(-1.0, 1.0, num_bins)
+    return torch.as_tensor(centres, device=like.device).to(like.dtype)
 
 
 def au_probs(logits: torch.Tensor) -> torch.Tensor:
@@ -65,33 +75,49 @@ def va_expectation(probs: torch.Tensor) -> torch.Tensor:
     """
     if probs.dim() < 2 or tuple(probs.shape[-2:]) != (2, NUM_VA_BINS):
         raise ValueError(f"va_expectation: expected shape (..., 2, {NUM_VA_BINS}), got {tuple(probs.shape)}")
-    centres = torch.as_tensor(_VA_CENTRES_F64, device=probs.device).to(probs.dtype)
-    return (probs * centres).sum(dim=-1)
+    return (probs * _bin_centres(NUM_VA_BINS, probs)).sum(dim=-1)
 
 
-def task_probs(task: str, logits: torch.Tensor) -> torch.Tensor:
-    """Probabilities of one task's head ("AU", "EXPR" or "VA")."""
-    _check_task(task)
-    return {"AU": au_probs, "EXPR": expr_probs, "VA": va_probs}[task](logits)
+def _binned_probs(spec: TaskSpec, logits: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(logits.unflatten(-1, spec.prob_shape), dim=-1)  # (..., D, bins)
 
 
-def decode(task: str, probs: torch.Tensor) -> torch.Tensor:
+def _binned_expectation(spec: TaskSpec, probs: torch.Tensor) -> torch.Tensor:
+    if probs.dim() < 2 or tuple(probs.shape[-2:]) != spec.prob_shape:
+        raise ValueError(f"decode {spec.name}: expected shape (..., {', '.join(map(str, spec.prob_shape))}), "
+                         f"got {tuple(probs.shape)}")
+    return (probs * _bin_centres(spec.num_bins, probs)).sum(dim=-1)
+
+
+# Per kind: logits -> probabilities, and probabilities -> the challenge's predictions.
+_PROBS = {TaskKind.MULTILABEL: lambda spec, z: torch.sigmoid(z),
+          TaskKind.MULTICLASS: lambda spec, z: torch.softmax(z, dim=-1),
+          TaskKind.BINNED_REGRESSION: _binned_probs}
+_DECODERS = {TaskKind.MULTILABEL: lambda spec, p: (p > AU_THRESHOLD).long(),
+             TaskKind.MULTICLASS: lambda spec, p: p.argmax(dim=-1),
+             TaskKind.BINNED_REGRESSION: _binned_expectation}
+
+
+def task_probs(task: str | TaskSpec, logits: torch.Tensor) -> torch.Tensor:
+    """Probabilities of one task's head ("AU", "EXPR", "VA", or any decodable TaskSpec)."""
+    spec = _check_task(task)
+    _check_last_dim(f"{spec.name} probabilities", logits, spec.logit_widths)
+    return _PROBS[spec.kind](spec, logits)
+
+
+def decode(task: str | TaskSpec, probs: torch.Tensor) -> torch.Tensor:
     """Challenge predictions from probabilities: AU 0/1 (..., 12), EXPR class (...), VA values (..., 2).
 
     >>> decode("AU", torch.tensor([[0.2, 0.7] * 6]))
     tensor([[0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1]])
     """
-    _check_task(task)
-    if task == "AU":
-        _check_last_dim("decode AU", probs, len(AU_NAMES))
-        return (probs > AU_THRESHOLD).long()
-    if task == "EXPR":
-        _check_last_dim("decode EXPR", probs, EXPR_CLASS_COUNTS)
-        return probs.argmax(dim=-1)
-    return va_expectation(probs)
+    spec = _check_task(task)
+    if spec.kind is not TaskKind.BINNED_REGRESSION:
+        _check_last_dim(f"decode {spec.name}", probs, spec.logit_widths)
+    return _DECODERS[spec.kind](spec, probs)
 
 
-def va_digitize(labels: torch.Tensor) -> torch.Tensor:
+def va_digitize(labels: torch.Tensor, num_bins: int = NUM_VA_BINS) -> torch.Tensor:
     """VA labels in [-1, 1] -> bin class 0..19 over the 21 edges linspace(-1, 1, 21).
 
     The `cce` target of the original: np.digitize(label, edges) - 1, with a label of exactly
@@ -107,7 +133,8 @@ def va_digitize(labels: torch.Tensor) -> torch.Tensor:
     if bool(bad.any()):
         raise ValueError(f"va_digitize: expected labels in [-1, 1] (mask -5 rows first), "
                          f"got {labels[bad].flatten()[:5].tolist()}")
-    edges = torch.as_tensor(_VA_EDGES_F64, device=labels.device).to(labels.dtype)
+    edges = _VA_EDGES_F64 if num_bins == NUM_VA_BINS else np.linspace(-1.0, 1.0, num_bins + 1)
+    edges = torch.as_tensor(edges, device=labels.device).to(labels.dtype)
     # right=True: edges[i-1] <= x < edges[i], i.e. np.digitize's default.
     classes = torch.bucketize(labels, edges, right=True) - 1
-    return classes.clamp(max=NUM_VA_BINS - 1)
+    return classes.clamp(max=num_bins - 1)

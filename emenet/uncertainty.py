@@ -12,13 +12,11 @@ from collections.abc import Mapping
 
 import torch
 
-from emenet.tasks import AU_NAMES, EXPR_CLASS_COUNTS, EXPR_NAMES, NUM_VA_BINS
+from emenet.tasks import TASKS, TaskKind, TaskSpec, task_spec
 
-UNCERTAINTY_TASKS: tuple[str, ...] = ("AU", "EXPR", "VA")
-# Trailing shape of each task's probabilities: AU Bernoulli per unit, EXPR categorical,
+# Tasks whose probabilities have an entropy: AU Bernoulli per unit, EXPR categorical,
 # VA one 20-bin categorical per dimension (valence, arousal).
-_PROB_SHAPES: dict[str, tuple[int, ...]] = {"AU": (len(AU_NAMES),), "EXPR": (len(EXPR_NAMES),),
-                                            "VA": (2, NUM_VA_BINS)}
+UNCERTAINTY_TASKS: tuple[str, ...] = tuple(t for t in ("AU", "EXPR", "VA") if TASKS[t].kind is not TaskKind.AUXILIARY)
 
 
 def normalized_entropy(probs: torch.Tensor, dim: int = -1) -> torch.Tensor:
@@ -46,20 +44,21 @@ def bernoulli_normalized_entropy(p: torch.Tensor) -> torch.Tensor:
     return normalized_entropy(torch.stack([p, 1.0 - p], dim=-1), dim=-1)
 
 
-def _entropy_fn(task: str):
-    return bernoulli_normalized_entropy if task == "AU" else normalized_entropy
+def _entropy_fn(spec: TaskSpec):
+    return bernoulli_normalized_entropy if spec.kind is TaskKind.MULTILABEL else normalized_entropy
 
 
-def _check_probs(task: str, probs: torch.Tensor, leading: int) -> None:
-    if task not in _PROB_SHAPES:
+def _check_probs(task: str | TaskSpec, probs: torch.Tensor, leading: int) -> TaskSpec:
+    if isinstance(task, str) and task not in UNCERTAINTY_TASKS:
         raise ValueError(f"unknown task {task!r}; valid tasks are {list(UNCERTAINTY_TASKS)}")
-    shape = _PROB_SHAPES[task]
-    if task == "EXPR" and probs.dim() >= 1 and probs.shape[-1] in EXPR_CLASS_COUNTS:
-        shape = (probs.shape[-1],)  # 7 classes, or 8 with `Other` (3rd ABAW on)
+    spec = task_spec(task)
+    shapes = spec.prob_shapes
+    shape = next((s for s in shapes if probs.dim() >= 1 and probs.shape[-1] == s[-1]), shapes[0])
     if probs.dim() < leading + len(shape) or tuple(probs.shape[probs.dim() - len(shape):]) != shape:
         lead = "M, " if leading else ""
-        raise ValueError(f"{task} probabilities: expected shape ({lead}..., {', '.join(map(str, shape))}), "
+        raise ValueError(f"{spec.name} probabilities: expected shape ({lead}..., {', '.join(map(str, shape))}), "
                          f"got {tuple(probs.shape)}")
+    return spec
 
 
 def ensemble_uncertainty(member_probs: torch.Tensor, binary: bool = False) -> dict[str, torch.Tensor]:
@@ -90,8 +89,7 @@ def task_uncertainty(probs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
     """
     out = {}
     for task, p in probs.items():
-        _check_probs(task, p, leading=0)
-        out[task] = _entropy_fn(task)(p)
+        out[task] = _entropy_fn(_check_probs(task, p, leading=0))(p)
     return out
 
 
@@ -107,6 +105,6 @@ def ensemble_task_uncertainty(member_probs: Mapping[str, torch.Tensor]) -> dict[
     """
     out = {}
     for task, p in member_probs.items():
-        _check_probs(task, p, leading=1)
-        out[task] = ensemble_uncertainty(p, binary=(task == "AU"))
+        spec = _check_probs(task, p, leading=1)
+        out[task] = ensemble_uncertainty(p, binary=spec.kind is TaskKind.MULTILABEL)
     return out

@@ -30,7 +30,7 @@ from emenet.errors import EMENetInputError
 from emenet.challenge.submission import TASK_DIRS, VA_FORMAT, read_submission_file
 from emenet.challenge.test_set import SUBMISSION_TASKS, TestSet, read_test_set
 from emenet.io_utils import atomic_path
-from emenet.tasks import AU_NAMES, VA_NAMES, expr_names
+from emenet.tasks import TASKS, task_spec
 
 RELEASE_FORMATS: tuple[str, ...] = ("abaw3", "mtl")
 CHALLENGE_FILES: dict[str, str] = {"AU": "AU_Detection_Challenge.txt", "EXPR": "EXPR_Recognition_Challenge.txt",
@@ -42,11 +42,11 @@ def _image_column(name: str, frames: np.ndarray) -> np.ndarray:
     return np.char.add(f"{name}/", np.char.add(np.char.zfill(frames.astype(str), 5), ".jpg"))
 
 
-def _rows(images: np.ndarray, values: np.ndarray, float_values: bool) -> str:
-    """`image,v1,v2,...` lines, numbers formatted like the per-video files."""
+def _rows(images: np.ndarray, values: np.ndarray, float_format: str | None) -> str:
+    """`image,v1,v2,...` lines, numbers formatted like the per-video files (integers without a format)."""
     if values.ndim == 1:
         values = values[:, None]
-    text = (np.char.mod(VA_FORMAT, values) if float_values else values.astype(np.int64).astype(str))
+    text = (np.char.mod(float_format, values) if float_format else values.astype(np.int64).astype(str))
     joined = text[:, 0]
     for j in range(1, text.shape[1]):
         joined = np.char.add(np.char.add(joined, ","), text[:, j])
@@ -56,7 +56,7 @@ def _rows(images: np.ndarray, values: np.ndarray, float_values: bool) -> str:
 def _read(per_video_dir: Path, task: str, name: str, num_frames: int) -> tuple[np.ndarray, int]:
     path = per_video_dir / TASK_DIRS[task] / f"{name}.txt"
     values = read_submission_file(path, task, num_frames)
-    classes = read_annotation_file_with_classes(path, task)[1] if task == "EXPR" else 0
+    classes = read_annotation_file_with_classes(path, task)[1] if TASKS[task].class_variants else 0
     return values, classes
 
 
@@ -80,8 +80,9 @@ def write_release_files(per_video_dir: str | os.PathLike, test_set: TestSet | st
             video = test_set[name]
             values, k = _read(per_video_dir, task, name, video.num_frames)
             classes.add(k)
-            parts.append(_rows(_image_column(name, np.arange(1, video.num_frames + 1)), values, task == "VA"))
-        columns = {"AU": AU_NAMES, "EXPR": expr_names(max(classes) or 7), "VA": VA_NAMES}[task]
+            parts.append(_rows(_image_column(name, np.arange(1, video.num_frames + 1)), values,
+                               TASKS[task].value_format))
+        columns = task_spec(task, max(classes) or None).names  # 8 expression classes when a file has `Other`
         path = out / CHALLENGE_FILES[task]
         with atomic_path(path, overwrite) as tmp:
             tmp.write_text("image_location," + ",".join(columns) + "\n" + "".join(parts))
@@ -105,7 +106,7 @@ def _write_mtl(per_video_dir: Path, test_set: TestSet, path: Path, overwrite: bo
         expr = _read(per_video_dir, "EXPR", name, video.num_frames)[0][rows]
         au = _read(per_video_dir, "AU", name, video.num_frames)[0][rows]
         va_text = np.char.add(np.char.add(np.char.mod(VA_FORMAT, va[:, 0]), ","), np.char.mod(VA_FORMAT, va[:, 1]))
-        rest = _rows(va_text, np.column_stack([expr, au]), float_values=False)
+        rest = _rows(va_text, np.column_stack([expr, au]), float_format=None)
         images = _image_column(name, video.crop_frames)
         parts.append("".join(f"{image},{line}" for image, line in zip(images, rest.splitlines(keepends=True))))
     with atomic_path(path, overwrite) as tmp:

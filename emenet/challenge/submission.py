@@ -66,7 +66,7 @@ from emenet.challenge.test_set import SUBMISSION_TASKS, TestSet, TestVideo, read
 from emenet.video.predict import fill_index
 from emenet.io_utils import atomic_path, write_json
 from emenet.models.mobilefacenet import INPUT_SIZE
-from emenet.tasks import AU_NAMES, TASKS, VA_NAMES
+from emenet.tasks import TASKS, task_spec
 from emenet.uncertainty import ensemble_task_uncertainty
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ FORMAT = "emenet-submission-1"
 TASK_DIRS: dict[str, str] = {"AU": "AU", "EXPR": "EXPR", "VA": "VA"}
 # Digits of the numbers written: VA values in the challenge files; probabilities and
 # uncertainty in the CSVs (9 significant digits give float32 back exactly).
-VA_FORMAT = "%.6f"
+VA_FORMAT = TASKS["VA"].value_format
 CSV_FLOAT_FORMAT = "%.9g"
 _PROB_FIELDS = {"AU": "au_probs", "EXPR": "expr_probs", "VA": "va_probs"}
 
@@ -172,18 +172,16 @@ def frame_rows(video: TestVideo) -> np.ndarray:
 
 def submission_text(task: str, preds: FramePredictions, rows: np.ndarray) -> str:
     """One challenge file: the task's header, then row `rows[k]` of `preds` for frame k + 1."""
-    if task == "AU":
-        body = pd.DataFrame(preds.au[rows].astype(np.int64))
-        text = body.to_csv(header=False, index=False)
-    elif task == "EXPR":
-        text = pd.DataFrame(preds.expr[rows].astype(np.int64)).to_csv(header=False, index=False)
-    elif task == "VA":
-        va = np.clip(preds.va[rows].astype(np.float64), -1.0, 1.0)
-        text = pd.DataFrame(va).to_csv(header=False, index=False, float_format=VA_FORMAT)
-    else:
+    if task not in SUBMISSION_TASKS:
         raise ValueError(f"unknown task {task!r}; valid tasks are {list(SUBMISSION_TASKS)}")
-    header = ",".join(preds.expr_classes) if task == "EXPR" else TASKS[task].header  # 8 classes: `...,Other`
-    return header + "\n" + text
+    spec = task_spec(task, len(preds.expr_classes))  # 8 expression classes: header `...,Other`
+    values = preds.task_arrays(task)[0][rows].astype(spec.value_dtype)
+    if spec.value_format is None:
+        text = pd.DataFrame(values).to_csv(header=False, index=False)
+    else:  # regression values: the challenge's range [-1, 1]
+        text = pd.DataFrame(np.clip(values, -1.0, 1.0)).to_csv(header=False, index=False,
+                                                               float_format=spec.value_format)
+    return spec.header + "\n" + text
 
 
 def uncertainty_table(task: str, preds: FramePredictions, rows: np.ndarray, crop_frames: np.ndarray,
@@ -194,19 +192,18 @@ def uncertainty_table(task: str, preds: FramePredictions, rows: np.ndarray, crop
     u = preds.uncertainty[task]
     kinds = [("uncertainty", u.total)] + ([("aleatoric", u.aleatoric), ("epistemic", u.epistemic)]
                                           if u.epistemic is not None else [])
-    if task == "AU":
-        cols.update({name: preds.au[rows, k] for k, name in enumerate(AU_NAMES)})
-        cols.update({f"{name}_prob": preds.au_probs[rows, k] for k, name in enumerate(AU_NAMES)})
-        for suffix, values in kinds:
-            cols.update({f"{name}_{suffix}": values[rows, k] for k, name in enumerate(AU_NAMES)})
-    elif task == "EXPR":
-        cols["expression"] = preds.expr[rows]
-        cols.update({f"{name}_prob": preds.expr_probs[rows, k] for k, name in enumerate(preds.expr_classes)})
-        cols.update({f"expression_{suffix}": values[rows] for suffix, values in kinds})
-    else:
-        cols.update({name: preds.va[rows, k] for k, name in enumerate(VA_NAMES)})
-        for suffix, values in kinds:
-            cols.update({f"{name}_{suffix}": values[rows, k] for k, name in enumerate(VA_NAMES)})
+    spec = task_spec(task, len(preds.expr_classes))
+    units = spec.unit_columns()  # AU names, `expression`, or valence and arousal
+
+    def per_unit(values: np.ndarray) -> np.ndarray:
+        return values[rows].reshape(len(rows), -1).T  # (units, n): a multiclass prediction is one unit
+
+    predictions, probs = preds.task_arrays(task)
+    cols.update(zip(units, per_unit(predictions)))
+    if len(spec.prob_shape) == 1:  # one probability per unit or class (not VA's bins)
+        cols.update({f"{name}_prob": probs[rows, k] for k, name in enumerate(spec.names)})
+    for suffix, values in kinds:
+        cols.update({f"{name}_{suffix}": v for name, v in zip(units, per_unit(values))})
     return pd.DataFrame(cols)
 
 
@@ -406,9 +403,7 @@ def read_submission_file(path: str | os.PathLike, task: str, num_frames: int | N
         raise EMENetInputError(f"{path}:{bad[0] + 2}: {marker:g} is no prediction; every frame needs one")
     if num_frames is not None and len(values) != num_frames:
         raise EMENetInputError(f"{path}: {len(values)} rows, the video has {num_frames} frames")
-    if task == "EXPR":
-        return values[:, 0].astype(np.int64)
-    return values.astype(np.int64) if task == "AU" else values.astype(np.float64)
+    return TASKS[task].frame_values(values).astype(TASKS[task].value_dtype)
 
 
 def _ground_truth_file(ground_truth_dir: Path, task: str, name: str) -> Path:
@@ -457,7 +452,7 @@ def score_submission(submission_dir: str | os.PathLike, ground_truth_dir: str | 
             expr_classes.add(classes or 7)
             if len(gt) != num_frames:
                 raise EMENetInputError(f"{gt_path}: {len(gt)} rows, the video has {num_frames} frames")
-            truth.append(gt[:, 0].astype(np.int64) if task == "EXPR" else gt)
+            truth.append(TASKS[task].frame_values(gt).astype(TASKS[task].value_dtype))
         predictions[task], labels[task] = np.concatenate(preds), np.concatenate(truth)
     if not predictions:
         raise EMENetInputError(f"{submission_dir}: no AU/, EXPR/ or VA/ folder for the test set's tasks")

@@ -27,7 +27,7 @@ from emenet.conformal.calibration_file import ConformalCalibration, find_calibra
 from emenet.conformal.regions import Regions, abstain_flags, predict_regions
 from emenet.errors import EMENetInputError
 from emenet.io_utils import file_sha256
-from emenet.tasks import AU_NAMES, EXPR_NAMES, EXPR_NAMES_WITH_OTHER, NUM_VA_BINS, VA_NAMES, expr_names
+from emenet.tasks import AU_NAMES, EXPR_NAMES, EXPR_NAMES_WITH_OTHER, NUM_VA_BINS, TASKS, VA_NAMES, TaskKind, expr_names
 
 AU_SET_NAMES = {(True, False): "0", (False, True): "1", (True, True): "0|1", (False, False): ""}
 
@@ -152,12 +152,14 @@ def prediction_columns(settings: ConformalSettings, predictions: Any) -> pd.Data
     return settings.columns(probs_from_predictions(predictions), len(predictions))
 
 
+# Per kind: the conformal columns of one task (see the module docstring), before its abstain flag.
+_KIND_COLUMNS = {TaskKind.MULTICLASS: lambda spec: [f"{spec.name}_set", f"{spec.name}_set_size"],
+                 TaskKind.MULTILABEL: lambda spec: [f"{n}_set" for n in spec.names],
+                 TaskKind.BINNED_REGRESSION: lambda spec: [f"{d}_{s}" for d in spec.names for s in ("lo", "hi")]}
+
+
 def task_columns(columns: pd.DataFrame, task: str) -> pd.DataFrame:
     """The conformal columns that belong to one task (for per-task files such as the test set's)."""
-    if task == "EXPR":
-        keep = ["EXPR_set", "EXPR_set_size", "abstain_EXPR"]
-    elif task == "AU":
-        keep = [f"{n}_set" for n in AU_NAMES] + ["abstain_AU"]
-    else:
-        keep = [f"{d}_{s}" for d in VA_NAMES for s in ("lo", "hi")] + ["abstain_VA"]
+    spec = TASKS[task]
+    keep = [*_KIND_COLUMNS[spec.kind](spec), f"abstain_{task}"]
     return columns[[c for c in keep if c in columns.columns]]

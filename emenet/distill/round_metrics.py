@@ -55,7 +55,7 @@ def ensemble_validation_scores(members: list[Member], data_root: str | os.PathLi
                 continue
             keep = video.masks[t].any(axis=1)
             label = np.where(video.masks[t], video.labels[t], TASKS[t].missing_value)[keep]
-            label = label[:, 0] if t == "EXPR" else label
+            label = TASKS[t].frame_values(label)
             labels_all[t].append(label)
             for i, probs in enumerate(member_probs + [mean_probs]):
                 p = probs[t][torch.from_numpy(keep)]

@@ -42,8 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from emenet.decoding import task_probs, va_digitize
-from emenet.tasks import (AU_MISSING, AU_NAMES, EXPR_CLASS_COUNTS, EXPR_MISSING, EXPR_NAMES, NUM_VA_BINS, TASKS,
-                          VA_MISSING, VA_NAMES)
+from emenet.tasks import TASKS, TaskKind, TaskSpec, task_spec
 
 log = logging.getLogger(__name__)
 
@@ -216,25 +215,58 @@ def binary_calibration(probs: Any, labels: Any, n_bins: int = N_BINS) -> dict[st
 
 # --- per task ----------------------------------------------------------------------------------
 
-_PROB_SHAPES = {"EXPR": (len(EXPR_NAMES),), "AU": (len(AU_NAMES),), "VA": (2, NUM_VA_BINS)}
-_LABEL_SHAPES = {"EXPR": (), "AU": (len(AU_NAMES),), "VA": (2,)}
-
-
-def _check_task_inputs(task: str, probs: np.ndarray, labels: np.ndarray) -> None:
-    if task not in _PROB_SHAPES:
+def _check_task_inputs(task: str | TaskSpec, probs: np.ndarray, labels: np.ndarray) -> TaskSpec:
+    if isinstance(task, str) and task not in CALIBRATION_TASKS:
         raise ValueError(f"unknown task {task!r}; tasks with calibration scores are {list(CALIBRATION_TASKS)}")
-    expected = _PROB_SHAPES[task]
-    if task == "EXPR" and probs.ndim == 2 and probs.shape[1] in EXPR_CLASS_COUNTS:
-        expected = (probs.shape[1],)  # 7 classes, or 8 with `Other` (3rd ABAW on)
+    spec = task_spec(task)
+    name = spec.name
+    shapes = spec.prob_shapes
+    expected = next((s for s in shapes if probs.ndim == 1 + len(s) and probs.shape[-1] == s[-1]), shapes[0])
     if probs.ndim != 1 + len(expected) or probs.shape[1:] != expected:
         shape = ", ".join(map(str, expected))
-        raise ValueError(f"{task} calibration: expected probabilities of shape (N, {shape}), got {probs.shape}")
-    if labels.shape != (probs.shape[0], *_LABEL_SHAPES[task]):
-        raise ValueError(f"{task} calibration: expected labels of shape {(probs.shape[0], *_LABEL_SHAPES[task])}, "
+        raise ValueError(f"{name} calibration: expected probabilities of shape (N, {shape}), got {probs.shape}")
+    if labels.shape != (probs.shape[0], *spec.frame_shape):
+        raise ValueError(f"{name} calibration: expected labels of shape {(probs.shape[0], *spec.frame_shape)}, "
                          f"got {labels.shape}")
+    return spec
 
 
-def task_problems(task: str, probs: Any, labels: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _multiclass_problems(spec: TaskSpec, probs: np.ndarray, labels: np.ndarray) -> dict:
+    valid = spec.annotated(labels)
+    return {spec.name: (probs[valid], labels[valid])} if valid.any() else {}
+
+
+def _multilabel_problems(spec: TaskSpec, probs: np.ndarray, labels: np.ndarray) -> dict:
+    valid = spec.annotated(labels)  # (N, units)
+    return {name: (probs[valid[:, j], j], labels[valid[:, j], j]) for j, name in enumerate(spec.names)
+            if valid[:, j].any()}
+
+
+def _binned_problems(spec: TaskSpec, probs: np.ndarray, labels: np.ndarray) -> dict:
+    valid = spec.annotated(labels)
+    if not valid.any():
+        return {}
+    classes = va_digitize(torch.from_numpy(labels[valid]), spec.num_bins).numpy()  # (n, 2)
+    return {name: (probs[valid, k], classes[:, k].astype(np.float64)) for k, name in enumerate(spec.names)}
+
+
+@dataclass(frozen=True)
+class _CalibrationKind:
+    """How a kind of task is split into problems and scored: `key` names the per-problem
+    scores ({key}, {name}), None when the task is one problem; `pooled` adds `ece_pooled`."""
+
+    problems: Callable[[TaskSpec, np.ndarray, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]
+    score: Callable[..., dict[str, float]]
+    key: str | None
+    pooled: bool = False
+
+
+_KINDS = {TaskKind.MULTICLASS: _CalibrationKind(_multiclass_problems, multiclass_calibration, None),
+          TaskKind.MULTILABEL: _CalibrationKind(_multilabel_problems, binary_calibration, "{key}_{name}", pooled=True),
+          TaskKind.BINNED_REGRESSION: _CalibrationKind(_binned_problems, multiclass_calibration, "{name}_{key}")}
+
+
+def task_problems(task: str | TaskSpec, probs: Any, labels: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The annotated (probabilities, labels) of each problem a task's calibration is scored on.
 
     EXPR: {"EXPR": ((n, 7), (n,))}; AU: {"AU1": ((n,), (n,)), ...} binary, AUs without any
@@ -242,22 +274,8 @@ def task_problems(task: str, probs: Any, labels: Any) -> dict[str, tuple[np.ndar
     Labels use the challenge's missing values (AU/EXPR -1, VA -5 or NaN), as in emenet.evaluation.metrics.
     """
     probs, labels = _to_numpy(probs), _to_numpy(labels)
-    _check_task_inputs(task, probs, labels)
-    if task == "EXPR":
-        valid = labels != EXPR_MISSING
-        return {"EXPR": (probs[valid], labels[valid])} if valid.any() else {}
-    if task == "AU":
-        out = {}
-        for j, name in enumerate(AU_NAMES):
-            valid = labels[:, j] != AU_MISSING
-            if valid.any():
-                out[name] = (probs[valid, j], labels[valid, j])
-        return out
-    valid = ~((labels == VA_MISSING) | np.isnan(labels)).any(axis=1)
-    if not valid.any():
-        return {}
-    classes = va_digitize(torch.from_numpy(labels[valid])).numpy()  # (n, 2)
-    return {name: (probs[valid, k], classes[:, k].astype(np.float64)) for k, name in enumerate(VA_NAMES)}
+    spec = _check_task_inputs(task, probs, labels)
+    return _KINDS[spec.kind].problems(spec, probs, labels)
 
 
 def task_calibration(task: str, probs: Any, labels: Any, n_bins: int = N_BINS) -> dict[str, float]:
@@ -273,15 +291,14 @@ def task_calibration(task: str, probs: Any, labels: Any, n_bins: int = N_BINS) -
     problems = task_problems(task, probs, labels)
     if not problems:
         return {}
-    if task == "EXPR":
-        return multiclass_calibration(*problems["EXPR"], n_bins=n_bins)
-    binary = task == "AU"
-    per_problem = {name: (binary_calibration if binary else multiclass_calibration)(p, y, n_bins)
-                   for name, (p, y) in problems.items()}
+    kind = _KINDS[task_spec(task).kind]
+    per_problem = {name: kind.score(p, y, n_bins) for name, (p, y) in problems.items()}
+    if kind.key is None:
+        return next(iter(per_problem.values()))
     out = {key: float(np.mean([s[key] for s in per_problem.values()])) for key in ("ece", "nll", "brier")}
     for name, scores in per_problem.items():
-        out.update({(f"{key}_{name}" if binary else f"{name}_{key}"): value for key, value in scores.items()})
-    if binary:
+        out.update({kind.key.format(key=key, name=name): value for key, value in scores.items()})
+    if kind.pooled:
         out["ece_pooled"] = reliability_bins(*pooled_binary(problems), n_bins=n_bins).ece
     return out
 
@@ -313,8 +330,8 @@ def task_reliability(task: str, probs: Any, labels: Any, n_bins: int = N_BINS) -
     problems = task_problems(task, probs, labels)
     if not problems:
         return {}
-    if task == "AU":
-        return {"AU (pooled)": reliability_bins(*pooled_binary(problems), n_bins=n_bins)}
+    if _KINDS[task_spec(task).kind].pooled:
+        return {f"{task_spec(task).name} (pooled)": reliability_bins(*pooled_binary(problems), n_bins=n_bins)}
     return {name: reliability_bins(*top_label(p, y), n_bins=n_bins) for name, (p, y) in problems.items()}
 
 
@@ -339,8 +356,8 @@ class TemperatureScaling:
         if task not in self.temperatures:
             return logits
         t = torch.as_tensor(self.temperatures[task], dtype=logits.dtype, device=logits.device)
-        if task == "VA":
-            return (logits.unflatten(-1, (2, NUM_VA_BINS)) / t[:, None]).flatten(-2)  # (..., 2, 20) -> (..., 40)
+        if TASKS[task].kind is TaskKind.BINNED_REGRESSION:  # one temperature per dimension
+            return (logits.unflatten(-1, TASKS[task].prob_shape) / t[:, None]).flatten(-2)  # (..., 2, 20) -> (..., 40)
         return logits / t
 
     def scale_all(self, logits: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -375,30 +392,43 @@ def fit_temperature(nll: Callable[[torch.Tensor], torch.Tensor], size: int = 1, 
     return clipped
 
 
+_Nll = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _multiclass_nll(spec: TaskSpec, z: torch.Tensor, y: torch.Tensor, valid: torch.Tensor) -> _Nll:
+    z, classes = z[valid], y[valid].long()
+    return lambda t: F.cross_entropy(z / t, classes)
+
+
+def _multilabel_nll(spec: TaskSpec, z: torch.Tensor, y: torch.Tensor, valid: torch.Tensor) -> _Nll:
+    # a per-unit T of a unit without annotations gets no gradient and stays 1
+    targets = y.clamp(min=0)
+    return lambda t: F.binary_cross_entropy_with_logits(z / t, targets, reduction="none")[valid].mean()
+
+
+def _binned_nll(spec: TaskSpec, z: torch.Tensor, y: torch.Tensor, valid: torch.Tensor) -> _Nll:
+    z, classes = z[valid].unflatten(-1, spec.prob_shape), va_digitize(y[valid], spec.num_bins)  # (n, 2, 20), (n, 2)
+    return lambda t: F.cross_entropy((z / t[:, None]).flatten(0, 1), classes.flatten())
+
+
+# Per kind: the NLL as a function of the temperatures, and how many there are (per unit when asked).
+_TEMPERATURE_NLLS = {TaskKind.MULTICLASS: (_multiclass_nll, lambda spec, per_unit: 1),
+                     TaskKind.MULTILABEL: (_multilabel_nll, lambda spec, per_unit: len(spec.names) if per_unit else 1),
+                     TaskKind.BINNED_REGRESSION: (_binned_nll, lambda spec, per_unit: len(spec.names))}
+
+
 def _temperature_nll(task: str, logits: np.ndarray, labels: np.ndarray, au_per_unit: bool
-                     ) -> tuple[Callable[[torch.Tensor], torch.Tensor] | None, int]:
+                     ) -> tuple[_Nll | None, int]:
     """NLL of the annotated frames as a function of the task's temperatures (None if there are
     none), and the number of temperatures."""
-    size = {"EXPR": 1, "AU": len(AU_NAMES) if au_per_unit else 1, "VA": 2}[task]
-    z, y = torch.from_numpy(logits.astype(np.float64)), torch.from_numpy(labels.astype(np.float64))
-    if task == "EXPR":
-        valid = y != EXPR_MISSING
-        if not valid.any():
-            return None, size
-        z, classes = z[valid], y[valid].long()
-        return (lambda t: F.cross_entropy(z / t, classes)), size
-    if task == "AU":
-        valid = y != AU_MISSING
-        if not valid.any():
-            return None, size
-        # a per-AU T of an AU without annotations gets no gradient and stays 1
-        targets = y.clamp(min=0)
-        return (lambda t: F.binary_cross_entropy_with_logits(z / t, targets, reduction="none")[valid].mean()), size
-    valid = ~((y == VA_MISSING) | y.isnan()).any(dim=1)
+    spec = TASKS[task]
+    nll, size = _TEMPERATURE_NLLS[spec.kind]
+    labels = labels.astype(np.float64)
+    valid = spec.annotated(labels)
     if not valid.any():
-        return None, size
-    z, classes = z[valid].unflatten(-1, (2, NUM_VA_BINS)), va_digitize(y[valid])  # (n, 2, 20), (n, 2)
-    return (lambda t: F.cross_entropy((z / t[:, None]).flatten(0, 1), classes.flatten())), size
+        return None, size(spec, au_per_unit)
+    z, y = torch.from_numpy(logits.astype(np.float64)), torch.from_numpy(labels)
+    return nll(spec, z, y, torch.from_numpy(valid)), size(spec, au_per_unit)
 
 
 def fit_temperature_scaling(logits: Mapping[str, Any], labels: Mapping[str, Any], au_per_unit: bool = False,
@@ -419,10 +449,10 @@ def fit_temperature_scaling(logits: Mapping[str, Any], labels: Mapping[str, Any]
         if task not in labels:
             raise ValueError(f"fit_temperature_scaling: expected labels for {task}")
         z, y = _to_numpy(logits[task]), _to_numpy(labels[task])
-        widths = EXPR_CLASS_COUNTS if task == "EXPR" else (TASKS[task].num_logits,)
-        if z.ndim != 2 or z.shape[1] not in widths or y.shape != (z.shape[0], *_LABEL_SHAPES[task]):
-            raise ValueError(f"fit_temperature_scaling: expected {task} logits (N, {TASKS[task].num_logits}) and "
-                             f"labels {('N', *_LABEL_SHAPES[task])}, got {z.shape} and {y.shape}")
+        spec = TASKS[task]
+        if z.ndim != 2 or z.shape[1] not in spec.logit_widths or y.shape != (z.shape[0], *spec.frame_shape):
+            raise ValueError(f"fit_temperature_scaling: expected {task} logits (N, {spec.num_logits}) and "
+                             f"labels {('N', *spec.frame_shape)}, got {z.shape} and {y.shape}")
         nll, size = _temperature_nll(task, z, y, au_per_unit)
         if nll is None:
             log.warning("no annotated %s frame to fit a temperature on; keeping T = 1", task)

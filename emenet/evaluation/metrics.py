@@ -19,16 +19,11 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
 from emenet.errors import EMENetInputError
-from emenet.tasks import (AU_MISSING, AU_NAMES, EMOTION_TASKS, EXPR_MISSING, EXPR_NAMES, VA_MISSING,
-                          check_expr_classes, expr_names)
+from emenet.tasks import EMOTION_TASKS, EXPR_NAMES, TASKS, TaskKind, TaskSpec, check_expr_classes, task_spec
 
 # Challenge score weights (ABAW 2021).
 AU_F1_WEIGHT, AU_ACCURACY_WEIGHT = 0.5, 0.5
 EXPR_F1_WEIGHT, EXPR_ACCURACY_WEIGHT = 0.67, 0.33
-
-
-# Trailing shape of one frame's prediction/label per task.
-_FRAME_SHAPES: dict[str, tuple[int, ...]] = {"AU": (len(AU_NAMES),), "EXPR": (), "VA": (2,)}
 
 
 def _to_numpy(x: Any) -> np.ndarray:
@@ -85,15 +80,39 @@ def au_metrics(pred: Any, labels: Any) -> dict[str, Any]:
     f1: their mean over annotated AUs; accuracy: over all annotated AU decisions;
     score = 0.5 * f1 + 0.5 * accuracy.
     """
+    return _multilabel_metrics(TASKS["AU"], pred, labels)
+
+
+def expr_metrics(pred: Any, labels: Any, num_classes: int = len(EXPR_NAMES)) -> dict[str, Any]:
+    """EXPR challenge metrics of (N,) class predictions against (N,) labels (-1 = unannotated).
+
+    f1: macro F1 over all `num_classes` classes (7, or 8 with `Other`; a class absent from labels
+    and predictions counts 0); score = 0.67 * f1 + 0.33 * accuracy (the 2nd ABAW's).
+    """
+    return _multiclass_metrics(TASKS["EXPR"].with_classes(check_expr_classes(num_classes)), pred, labels)
+
+
+def va_metrics(pred: Any, labels: Any) -> dict[str, float]:
+    """VA challenge metrics of (N, 2) predictions against (N, 2) labels (rows with -5/NaN excluded).
+
+    score = ccc_valence + ccc_arousal, the sum the original logged; ccc_mean is the
+    challenge's reported mean.
+    """
+    return _binned_regression_metrics(TASKS["VA"], pred, labels)
+
+
+def _multilabel_metrics(spec: TaskSpec, pred: Any, labels: Any) -> dict[str, Any]:
+    """au_metrics for any multilabel task: per-unit F1, their mean, accuracy over all decisions."""
+    name, missing = f"{spec.name.lower()}_metrics", spec.missing_value
     pred, labels = _to_numpy(pred), _to_numpy(labels)
-    _check_pair("au_metrics", pred, labels, _FRAME_SHAPES["AU"])
-    _check_values("au_metrics", "predictions", pred, (0, 1))
-    _check_values("au_metrics", "labels", labels, (0, 1, AU_MISSING))
-    valid = labels != AU_MISSING
+    _check_pair(name, pred, labels, spec.frame_shape)
+    _check_values(name, "predictions", pred, (0, 1))
+    _check_values(name, "labels", labels, (0, 1, int(missing)))
+    valid = spec.annotated(labels)
     if not valid.any():
-        raise ValueError("au_metrics: expected at least one annotated AU entry, got none")
-    f1_per_au = np.full(len(AU_NAMES), np.nan)
-    for j in range(len(AU_NAMES)):
+        raise ValueError(f"{name}: expected at least one annotated {spec.name} entry, got none")
+    f1_per_au = np.full(len(spec.names), np.nan)
+    for j in range(len(spec.names)):
         v = valid[:, j]
         if v.any():
             f1_per_au[j] = f1_score(labels[v, j], pred[v, j], labels=[0, 1], pos_label=1, average="binary",
@@ -104,20 +123,17 @@ def au_metrics(pred: Any, labels: Any) -> dict[str, Any]:
             "score": AU_F1_WEIGHT * f1 + AU_ACCURACY_WEIGHT * accuracy}
 
 
-def expr_metrics(pred: Any, labels: Any, num_classes: int = len(EXPR_NAMES)) -> dict[str, Any]:
-    """EXPR challenge metrics of (N,) class predictions against (N,) labels (-1 = unannotated).
-
-    f1: macro F1 over all `num_classes` classes (7, or 8 with `Other`; a class absent from labels
-    and predictions counts 0); score = 0.67 * f1 + 0.33 * accuracy (the 2nd ABAW's).
-    """
+def _multiclass_metrics(spec: TaskSpec, pred: Any, labels: Any) -> dict[str, Any]:
+    """expr_metrics for any multiclass task: macro F1 over all of the spec's classes, accuracy."""
+    name, missing = f"{spec.name.lower()}_metrics", spec.missing_value
     pred, labels = _to_numpy(pred), _to_numpy(labels)
-    _check_pair("expr_metrics", pred, labels, _FRAME_SHAPES["EXPR"])
-    classes = list(range(check_expr_classes(num_classes)))
-    _check_values("expr_metrics", "predictions", pred, classes)
-    _check_values("expr_metrics", "labels", labels, [*classes, EXPR_MISSING])
-    valid = labels != EXPR_MISSING
+    _check_pair(name, pred, labels, spec.frame_shape)
+    classes = list(range(spec.num_logits))
+    _check_values(name, "predictions", pred, classes)
+    _check_values(name, "labels", labels, [*classes, int(missing)])
+    valid = spec.annotated(labels)
     if not valid.any():
-        raise ValueError("expr_metrics: expected at least one annotated frame, got none")
+        raise ValueError(f"{name}: expected at least one annotated frame, got none")
     y_true, y_pred = labels[valid], pred[valid]
     f1_per_class = f1_score(y_true, y_pred, labels=classes, average=None, zero_division=0)
     f1 = float(f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0))
@@ -126,31 +142,47 @@ def expr_metrics(pred: Any, labels: Any, num_classes: int = len(EXPR_NAMES)) -> 
             "score": EXPR_F1_WEIGHT * f1 + EXPR_ACCURACY_WEIGHT * accuracy}
 
 
-def va_metrics(pred: Any, labels: Any) -> dict[str, float]:
-    """VA challenge metrics of (N, 2) predictions against (N, 2) labels (rows with -5/NaN excluded).
-
-    score = ccc_valence + ccc_arousal, the sum the original logged; ccc_mean is the
-    challenge's reported mean.
-    """
+def _binned_regression_metrics(spec: TaskSpec, pred: Any, labels: Any) -> dict[str, float]:
+    """va_metrics for any regression task: CCC per dimension, their mean and (as `score`) their sum."""
+    name = f"{spec.name.lower()}_metrics"
     pred, labels = _to_numpy(pred).astype(np.float64), _to_numpy(labels).astype(np.float64)
-    _check_pair("va_metrics", pred, labels, _FRAME_SHAPES["VA"])
-    valid = ~((labels == VA_MISSING) | np.isnan(labels)).any(axis=1)
+    _check_pair(name, pred, labels, spec.frame_shape)
+    valid = spec.annotated(labels)
     if not valid.any():
-        raise ValueError("va_metrics: expected at least one annotated frame, got none")
+        raise ValueError(f"{name}: expected at least one annotated frame, got none")
     if not np.isfinite(pred[valid]).all():
-        raise ValueError("va_metrics: expected finite predictions, got NaN or inf")
-    ccc_valence = ccc(pred[valid, 0], labels[valid, 0])
-    ccc_arousal = ccc(pred[valid, 1], labels[valid, 1])
-    return {"ccc_valence": ccc_valence, "ccc_arousal": ccc_arousal, "ccc_mean": 0.5 * (ccc_valence + ccc_arousal),
-            "score": ccc_valence + ccc_arousal}
+        raise ValueError(f"{name}: expected finite predictions, got NaN or inf")
+    per_dim = {f"ccc_{dim}": ccc(pred[valid, k], labels[valid, k]) for k, dim in enumerate(spec.names)}
+    return {**per_dim, "ccc_mean": float(np.mean(list(per_dim.values()))), "score": sum(per_dim.values())}
 
 
-TASK_METRICS = {"AU": au_metrics, "EXPR": expr_metrics, "VA": va_metrics}
+# Per kind: the challenge metrics, and the 3rd ABAW's measure among them.
+_KIND_METRICS = {TaskKind.MULTILABEL: _multilabel_metrics, TaskKind.MULTICLASS: _multiclass_metrics,
+                 TaskKind.BINNED_REGRESSION: _binned_regression_metrics}
+_KIND_ABAW3_MEASURES = {TaskKind.MULTILABEL: "f1", TaskKind.MULTICLASS: "f1", TaskKind.BINNED_REGRESSION: "ccc_mean"}
+METRIC_TASKS: tuple[str, ...] = tuple(t for t in EMOTION_TASKS if TASKS[t].kind in _KIND_METRICS)
 
 
-def _check_task(task: str) -> None:
-    if task not in TASK_METRICS:
-        raise ValueError(f"unknown task {task!r}; tasks with metrics are {list(TASK_METRICS)}")
+def task_metrics(task: str | TaskSpec, pred: Any, labels: Any, num_classes: int | None = None) -> dict[str, Any]:
+    """Challenge metrics of one task (a name, or any TaskSpec of a kind with metrics); a
+    multiclass task scores over `num_classes` classes when given (EXPR: 7 or 8).
+
+    >>> task_metrics("EXPR", [0, 7], [0, 7], num_classes=8)["accuracy"]
+    1.0
+    """
+    spec = _check_task(task)
+    if num_classes is not None and spec.class_variants:
+        spec = spec.with_classes(num_classes)
+    return _KIND_METRICS[spec.kind](spec, pred, labels)
+
+
+def _check_task(task: str | TaskSpec) -> TaskSpec:
+    if isinstance(task, str) and task not in METRIC_TASKS:
+        raise ValueError(f"unknown task {task!r}; tasks with metrics are {list(METRIC_TASKS)}")
+    spec = task_spec(task)
+    if spec.kind not in _KIND_METRICS:
+        raise ValueError(f"unknown task {spec.name!r}; tasks with metrics are {list(METRIC_TASKS)}")
+    return spec
 
 
 def challenge_scores(predictions: Mapping[str, Any], labels: Mapping[str, Any],
@@ -166,8 +198,7 @@ def challenge_scores(predictions: Mapping[str, Any], labels: Mapping[str, Any],
         raise ValueError(f"challenge_scores: expected labels for every predicted task, missing {missing}")
     for task in predictions:
         _check_task(task)
-    return {task: (expr_metrics(predictions[task], labels[task], num_expr_classes) if task == "EXPR"
-                   else TASK_METRICS[task](predictions[task], labels[task]))
+    return {task: task_metrics(task, predictions[task], labels[task], num_expr_classes)
             for task in EMOTION_TASKS if task in predictions}
 
 
@@ -179,7 +210,7 @@ def total_score(scores: Mapping[str, Mapping[str, Any]]) -> float:
 
 
 # The 3rd ABAW's (and later releases') measure of each task, as the key of its metric dict.
-ABAW3_TASK_MEASURES: dict[str, str] = {"AU": "f1", "EXPR": "f1", "VA": "ccc_mean"}
+ABAW3_TASK_MEASURES: dict[str, str] = {t: _KIND_ABAW3_MEASURES[TASKS[t].kind] for t in METRIC_TASKS}
 
 
 def abaw3_score(scores: Mapping[str, Mapping[str, Any]]) -> float:
@@ -218,14 +249,14 @@ def selection_metric(metric: str | None, release: str, available: Iterable[str] 
 
 def check_metric_name(metric: str) -> str:
     """`--metric` before any training: auto, a release, or a validation score's name (`EXPR_f1`, ...)."""
-    if metric in ("auto", *RELEASE_METRICS, "total_score", "abaw3_score") or re.fullmatch(r"(AU|EXPR|VA)_\w+", metric):
+    if metric in ("auto", *RELEASE_METRICS, "total_score", "abaw3_score") or re.fullmatch(rf"({'|'.join(METRIC_TASKS)})_\w+", metric):
         return metric
     raise EMENetInputError(f"--metric {metric!r}: expected auto, a release ({', '.join(RELEASE_METRICS)}), "
                            "total_score, abaw3_score or a task's score such as EXPR_f1 or VA_ccc_mean")
 
 
-# Names for the entries of per-unit arrays when scores are flattened (per-class names follow the class count).
-_PER_UNIT_NAMES = {"f1_per_au": lambda n: AU_NAMES, "f1_per_class": expr_names}
+# Metric keys of per-unit arrays, flattened with the task's unit or class names (per class count).
+_PER_UNIT_KEYS = ("f1_per_au", "f1_per_class")
 
 
 def flatten_scores(scores: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
@@ -242,8 +273,8 @@ def flatten_scores(scores: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
     flat: dict[str, float] = {}
     for task, metrics in scores.items():
         for key, value in metrics.items():
-            if key in _PER_UNIT_NAMES:
-                names = _PER_UNIT_NAMES[key](len(value))
+            if key in _PER_UNIT_KEYS:
+                names = task_spec(task, len(value)).names
                 flat.update({f"{task}_f1_{name}": float(v) for name, v in zip(names, value)})
             else:
                 flat[f"{task}_{key}"] = float(value)
@@ -263,16 +294,17 @@ class TaskMetricAccumulator:
     0.6666666666666666
     """
 
-    def __init__(self, task: str, num_expr_classes: int = len(EXPR_NAMES)) -> None:
-        _check_task(task)
-        self.task = task
+    def __init__(self, task: str | TaskSpec, num_expr_classes: int = len(EXPR_NAMES)) -> None:
+        spec = _check_task(task)
         self.num_expr_classes = check_expr_classes(num_expr_classes)
+        self.spec = task_spec(spec, self.num_expr_classes)
+        self.task = spec.name
         self._preds: list[np.ndarray] = []
         self._labels: list[np.ndarray] = []
 
     def update(self, pred: Any, labels: Any) -> None:
         pred, labels = _to_numpy(pred), _to_numpy(labels)
-        frame_shape = _FRAME_SHAPES[self.task]
+        frame_shape = self.spec.frame_shape
         for what, x in (("predictions", pred), ("labels", labels)):
             if x.shape[x.ndim - len(frame_shape):] != frame_shape or x.ndim < len(frame_shape) + 1:
                 raise ValueError(f"{self.task} accumulator: expected {what} of shape (..., "
@@ -291,9 +323,7 @@ class TaskMetricAccumulator:
         if not self._preds:
             raise ValueError(f"{self.task} accumulator: no batches to score; call update() first")
         pred, labels = np.concatenate(self._preds), np.concatenate(self._labels)
-        if self.task == "EXPR":
-            return expr_metrics(pred, labels, self.num_expr_classes)
-        return TASK_METRICS[self.task](pred, labels)
+        return _KIND_METRICS[self.spec.kind](self.spec, pred, labels)
 
     def reset(self) -> None:
         self._preds, self._labels = [], []

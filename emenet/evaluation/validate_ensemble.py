@@ -291,7 +291,7 @@ def task_label_array(video: LabeledVideo, task: str) -> np.ndarray | None:
     if task not in video.labels:
         return None
     labels = np.where(video.masks[task], video.labels[task], TASKS[task].missing_value)
-    return labels[:, 0] if task == "EXPR" else labels
+    return TASKS[task].frame_values(labels)
 
 
 def score_method(videos: Sequence[LabeledVideo], outputs: Sequence[MethodOutputs], subset: Sequence[int],

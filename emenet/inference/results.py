@@ -71,6 +71,11 @@ class FramePredictions:
         present = {"EXPR": self.expr_probs, "AU": self.au_probs, "VA": self.va_probs}
         return tuple(t for t in EMOTION_TASKS if present[t] is not None)
 
+    def task_arrays(self, task: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """(predictions, probabilities) of one emotion task: AU (N, 12) 0/1 and (N, 12), EXPR
+        (N,) classes and (N, C), VA (N, 2) values and (N, 2, 20)."""
+        return {"AU": (self.au, self.au_probs), "EXPR": (self.expr, self.expr_probs), "VA": (self.va, self.va_probs)}[task]
+
     @property
     def is_ensemble(self) -> bool:
         return self.num_models > 1

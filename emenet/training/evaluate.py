@@ -133,5 +133,5 @@ def evaluate_videos(model: EMENet, videos: list[LabeledVideo], chunk: int = 64, 
             keep = video.masks[task].any(axis=1)
             pred = preds[task][keep]
             label = labels[keep]
-            acc.update(task, pred, label[:, 0] if task == "EXPR" else label)
+            acc.update(task, pred, TASKS[task].frame_values(label))
     return acc.compute()

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from emenet import losses as L
-from emenet.tasks import DISTILL_KEY
+from emenet.tasks import DISTILL_KEY, TASKS, TaskKind
 
 if TYPE_CHECKING:
     from emenet.data.soft_labels import SoftLabelLayout
@@ -123,13 +123,11 @@ def _landmark_loss(teacher: nn.Module | None, logits: dict[str, torch.Tensor], f
 
 
 def certainty_weights(task: str, probs: torch.Tensor) -> torch.Tensor:
-    """Per-frame weight 1 - normalised entropy of the ensemble's mean distribution (N,)."""
-    from emenet.uncertainty import bernoulli_normalized_entropy, normalized_entropy
-    if task == "AU":
-        return 1.0 - bernoulli_normalized_entropy(probs).mean(dim=1)
-    if task == "VA":
-        return 1.0 - normalized_entropy(probs, dim=-1).mean(dim=1)
-    return 1.0 - normalized_entropy(probs, dim=-1)
+    """Per-frame weight 1 - normalised entropy of the ensemble's mean distribution (N,), the
+    entropy averaged over a task's units or dimensions."""
+    from emenet.uncertainty import task_uncertainty
+    entropy = task_uncertainty({task: probs})[task]  # (N,) or (N, units)
+    return 1.0 - (entropy.mean(dim=1) if entropy.dim() > 1 else entropy)
 
 
 @dataclass
@@ -164,10 +162,11 @@ class StudentObjective:
         for task in self.layout.tasks:
             student = logits[task][sl].flatten(0, 1)[real]
             soft = labels[real][:, self.layout.soft[task]]
-            if task == "VA":
-                soft = soft.view(-1, 2, soft.shape[1] // 2)
+            spec = TASKS[task]
+            if spec.num_bins:  # (N, 2 * 20) -> (N, 2, 20)
+                soft = soft.unflatten(1, spec.prob_shape)
             w = certainty_weights(task, soft) if self.frame_weights == "certainty" else None
-            extra = {"ccc_form": self.ccc_form} if task == "VA" else {}
+            extra = {"ccc_form": self.ccc_form} if spec.kind is TaskKind.BINNED_REGRESSION else {}
             loss = L.DISTILL_LOSSES[task](student, soft, T=self.T, weight=w, **extra)
             if self.mix_ground_truth > 0 and self.supervised is not None:
                 g = self.layout.ground_truth[task]

@@ -48,7 +48,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from emenet.evaluation import metrics as M
@@ -56,9 +55,7 @@ from emenet.audio import window_length
 from emenet.evaluation.calibration import (N_BINS, TemperatureScaling, calibration_scores, dropout_modules,
                                 fit_temperature_scaling, mc_dropout_heads, stack_probs, task_reliability)
 from emenet.data.affwild2 import load_affwild2_index
-from emenet.data.augment import to_float_frames
 from emenet.data.clips import LabeledVideo
-from emenet.data.datasets import VideoChunkDataset
 from emenet.data.labeled import labeled_videos
 from emenet.decoding import decode
 from emenet.distill.members import Member, load_members
@@ -67,9 +64,7 @@ from emenet.errors import EMENetInputError
 from emenet.io_utils import atomic_path, write_atomic, write_json
 from emenet.reporting import markdown_table
 from emenet.models.emenet import EMENet
-from emenet.models.emenet_va import EMENetVA
-from emenet.models.mobilefacenet import INPUT_SIZE
-from emenet.training.evaluate import attach_audio_for, audio_window_of
+from emenet.training.evaluate import StreamHook, attach_audio_for, concat_parts, stream_logits
 from emenet.tasks import EMOTION_TASKS, TASKS
 from emenet.uncertainty import ensemble_task_uncertainty
 
@@ -116,7 +111,7 @@ def load_visual_members(members: Sequence[Member], device: str) -> tuple[list[EM
     """Load the members (checked to share their tasks) and their emotion tasks."""
     models = _load_nonempty(members, device)
     for m, model in zip(members, models):
-        if isinstance(model, EMENetVA):
+        if model.uses_audio:
             raise EMENetInputError(f"{m.checkpoint}: an EMENet-VA (audio-visual) model; this validation takes visual "
                                    f"EMENet-V members")
     return models, _emotion_tasks(members, models)
@@ -131,7 +126,7 @@ def load_ensemble_members(members: Sequence[Member], device: str, window_size: f
     """
     models = _load_nonempty(members, device)
     for m, model in zip(members, models):
-        if not isinstance(model, EMENetVA):
+        if not model.uses_audio:
             continue
         cfg = model.config
         if sample_rate is not None and sample_rate != cfg.sample_rate:
@@ -215,11 +210,33 @@ def _numpy_logits(logits: dict[str, torch.Tensor], tasks: Sequence[str]) -> dict
     return {t: logits[t][0].float().cpu().numpy() for t in tasks}  # (t, C) of the batch's one clip
 
 
-def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {t: np.concatenate([p[t] for p in parts]) for t in parts[0]}
+class MCDropoutPasses(StreamHook):
+    """`passes` MC-dropout passes of member `member` on its backbone features, reused from its
+    eval pass (EMENet's dropout sits after the backbone), each pass carrying its own state.
+    Masks are seeded per chunk from `seed` (torch's global generator is left as it was), so the
+    passes are reproducible; `video_logits()` holds the current video's, per pass task -> (n, C)."""
+
+    def __init__(self, member: int, passes: int, seed: int, device: str | torch.device, tasks: Sequence[str]):
+        self.member, self.passes, self.seed, self.device, self.tasks = member, passes, seed, device, tasks
+        self.start_video()
+
+    def start_video(self) -> None:
+        self.hidden = None
+        self.parts: list[list[dict[str, np.ndarray]]] = [[] for _ in range(self.passes)]
+
+    def on_features(self, step: int, member: int, model: EMENet, features: torch.Tensor) -> None:
+        if member != self.member:
+            return
+        with torch.random.fork_rng(devices=_rng_devices(self.device)):
+            torch.manual_seed(self.seed * 1_000_003 + step)
+            passes, self.hidden = mc_dropout_heads(model, features, self.passes, self.hidden)
+        for p, pass_logits in enumerate(passes):
+            self.parts[p].append(_numpy_logits(pass_logits, self.tasks))
+
+    def video_logits(self) -> list[dict[str, np.ndarray]]:
+        return [concat_parts(p) for p in self.parts]
 
 
-@torch.no_grad()
 def stream_members_and_mc_dropout(models: Sequence[EMENet], videos: Sequence[LabeledVideo], tasks: Sequence[str],
                                   mc_dropout_passes: int = 10, mc_member: int = 0, chunk: int = 64,
                                   device: str | torch.device = "cpu", num_workers: int = 0, seed: int = 0,
@@ -228,44 +245,14 @@ def stream_members_and_mc_dropout(models: Sequence[EMENet], videos: Sequence[Lab
     """Yield (video position, per member task -> logits (n, C), per MC pass task -> logits (n, C)).
 
     One pass over the crops (and audio windows, for EMENet-VA members: attach the videos' audio
-    first): each chunk is read once; every member runs in eval mode carrying its
-    hidden state, exactly as `stream_ensemble_logits`; member `mc_member`'s backbone features are
-    then reused by its MC-dropout passes (EMENet's dropout sits after the backbone), each pass
-    carrying its own state. Masks are seeded per chunk from `seed` (torch's global generator is
-    left as it was), so the passes are reproducible.
+    first) with `emenet.training.evaluate.stream_logits`: every member runs in eval mode carrying
+    its hidden state, and member `mc_member`'s features feed its MC-dropout passes (`MCDropoutPasses`).
     """
-    for m in models:
-        m.eval()
-    window = audio_window_of(list(models))
-    loader = DataLoader(VideoChunkDataset(list(videos), chunk, INPUT_SIZE, window), batch_size=None, shuffle=False,
-                        num_workers=num_workers)
-    bar = tqdm(total=sum(len(v.frames) for v in videos), unit="frame", desc="members + MC dropout",
-               disable=not progress, leave=False)
-    current, hidden, mc_hidden, parts, mc_parts = None, [], None, [], []
-    for k, item in enumerate(loader):
-        vid = int(item["video"])
-        if vid != current:
-            if current is not None:
-                yield current, [_concat(p) for p in parts], [_concat(p) for p in mc_parts]
-            current, hidden, mc_hidden = vid, [None] * len(models), None
-            parts, mc_parts = [[] for _ in models], [[] for _ in range(mc_dropout_passes)]
-        frames = to_float_frames(item["frames"].to(device, non_blocking=True))[None]  # (1, t, 3, H, W)
-        audio = item["audio"].to(device, non_blocking=True)[None] if window else None  # (1, t, W)
-        for i, model in enumerate(models):
-            # (1, t, 512), or (1, t, 640) visual + audio for an EMENet-VA
-            features = model.encode(frames, audio) if isinstance(model, EMENetVA) else model.encode_frames(frames)
-            logits, hidden[i] = model.forward_features(features, hidden[i])
-            parts[i].append(_numpy_logits(logits, tasks))
-            if i == mc_member and mc_dropout_passes > 0:
-                with torch.random.fork_rng(devices=_rng_devices(device)):
-                    torch.manual_seed(seed * 1_000_003 + k)
-                    passes, mc_hidden = mc_dropout_heads(model, features, mc_dropout_passes, mc_hidden)
-                for p, pass_logits in enumerate(passes):
-                    mc_parts[p].append(_numpy_logits(pass_logits, tasks))
-        bar.update(frames.shape[1])
-    bar.close()
-    if current is not None:
-        yield current, [_concat(p) for p in parts], [_concat(p) for p in mc_parts]
+    mc = MCDropoutPasses(mc_member, mc_dropout_passes, seed, device, tasks)
+    for vid, logits in stream_logits(models, videos, chunk=chunk, device=device, num_workers=num_workers, tasks=tasks,
+                                     hooks=[mc] if mc_dropout_passes > 0 else [], progress=progress,
+                                     desc="members + MC dropout"):
+        yield vid, logits, mc.video_logits()
 
 
 # --- per-method outputs and scores -------------------------------------------------------------

@@ -142,7 +142,8 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     """Load an original `net_epoch_<E>_<name>.pth` or an EMENet checkpoint, in eval mode.
 
     EMENet-V and EMENet-VA (`video_backbone.*` + `audio_backbone.*` keys) checkpoints alike;
-    an EMENet-VA model (`EMENetVA`) takes `model(frames, audio, hidden)`.
+    both take `model(frames, audio=None, hidden=None)`, and `model.uses_audio` says whether the
+    audio windows are needed.
 
     Keyword arguments override config fields, e.g. `sequence_layout="legacy"` to reproduce
     the original's batched numbers.

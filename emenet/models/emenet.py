@@ -1,6 +1,7 @@
 """EMENet: a shared MobileFaceNet frame encoder and one temporal head per task."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -70,23 +71,34 @@ class EMENetConfig:
 class EMENet(nn.Module):
     """EMENet-V: frames (B, T, 3, 112, 112), RGB in [0, 1] -> per-task logits (B, T, C).
 
+    Every registered model takes `model(frames, audio=None, hidden=None)` and returns
+    (task -> logits, task -> hidden state); `uses_audio` says whether it needs `audio`, one
+    window per frame (EMENet-VA); a model that does not hear ignores it, so one call serves an
+    ensemble mixing both.
+
     >>> model = EMENet(EMENetConfig()).eval()
     >>> logits, hidden = model(torch.rand(1, 4, 3, 112, 112))
     >>> logits["VA"].shape, hidden["AU"].shape
     (torch.Size([1, 4, 40]), torch.Size([1, 1, 128]))
+    >>> more, _ = model(torch.rand(1, 2, 3, 112, 112), hidden=hidden)  # streaming: carry `hidden`
     """
 
-    feature_dim = FEATURE_DIM
+    feature_dim = FEATURE_DIM  # what the temporal heads see per frame
+    uses_audio = False  # whether `forward` needs the audio window of every frame
 
     def __init__(self, config: EMENetConfig):
         super().__init__()
         self.config = config
-        self.backbone = MobileFaceNet()
+        self._build_encoders()  # registered before the heads: the state-dict key order is the original's
         self.tmodels = nn.ModuleList(
             make_temporal_head(config.temporal_model, self.feature_dim, config.hidden_size, config.num_layers,
                                config.dropout, config.num_logits(t), config.num_heads)
             for t in config.tasks
         )
+
+    def _build_encoders(self) -> None:
+        """The per-frame encoders; EMENet-V has one, the MobileFaceNet `backbone`."""
+        self.backbone = MobileFaceNet()
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -98,6 +110,10 @@ class EMENet(nn.Module):
             raise ValueError(f"expected frames of shape (B, T, 3, {INPUT_SIZE}, {INPUT_SIZE}), got {tuple(frames.shape)}")
         b, t = frames.shape[:2]
         return self.backbone(frames.flatten(0, 1)).view(b, t, -1)
+
+    def encode(self, frames: torch.Tensor, audio: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-frame features (B, T, feature_dim) the temporal heads see; EMENet-V ignores `audio`."""
+        return self.encode_frames(frames)
 
     def forward_features(self, features: torch.Tensor, hidden: dict[str, Hidden] | None = None
                          ) -> tuple[dict[str, torch.Tensor], dict[str, Hidden]]:
@@ -112,6 +128,8 @@ class EMENet(nn.Module):
             logits[task] = out.transpose(0, 1) if legacy else out
         return logits, new_hidden
 
-    def forward(self, frames: torch.Tensor, hidden: dict[str, Hidden] | None = None
+    def forward(self, frames: torch.Tensor, audio: torch.Tensor | None = None, hidden: dict[str, Hidden] | None = None
                 ) -> tuple[dict[str, torch.Tensor], dict[str, Hidden]]:
-        return self.forward_features(self.encode_frames(frames), hidden)
+        if isinstance(audio, Mapping) and hidden is None:  # EMENet-V's earlier call, model(frames, hidden)
+            audio, hidden = None, audio
+        return self.forward_features(self.encode(frames, audio), hidden)

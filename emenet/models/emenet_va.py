@@ -15,13 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from emenet.errors import EMENetInputError
 from emenet.models.emenet import EMENet, EMENetConfig
 from emenet.models.marblenet import AUDIO_FEATURE_DIM, SAMPLE_RATE, MarbleNet
 from emenet.models.mobilefacenet import FEATURE_DIM, MobileFaceNet
-from emenet.models.temporal import Hidden, make_temporal_head
 
 # 0.63 s at 16 kHz: the original's `window_size` 0.63 s times `sr` 16000.
 DEFAULT_AUDIO_WINDOW = 10_080
@@ -71,21 +69,17 @@ class EMENetVA(EMENet):
     """
 
     feature_dim = FEATURE_DIM + AUDIO_FEATURE_DIM  # 640: what the temporal heads see per frame
+    uses_audio = True
 
     def __init__(self, config: EMENetVAConfig):
         if not isinstance(config, EMENetVAConfig):
             raise TypeError(f"EMENetVA needs an EMENetVAConfig, got {type(config).__name__}")
-        # EMENet.__init__ would name the frame encoder `backbone`; the original VA keys are
-        # `video_backbone` and `audio_backbone`, in this order, then `tmodels`.
-        nn.Module.__init__(self)
-        self.config = config
+        super().__init__(config)
+
+    def _build_encoders(self) -> None:
+        """The original VA keys: `video_backbone` and `audio_backbone`, in this order (then `tmodels`)."""
         self.video_backbone = MobileFaceNet()
         self.audio_backbone = MarbleNet()
-        self.tmodels = nn.ModuleList(
-            make_temporal_head(config.temporal_model, self.feature_dim, config.hidden_size, config.num_layers,
-                               config.dropout, config.num_logits(t), config.num_heads)
-            for t in config.tasks
-        )
 
     @property
     def backbone(self) -> MobileFaceNet:
@@ -100,14 +94,13 @@ class EMENetVA(EMENet):
         b, t = audio.shape[:2]
         return self.audio_backbone.features(audio.reshape(b * t, window)).view(b, t, -1)  # (B, T, 128)
 
-    def encode(self, frames: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+    def encode(self, frames: torch.Tensor, audio: torch.Tensor | None = None) -> torch.Tensor:
         """Concatenated per-frame features (B, T, 640): visual 512 then audio 128."""
+        if audio is None:
+            raise EMENetInputError(f"an EMENet-VA model needs the audio window of every frame: audio of shape "
+                                   f"(B, T, {self.config.audio_window})")
         visual = self.encode_frames(frames)  # (B, T, 512)
         sound = self.encode_audio(audio)  # (B, T, 128)
         if visual.shape[:2] != sound.shape[:2]:
             raise ValueError(f"frames and audio disagree on (B, T): {tuple(visual.shape[:2])} vs {tuple(sound.shape[:2])}")
         return torch.cat([visual, sound], dim=-1)
-
-    def forward(self, frames: torch.Tensor, audio: torch.Tensor, hidden: dict[str, Hidden] | None = None
-                ) -> tuple[dict[str, torch.Tensor], dict[str, Hidden]]:
-        return self.forward_features(self.encode(frames, audio), hidden)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +19,7 @@ from emenet.data.datasets import VideoChunkDataset
 from emenet.decoding import decode, task_probs
 from emenet.errors import EMENetInputError
 from emenet.models.emenet import EMENet
-from emenet.models.emenet_va import EMENetVA
 from emenet.models.mobilefacenet import INPUT_SIZE
-from emenet.models.temporal import Hidden
 from emenet.tasks import EMOTION_TASKS, TASKS
 
 
@@ -30,7 +28,7 @@ def audio_window_of(models: list[EMENet]) -> int | None:
 
     Members that hear audio must agree on it, since each chunk's windows are cut once for all.
     """
-    windows = {m.config.audio_window for m in models if isinstance(m, EMENetVA)}
+    windows = {m.config.audio_window for m in models if m.uses_audio}
     if len(windows) > 1:
         raise EMENetInputError(f"the audio-visual members use different audio windows {sorted(windows)} (samples); "
                                f"an ensemble needs one")
@@ -44,7 +42,7 @@ def attach_audio_for(models: list[EMENet], videos: list[LabeledVideo], index: Af
     audio cache: `audio_dir`, default `emenet.data.audio_windows.default_audio_dir`); else unchanged."""
     if audio_window_of(models) is None:
         return videos
-    sample_rate = next(m.config.sample_rate for m in models if isinstance(m, EMENetVA))
+    sample_rate = next(m.config.sample_rate for m in models if m.uses_audio)
     audio_dir = Path(audio_dir) if audio_dir else default_audio_dir(index.data_root, cache_dir)
     return attach_audio(videos, index, audio_dir, sample_rate, progress=progress)
 
@@ -58,47 +56,65 @@ def check_expr_classes_match(models: list[EMENet], index: AffWild2Index, source:
                                    "score it on data of its own release")
 
 
-def run_model(model: EMENet, frames: torch.Tensor, audio: torch.Tensor | None, hidden: dict[str, Hidden] | None = None
-              ) -> tuple[dict[str, torch.Tensor], dict[str, Hidden]]:
-    """`model(frames, hidden)`, or `model(frames, audio, hidden)` for an EMENet-VA."""
-    if isinstance(model, EMENetVA):
-        return model(frames, audio, hidden)
-    return model(frames, hidden)
+class StreamHook:
+    """Called by `stream_logits` beside the members' heads, e.g. to run MC-dropout passes on a
+    member's features without reading or encoding the frames again; override what you need."""
+
+    def start_video(self) -> None:
+        """A new video starts: reset what is carried from one chunk to the next."""
+
+    def on_features(self, step: int, member: int, model: EMENet, features: torch.Tensor) -> None:
+        """Member `member`'s features (1, t, F) of chunk `step` (counted over all videos)."""
 
 
 @torch.no_grad()
-def stream_ensemble_logits(models: list[EMENet], videos: list[LabeledVideo], chunk: int, image_size: int,
-                           device: str | torch.device = "cpu", num_workers: int = 0, progress: bool = True
-                           ) -> Iterator[tuple[int, list[dict[str, np.ndarray]]]]:
-    """Yield (video position, per model: task -> logits (n, C)) per video.
+def stream_logits(models: Sequence[EMENet], videos: Sequence[LabeledVideo], *, chunk: int, image_size: int = INPUT_SIZE,
+                  device: str | torch.device = "cpu", num_workers: int = 0, tasks: Sequence[str] | None = None,
+                  hooks: Sequence[StreamHook] = (), progress: bool = True, desc: str = "predict"
+                  ) -> Iterator[tuple[int, list[dict[str, np.ndarray]]]]:
+    """Yield (video position, per model: task -> logits (n, C)) per video: the one streaming loop.
 
-    Each model carries its own hidden state in frame order; every chunk of crops (and, for
-    EMENet-VA members, of audio windows: the videos need their audio attached, see
-    `emenet.data.audio_windows.attach_audio`) is read once and shared by all models. Memory
-    holds one video's logits at a time.
+    Each model runs in eval mode carrying its own hidden state in frame order; every chunk of
+    crops (and of audio windows when a member `uses_audio`: the videos need their audio
+    attached, see `emenet.data.audio_windows.attach_audio`) is read once and shared by all
+    models and `hooks`. `tasks` keeps those heads' logits (default all). Memory holds one
+    video's logits at a time; a hook's per-video results are complete when its video is yielded.
     """
     for m in models:
         m.eval()
-    window = audio_window_of(models)
-    loader = DataLoader(VideoChunkDataset(videos, chunk, image_size, window), batch_size=None, shuffle=False,
+    window = audio_window_of(list(models))
+    loader = DataLoader(VideoChunkDataset(list(videos), chunk, image_size, window), batch_size=None, shuffle=False,
                         num_workers=num_workers)
     current, hidden, parts = None, [], []
-    bar = tqdm(total=sum(len(v.frames) for v in videos), unit="frame", desc="predict", disable=not progress, leave=False)
-    for item in loader:
+    bar = tqdm(total=sum(len(v.frames) for v in videos), unit="frame", desc=desc, disable=not progress, leave=False)
+    for step, item in enumerate(loader):
         vid = int(item["video"])
         if vid != current:
             if current is not None:
-                yield current, [_concat(p) for p in parts]
+                yield current, [concat_parts(p) for p in parts]
             current, hidden, parts = vid, [None] * len(models), [[] for _ in models]
+            for hook in hooks:
+                hook.start_video()
         frames = to_float_frames(item["frames"].to(device, non_blocking=True))[None]  # (1, t, 3, H, W)
         audio = item["audio"].to(device, non_blocking=True)[None] if window else None  # (1, t, W)
         for i, model in enumerate(models):
-            logits, hidden[i] = run_model(model, frames, audio, hidden[i])
-            parts[i].append({t: v[0].float().cpu().numpy() for t, v in logits.items()})
+            features = model.encode(frames, audio)  # (1, t, 512), or (1, t, 640) visual + audio for an EMENet-VA
+            logits, hidden[i] = model.forward_features(features, hidden[i])
+            parts[i].append({t: logits[t][0].float().cpu().numpy() for t in (tasks or logits)})  # (t, C) per task
+            for hook in hooks:
+                hook.on_features(step, i, model, features)
         bar.update(frames.shape[1])
     bar.close()
     if current is not None:
-        yield current, [_concat(p) for p in parts]
+        yield current, [concat_parts(p) for p in parts]
+
+
+def stream_ensemble_logits(models: list[EMENet], videos: list[LabeledVideo], chunk: int, image_size: int,
+                           device: str | torch.device = "cpu", num_workers: int = 0, progress: bool = True
+                           ) -> Iterator[tuple[int, list[dict[str, np.ndarray]]]]:
+    """Yield (video position, per model: task -> logits (n, C)) per video (`stream_logits`, every head)."""
+    yield from stream_logits(models, videos, chunk=chunk, image_size=image_size, device=device,
+                             num_workers=num_workers, progress=progress)
 
 
 def stream_video_logits(model: EMENet, videos: list[LabeledVideo], chunk: int, image_size: int,
@@ -109,7 +125,8 @@ def stream_video_logits(model: EMENet, videos: list[LabeledVideo], chunk: int, i
         yield vid, logits
 
 
-def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def concat_parts(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """One video's per-chunk logits (task -> (t, C) each) joined into task -> (n, C)."""
     return {t: np.concatenate([p[t] for p in parts]) for t in parts[0]}
 
 

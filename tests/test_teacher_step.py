@@ -8,6 +8,7 @@ import torch
 
 import emenet
 from emenet.data.augment import AugmentConfig, to_float_frames
+from emenet.fast.training import TrainSpeed
 from emenet.models.emenet import EMENetConfig
 from emenet.training.objectives import TeacherObjective
 from emenet.training.trainer import Trainer
@@ -69,9 +70,13 @@ def test_concat_step_differs_in_batch_norm_statistics(model):
     assert not torch.allclose(a, b)
 
 
-def test_activation_checkpointing_gives_the_same_step(model):
+@pytest.mark.parametrize("lean", [False, True])
+def test_activation_checkpointing_gives_the_same_step(model, lean):
+    """Also with lean batch norm + PReLU (emenet.models.bn_prelu) inside the recomputed stages."""
     batch = teacher_batch(clips=1, steps=2)
-    plain, checked = _trainer(copy.deepcopy(model), "per_task"), _trainer(copy.deepcopy(model), "per_task")
+    plain = _trainer(copy.deepcopy(model), "per_task")
+    checked = teacher_trainer(copy.deepcopy(model), NO_AUGMENT, batch_size=2, teacher_step="per_task",
+                              speed=TrainSpeed(lean_activations=lean))
     checked.model.backbone.checkpoint_activations = True
     a = plain.train_step(batch, torch.Generator().manual_seed(0))
     b = checked.train_step(batch, torch.Generator().manual_seed(0))

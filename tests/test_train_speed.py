@@ -10,6 +10,7 @@ import emenet
 from emenet.data.augment import AugmentConfig
 from emenet.errors import EMENetInputError
 from emenet.fast.training import TrainSpeed, channels_last_clips
+from emenet.models.mobilefacenet import ConvBlock
 from emenet.training.config import TrainConfig
 from emenet.training.trainer import Trainer
 from model_helpers import teacher_batch, teacher_trainer
@@ -26,7 +27,8 @@ def _trainer(model: emenet.EMENet, speed: TrainSpeed) -> Trainer:
 def test_fast_step_gives_the_plain_steps_losses_and_update():
     torch.manual_seed(0)
     model = emenet.create_model("emenet_v").train()
-    plain, fast = _trainer(copy.deepcopy(model), TrainSpeed()), _trainer(copy.deepcopy(model), TrainSpeed(channels_last=True))
+    fast_speed = TrainSpeed(channels_last=True, lean_activations=True)  # the CPU's "fast" without the process-wide allocator setting
+    plain, fast = _trainer(copy.deepcopy(model), TrainSpeed()), _trainer(copy.deepcopy(model), fast_speed)
     torch.manual_seed(1)  # dropout masks: the same draws for both steps
     losses_plain = plain.train_step(_batch(), torch.Generator().manual_seed(2))
     torch.manual_seed(1)
@@ -49,6 +51,11 @@ def test_fast_step_gives_the_plain_steps_losses_and_update():
     assert (fast_all - plain_all).norm() <= 1e-2 * plain_all.norm()
     assert any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
                for p in fast.model.parameters())
+    blocks = [m for m in fast.model.modules() if isinstance(m, ConvBlock)]
+    assert blocks and all(b.lean_activations for b in blocks)
+    assert not any(m.lean_activations for m in plain.model.modules() if isinstance(m, ConvBlock))
+    for name, buffer in plain.model.named_buffers():  # batch-norm statistics updated once, the same way
+        torch.testing.assert_close(dict(fast.model.named_buffers())[name], buffer, rtol=1e-4, atol=1e-5, msg=name)
 
 
 def test_channels_last_clips_keep_values_and_make_a_channels_last_batch():
@@ -60,7 +67,8 @@ def test_channels_last_clips_keep_values_and_make_a_channels_last_batch():
 
 def test_training_options_choose_the_speed():
     assert TrainSpeed.from_options("plain", "cpu") == TrainSpeed()
-    assert TrainSpeed.from_options("fast", "cpu") == TrainSpeed(channels_last=True, retain_freed_memory=True)
+    assert TrainSpeed.from_options("fast", "cpu") == TrainSpeed(channels_last=True, retain_freed_memory=True,
+                                                                lean_activations=True)
     assert TrainSpeed.from_options("fast", "cuda", bf16=True) == TrainSpeed(channels_last=True, bf16=True)
     assert TrainSpeed.from_options("plain", "cpu", compile=True) == TrainSpeed(compile=True)
     assert TrainConfig().train_speed == "fast"

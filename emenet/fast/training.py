@@ -7,7 +7,9 @@ serves another process, and small ops (the GRU's per-step products, batch-norm s
 cost milliseconds each; the benchmark measures the step with and without it. `TrainSpeed.recommended(device)` is what the
 benchmark measured as fastest: on the CPU channels-last clips and a model in channels-last
 (oneDNN's convolutions and batch norm then run without layout reorders) plus
-`retain_freed_memory` (below); on a GPU also bf16 autocast and torch.compile.
+`retain_freed_memory` (below) and `lean_activations` (batch norm + PReLU keep a third fewer
+activations for backward: the teacher step's peak memory, emenet.models.bn_prelu); on a GPU
+channels-last, bf16 autocast and torch.compile.
 
 Why `retain_freed_memory`: a training step of 6 clips x 30 frames allocates activations of
 tens to hundreds of MB each. glibc serves blocks above its mmap threshold (at most 32 MB by
@@ -33,6 +35,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+
+from emenet.models.mobilefacenet import ConvBlock
 
 log = logging.getLogger(__name__)
 
@@ -71,23 +75,26 @@ class TrainSpeed:
     bf16: bool = False  # autocast the forward to bfloat16 (GPU; CPUs without bf16 units get slower)
     compile: bool = False  # torch.compile the model's forward (the module itself, and its checkpoints, stay as is)
     retain_freed_memory: bool = False  # see the module docstring
+    lean_activations: bool = False  # batch norm + PReLU keep only the convolution's output (emenet.models.bn_prelu)
 
     @classmethod
     def recommended(cls, device: torch.device | str) -> "TrainSpeed":
         if torch.device(device).type == "cuda":
             return cls(channels_last=True, bf16=True, compile=True)
-        return cls(channels_last=True, retain_freed_memory=True)
+        return cls(channels_last=True, retain_freed_memory=True, lean_activations=True)
 
     @classmethod
     def from_options(cls, speed: str, device: torch.device | str, bf16: bool = False, compile: bool = False
                      ) -> "TrainSpeed":
         """The training CLI's choice: `speed` "fast" (channels-last; on the CPU also retained
-        allocator memory) or "plain" (everything off), with bf16 autocast and compile on request."""
+        allocator memory and lean activations) or "plain" (everything off), with bf16 autocast and
+        compile on request."""
         if speed not in ("fast", "plain"):
             raise ValueError(f"unknown training speed {speed!r}: fast or plain")
         fast = speed == "fast"
-        return cls(channels_last=fast, bf16=bf16, compile=compile,
-                   retain_freed_memory=fast and torch.device(device).type == "cpu")
+        on_cpu = fast and torch.device(device).type == "cpu"
+        return cls(channels_last=fast, bf16=bf16, compile=compile, retain_freed_memory=on_cpu,
+                   lean_activations=on_cpu)
 
     def to_dict(self) -> dict[str, bool]:
         return asdict(self)
@@ -98,6 +105,9 @@ class TrainSpeed:
             retain_freed_memory()
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
+        for block in model.modules():
+            if isinstance(block, ConvBlock):
+                block.lean_activations = self.lean_activations
         return torch.compile(model) if self.compile else model
 
     def frames(self, frames: torch.Tensor) -> torch.Tensor:

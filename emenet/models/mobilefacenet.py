@@ -10,12 +10,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from emenet.models.bn_prelu import batch_norm_prelu, fusable
+
 FEATURE_DIM = 512
 INPUT_SIZE = 112
 
 
 class ConvBlock(nn.Module):
     """Conv -> BN -> PReLU (`Conv_block` in the original)."""
+
+    # Set by training (`TrainSpeed.lean_activations`): batch norm + PReLU as one autograd step that
+    # keeps only the convolution's output for backward (emenet.models.bn_prelu); not saved.
+    lean_activations: bool = False
 
     def __init__(self, in_c: int, out_c: int, kernel: int = 1, stride: int = 1, padding: int = 0, groups: int = 1):
         super().__init__()
@@ -24,7 +30,10 @@ class ConvBlock(nn.Module):
         self.prelu = nn.PReLU(out_c)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.prelu(self.bn(self.conv(x)))
+        out = self.conv(x)
+        if self.lean_activations and torch.is_grad_enabled() and fusable(out, self.bn, self.prelu):
+            return batch_norm_prelu(out, self.bn, self.prelu)
+        return self.prelu(self.bn(out))
 
 
 class LinearBlock(nn.Module):

@@ -110,7 +110,6 @@ class Script:
         parser = argparse.ArgumentParser(prog=self.prog, description=self.description or help_text,
                                          formatter_class=argparse.RawDescriptionHelpFormatter)
         add_arguments(parser)
-        parser.formatter_class = argparse.RawDescriptionHelpFormatter
         add_debug_argument(parser)
         _set_defaults(parser, self.defaults)
         parser.set_defaults(script_defaults=dict(self.config_defaults))

@@ -5,7 +5,10 @@ Example:
     python Train_Multimodal/create_new_annotations.py --data_root data/affwild2 --names teacher_exp_0 teacher_exp_1 \
         --load_epochs 4 8 --out annotations/round_0 [--audio_dir data/affwild2/audio]
 """
-from emenet.cli import run_create_annotations
+from emenet.cli import Script
+
+script = Script("annotate", "Train_Multimodal/create_new_annotations.py", __doc__)
+build_parser, main = script.build_parser, script.main
 
 if __name__ == "__main__":
-    raise SystemExit(run_create_annotations())
+    raise SystemExit(main())

@@ -7,7 +7,10 @@ Same options as Training/train_teacher.py, with --modality audiovisual by defaul
 Example:
     python Train_Multimodal/train_teacher.py --data_root data/affwild2 --name teacher_exp_0 --seed 0 --auxiliary VAD
 """
-from emenet.cli import run_train_teacher
+from emenet.cli import Script
+
+script = Script("train", "Train_Multimodal/train_teacher.py", __doc__, config_defaults={"modality": "audiovisual"})
+build_parser, main = script.build_parser, script.main
 
 if __name__ == "__main__":
-    raise SystemExit(run_train_teacher(modality="audiovisual"))
+    raise SystemExit(main())

@@ -8,7 +8,10 @@ arousal_lo/hi and abstain_<task> per frame. See emenet.conformal and --help.
 Example:
     python Training/calibrate_conformal.py --data_root data/affwild2 --names t0 t1 t2 --load_epochs 4 6 5
 """
-from emenet.conformal.cli import main
+from emenet.cli import Script
+
+script = Script("conformal", "Training/calibrate_conformal.py", __doc__)
+build_parser, main = script.build_parser, script.main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -10,9 +10,11 @@ Example:
 """
 from pathlib import Path
 
-from emenet.inference.cli_predict import run_inference_one_image
+from emenet.cli import Script
 
 DEFAULT_IMAGE = Path(__file__).resolve().parents[1] / "example_image" / "astronaut_112.jpg"
+script = Script("image", "Training/inference_one_image.py", __doc__, defaults={"image": DEFAULT_IMAGE})
+build_parser, main = script.build_parser, script.main
 
 if __name__ == "__main__":
-    raise SystemExit(run_inference_one_image(default_image=DEFAULT_IMAGE))
+    raise SystemExit(main())

@@ -4,7 +4,10 @@ Example:
     python Training/train_student.py --data_root data/affwild2 --annotation annotations/round_0 \
         --name student_round_1_exp_0 --seed 0 [--T 1.0] [--mix_ground_truth 0.5] [--distill_weights certainty]
 """
-from emenet.cli import run_train_student
+from emenet.cli import Script
+
+script = Script("train-student", "Training/train_student.py", __doc__)
+build_parser, main = script.build_parser, script.main
 
 if __name__ == "__main__":
-    raise SystemExit(run_train_student())
+    raise SystemExit(main())

@@ -8,7 +8,10 @@ emenet.evaluation.validate_ensemble for the columns, and --help for the options.
 Example:
     python Training/validate_ensemble.py --data_root data/affwild2 --names t0 t1 t2 --load_epochs 4 6 5 --out runs/v
 """
-from emenet.distill.validate_ensemble_cli import main
+from emenet.cli import Script
+
+script = Script("validate-ensemble", "Training/validate_ensemble.py", __doc__)
+build_parser, main = script.build_parser, script.main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -18,7 +18,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from emenet.command_runner import run_command
+from emenet.cli.runner import run_command
 
 
 def main(argv: list[str] | None = None) -> int:

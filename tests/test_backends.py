@@ -346,9 +346,9 @@ def test_auto_picks_a_fast_path_for_emenet_va_too():
 
 
 def test_backend_flag_reaches_the_predictor(checkpoints):
-    from emenet.inference.cli_predict import add_checkpoint_arguments, predictor_from_args
+    from emenet.cli.predict import add_predictor_arguments, predictor_from_args
     parser = argparse.ArgumentParser()
-    add_checkpoint_arguments(parser)
+    add_predictor_arguments(parser)
     args = parser.parse_args(["--checkpoint", str(checkpoints[0]), "--backend", "eager"])
     assert predictor_from_args(args).backend == "eager"
     assert parser.parse_args(["--checkpoint", "x"]).backend == "auto"

@@ -33,8 +33,8 @@ def _emenet(argv: list[str]) -> int:
 
 
 def _image(argv: list[str]) -> int:
-    from emenet.inference.cli_predict import run_inference_one_image
-    return run_inference_one_image(argv)
+    from emenet.cli import Script
+    return Script("image", "inference_one_image.py").main(argv)
 
 
 def _demo(argv: list[str]) -> int:
@@ -261,7 +261,7 @@ def test_debug_flag_and_environment_show_the_traceback(world, tmp_path, capsys, 
 
 
 def test_a_bug_keeps_its_traceback():
-    from emenet.command_runner import run_command
+    from emenet.cli.runner import run_command
 
     def buggy(args):
         return 1 / 0

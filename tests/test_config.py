@@ -63,7 +63,7 @@ def test_cuda_flag_selects_cuda_device():
 
 
 def test_each_tree_shows_its_defaults_in_help():
-    from emenet.cli import COMMANDS, _show_script_defaults
+    from emenet.cli.app import COMMANDS, _show_script_defaults
     helps = {}
     for tree, defaults in (("visual", {}), ("audiovisual", {"modality": "audiovisual"})):
         parser = argparse.ArgumentParser()

@@ -17,9 +17,11 @@ from emenet.conformal.apply import ConformalSettings, probs_from_table
 from emenet.conformal.calibration_file import ensemble_key, load_calibration
 from emenet.conformal.regions import predict_regions
 from emenet.errors import EMENetInputError
-from emenet.inference.cli_predict import run_inference_one_image
+from emenet.cli import Script
 from emenet.inference.predictor import Predictor
 from emenet.tasks import AU_NAMES, EXPR_NAMES
+
+run_inference_one_image = Script("image", "inference_one_image.py").main
 
 REPO = Path(__file__).resolve().parents[1]
 CROP = REPO / "example_image" / "astronaut_112.jpg"

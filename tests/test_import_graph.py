@@ -208,10 +208,8 @@ LAYERS = (
     ("emenet.video",),
     ("emenet.challenge",),
     ("emenet.bench", "emenet.quickstart"),
-    # entry points (the command-line modules below move into emenet/cli/ as one package)
-    ("emenet", "emenet.cli", "emenet.command_runner", "emenet.conformal.cli", "emenet.distill.ood_cli",
-     "emenet.distill.validate_ensemble_cli", "emenet.inference.cli_predict", "emenet.inference.cli_submission",
-     "emenet.inference.test_set_cli"),
+    # entry points: the `emenet` command and its subcommands
+    ("emenet", "emenet.cli"),
 )
 
 # Imports that go up a layer on purpose, with the reason.

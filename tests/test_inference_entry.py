@@ -15,9 +15,11 @@ import pytest
 import torch
 
 import emenet
-from emenet.cli import main as emenet_main
-from emenet.inference.cli_predict import add_predict_arguments, run_inference_one_image
+from emenet.cli import Script, main as emenet_main
+from emenet.cli.predict import add_predict_arguments
 from emenet.tasks import AU_NAMES, EXPR_NAMES
+
+run_inference_one_image = Script("image", "inference_one_image.py").main
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "Training" / "inference_one_image.py"

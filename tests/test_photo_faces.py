@@ -15,8 +15,10 @@ from emenet.data.images import read_rgb
 from emenet.face import HaarFaceDetector
 from emenet.face.tracking import box_iou
 from emenet.inference import Predictor
-from emenet.inference.cli_predict import run_inference_one_image
+from emenet.cli import Script
 from emenet.video.outputs import format_image_prediction, write_image_outputs
+
+run_inference_one_image = Script("image", "inference_one_image.py").main
 
 REPO = Path(__file__).resolve().parents[1]
 FACES = REPO / "tests" / "data" / "faces"

@@ -15,7 +15,6 @@ video with its status (decoded, cached, failed) and error.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import time
@@ -111,25 +110,3 @@ def _collect(results, report: ExtractionReport, rows: dict, bar) -> None:
         else:
             report.decoded.append(video)
         bar.update()
-
-
-# --- command line ----------------------------------------------------------------------------------
-
-def add_extract_audio_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--video_dir", required=True, help="folder of the raw videos, searched recursively "
-                   "(e.g. <aff-wild2>/videos)")
-    p.add_argument("--audio_outdir", required=True, help="where the decoded tracks go; train with --audio_dir set to it")
-    p.add_argument("--sr", type=int, default=SAMPLE_RATE, help="sample rate (default %(default)s, MarbleNet's)")
-    p.add_argument("--num_workers", type=int, default=1, help="videos decoded in parallel (default %(default)s)")
-    p.add_argument("--overwrite", action="store_true", help="decode again even where a fresh file exists")
-    p.add_argument("--no_progress", action="store_true")
-    p.set_defaults(func=cmd_extract_audio)
-
-
-def cmd_extract_audio(args: argparse.Namespace) -> None:
-    report = extract_audio_files(args.video_dir, args.audio_outdir, args.sr, args.overwrite, args.num_workers,
-                                 progress=not args.no_progress)
-    print(f"{report.audio_outdir}: {len(report.decoded)} decoded, {len(report.cached)} already there, "
-          f"{len(report.failed)} failed (see {report.audio_outdir / REPORT_NAME})")
-    if report.failed:
-        raise EMENetInputError(f"{len(report.failed)} video(s) could not be decoded; first: {report.failed[0][1]}")

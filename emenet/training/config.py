@@ -250,7 +250,7 @@ class _AuxiliaryAction(argparse.Action):
         setattr(namespace, self.dest, list(values) if values else ["FA"])
 
 # Flags whose spelling differs from the field name (the original's typo included).
-_ALIASES = {"auxiliary": ["--auxillary"]}
+_ALIASES = {"auxiliary": ["--auxillary"], "cuda": ["--use_cuda"]}
 _HELP = {
     "load_epoch": "-1 resumes from the latest checkpoint (a new run when there is none); 0 starts a new run "
                   "(refused over an existing one without --overwrite); E resumes after epoch E",

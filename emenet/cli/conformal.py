@@ -1,4 +1,4 @@
-"""Command line of `emenet conformal` (and Training/calibrate_conformal.py): parse, then call
+"""`emenet conformal` (and Training/calibrate_conformal.py): parse, then call
 `emenet.conformal.fit.fit_conformal`, and print the measured coverage.
 
 Example:
@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import argparse
 
+from emenet.cli.options import add_ensemble_arguments, add_run_arguments, device_from_args
+
 
 def add_conformal_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the calibration command."""
     from emenet.conformal.regions import AbstainRule, SetMethod
-    from emenet.distill.validate_ensemble_cli import add_member_arguments, add_run_arguments
     rule, method = AbstainRule(), SetMethod()
-    add_member_arguments(parser, split_help="held-out videos to calibrate on (default %(default)s)",
-                         out_help="save the calibration here instead", out_required=False,
-                         checkpoints_help="where the members are; the calibration is saved here as conformal_<key>.json")
+    add_ensemble_arguments(parser, split_help="held-out videos to calibrate on (default %(default)s)",
+                           out_help="save the calibration here instead", out_required=False,
+                           checkpoints_help="where the members are; the calibration is saved here as "
+                                            "conformal_<key>.json")
     parser.add_argument("--coverage", nargs="+", type=float, default=[0.9],
                         help="target coverage(s), each strictly between 0 and 1 (default %(default)s)")
     parser.add_argument("--calibration_split_fraction", type=float, default=0.5,
@@ -36,10 +38,10 @@ def add_conformal_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max_videos", type=int, default=None, help="only the first N videos (quick checks)")
     parser.add_argument("--audio_dir", default=None, help="decoded audio tracks for EMENet-VA members")
     add_run_arguments(parser, overwrite_help="replace an existing calibration file")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=cmd_conformal)
 
 
-def run(args: argparse.Namespace) -> None:
+def cmd_conformal(args: argparse.Namespace) -> None:
     """Fit and save; EMENetInputError for bad input."""
     from emenet.conformal.fit import fit_conformal, measured_table
     from emenet.conformal.regions import AbstainRule, SetMethod
@@ -59,19 +61,10 @@ def run(args: argparse.Namespace) -> None:
     cal, path = fit_conformal(members, args.data_root, args.out, checkpoints_dir=args.checkpoints_dir,
                               coverages=args.coverage, split=args.split,
                               calibration_fraction=args.calibration_split_fraction, seed=args.seed, method=method,
-                              abstain=rule, chunk=args.chunk, device=args.device, num_workers=args.num_workers,
-                              cache_dir=args.cache_dir, audio_dir=args.audio_dir, max_videos=args.max_videos,
+                              abstain=rule, chunk=args.chunk, device=device_from_args(args),
+                              num_workers=args.num_workers, cache_dir=args.cache_dir, audio_dir=args.audio_dir, max_videos=args.max_videos,
                               overwrite=args.overwrite, progress=not args.no_progress)
     print(f"conformal calibration of {len(members)} member(s) written to {path}")
     print(f"measured on {len(cal.split['evaluation_videos'])} held-out video(s):")
     print(markdown_table(pd.DataFrame(measured_table(cal)), digits=3))
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of Training/calibrate_conformal.py."""
-    from emenet.command_runner import run_command
-    parser = argparse.ArgumentParser(prog="calibrate_conformal.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_conformal_arguments(parser)
-    args = parser.parse_args(argv)
-    return run_command(args.func, args)

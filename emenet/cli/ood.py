@@ -3,7 +3,7 @@ uncertainty separating generated OOD clips (non-face images, heavily corrupted f
 in-distribution validation clips.
 
 Writes ood_auroc.csv, ood_auroc.md, ood_clips.csv, ood_histogram.png and ood_summary.json under
---out; see emenet.evaluation.ood for the OOD kinds.
+--out; see emenet.evaluation.ood for the OOD kinds. `emenet ood` and Training/validate_ensemble_OOD.py.
 
 Example:
     python Training/validate_ensemble_OOD.py --data_root data/affwild2 --names t0 t1 t2 --load_epochs 4 --out runs/ood
@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 
-from emenet.evaluation.ood import OOD_KINDS
-from emenet.distill.validate_ensemble_cli import add_member_arguments, add_run_arguments
+from emenet.cli.options import add_ensemble_arguments, add_run_arguments, device_from_args
 
 
-def build_parser() -> argparse.ArgumentParser:
+def add_ood_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of Training/validate_ensemble_OOD.py."""
-    parser = argparse.ArgumentParser(prog="validate_ensemble_OOD.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_member_arguments(parser, names_help="ensemble member run names (at least 2)",
+    from emenet.evaluation.ood import OOD_KINDS
+    add_ensemble_arguments(parser, names_help="ensemble member run names (at least 2)",
                          split_help="where the in-distribution clips come from")
     parser.add_argument("--kinds", nargs="+", default=list(OOD_KINDS), choices=OOD_KINDS, metavar="KIND",
                         help=f"OOD kinds (default: all of {', '.join(OOD_KINDS)})")
@@ -33,11 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max_videos", type=int, default=None, help="only the first N videos (quick checks)")
     add_run_arguments(parser, num_workers=False)
-    parser.set_defaults(func=run)
-    return parser
+    parser.set_defaults(func=cmd_ood)
 
 
-def run(args: argparse.Namespace) -> None:
+def cmd_ood(args: argparse.Namespace) -> None:
     """Evaluate OOD detection for the ensemble `args` name; EMENetInputError for bad input."""
     from emenet.distill.members import members_from_names
     from emenet.evaluation.ood import evaluate_ood
@@ -45,14 +42,9 @@ def run(args: argparse.Namespace) -> None:
     result = evaluate_ood(members, args.data_root, args.out, split=args.split, kinds=args.kinds,
                           clip_len=args.clip_len, clips_per_video=args.clips_per_video,
                           clips_per_kind=args.clips_per_kind, batch_size=args.batch_size, seed=args.seed,
-                          device=args.device, cache_dir=args.cache_dir, max_videos=args.max_videos,
+                          device=device_from_args(args), cache_dir=args.cache_dir, max_videos=args.max_videos,
                           overwrite=args.overwrite, progress=not args.no_progress)
     row = result.auroc.set_index("ood_set").loc["all_ood"]
     print(f"OOD AUROC (all kinds) of epistemic uncertainty, mean over tasks: {row['mean_epistemic_auroc']:.3f}; "
           f"written to {args.out}")
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Parse, run, and turn bad input into one line on stderr and exit status 2."""
-    from emenet.command_runner import parse_and_run
-    return parse_and_run(build_parser(), argv)

@@ -3,7 +3,7 @@ and which frames have a face crop, so a submission can give a row for every fram
 
 Writes Parquet (or CSV when --out ends in .csv); see emenet.challenge.test_set for the columns.
 
-Example:
+Example (`emenet test-set` takes the same options):
     python Training/create_test_set_file.py --data_dir data/affwild2/cropped_aligned \\
         --video_dir data/affwild2/videos --out test_set.parquet
     python Training/create_test_set_file.py --data_dir data/synth --out test_set.csv --count_method packets
@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 
+from emenet.cli.options import add_crops_dir_argument, add_output_arguments
 
-def build_parser() -> argparse.ArgumentParser:
+
+def add_test_set_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of Training/create_test_set_file.py."""
-    parser = argparse.ArgumentParser(prog="create_test_set_file.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", required=True,
                         help="the cropped_aligned folder, or the Aff-wild2 root holding it")
     parser.add_argument("--video_dir", default=None, help="folder of the raw videos, searched recursively "
@@ -27,19 +27,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="EXPR test list (default: <data root>/abaw2_test_set/test_set_Expr_Challenge.txt)")
     parser.add_argument("--va_txt", default=None,
                         help="VA test list (default: <data root>/abaw2_test_set/test_set_VA_Challenge.txt)")
-    parser.add_argument("--crops_dir", nargs="+", default=(), help="more crop folders searched after --data_dir's "
-                        "(e.g. a later release's cropped_aligned_new_50_vids)")
-    parser.add_argument("--out", required=True, help="output file, .parquet or .csv")
+    add_crops_dir_argument(parser, default=(), help="more crop folders searched after --data_dir's (e.g. a later "
+                           "release's cropped_aligned_new_50_vids)")
     parser.add_argument("--count_method", choices=("decode", "packets"), default="decode",
                         help="count frames by decoding them (exact, default) or by counting packets (fast)")
     parser.add_argument("--num_workers", type=int, default=None, help="videos counted in parallel (default: up to 4)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    add_output_arguments(parser, required=True, help="output file, .parquet or .csv",
+                         overwrite_help="replace an existing --out")
     parser.add_argument("--no_progress", action="store_true")
-    parser.set_defaults(func=run)
-    return parser
+    parser.set_defaults(func=cmd_test_set)
 
 
-def run(args: argparse.Namespace) -> None:
+def cmd_test_set(args: argparse.Namespace) -> None:
     """Build and write the index `args` describe; EMENetInputError for bad input."""
     from emenet.challenge.test_set import build_test_set, default_test_lists, resolve_data_dirs, write_test_set
     data_root, _ = resolve_data_dirs(args.data_dir)
@@ -52,8 +51,3 @@ def run(args: argparse.Namespace) -> None:
     missing = sum(v.num_frames - v.num_crops for v in test_set.values())
     print(f"{path}: {len(test_set)} test names, {test_set.num_frames} frames ({missing} without a crop)")
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Parse, run, and turn bad input into one line on stderr and exit status 2."""
-    from emenet.command_runner import parse_and_run
-    return parse_and_run(build_parser(), argv)

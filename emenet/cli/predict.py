@@ -1,11 +1,10 @@
-"""Command-line entry points for inference: `emenet predict VIDEO` and Training/inference_one_image.py.
+"""`emenet predict` (videos and folders) and `emenet image` (Training/inference_one_image.py).
 
     emenet predict utterance_1.mp4 --names teacher_exp_0 teacher_exp_1 --load_epochs 4 6 --output_dir predictions
     emenet predict study/videos/ --checkpoint model.pth --output_dir predictions --workers 2   # or --ray auto
-    python Training/inference_one_image.py --names teacher_exp_0 --load_epochs 4 --image photo.jpg
+    emenet image --names teacher_exp_0 --load_epochs 4 --image photo.jpg
 
-Each `add_*_arguments(parser)` fills an argparse parser and sets `func` to its `cmd_*`; the
-`run_*` functions parse, run and turn an EMENetInputError into one line on stderr and exit 2.
+Each `add_*_arguments(parser)` fills an argparse parser and sets `func` to its `cmd_*`.
 """
 from __future__ import annotations
 
@@ -13,34 +12,25 @@ import argparse
 import logging
 from pathlib import Path
 
-from emenet.command_runner import parse_and_run
+from emenet.cli.options import (add_device_arguments, add_member_arguments, add_output_arguments,
+                                checkpoint_paths_from_args, device_from_args)
 from emenet.errors import EMENetInputError
 
 log = logging.getLogger("emenet")
 
 
-def add_checkpoint_arguments(p: argparse.ArgumentParser) -> None:
-    """Which models to load: original-layout names and epochs, and/or checkpoint files."""
-    p.add_argument("--names", nargs="+", default=[], metavar="NAME",
-                   help="model names under --checkpoints_dir (several: an ensemble)")
-    p.add_argument("--load_epochs", nargs="+", type=int, default=[], metavar="E",
-                   help="epoch of each name (one epoch applies to every name)")
-    p.add_argument("--checkpoints_dir", default="./checkpoints",
-                   help="folder of <name>/net_epoch_<E>_<name>.pth (default ./checkpoints)")
-    p.add_argument("--checkpoint", nargs="+", default=[], metavar="PATH",
-                   help="checkpoint files, instead of or besides --names")
-    p.add_argument("--cuda", action="store_true", help="run on the GPU (same as --device cuda)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+def add_predictor_arguments(p: argparse.ArgumentParser) -> None:
+    """Which models to load (names and epochs, and/or files), on which device and backend, and how."""
+    add_member_arguments(p, files=True)
+    add_device_arguments(p, backend=True)
     p.add_argument("--batch_size", type=int, default=64, help="frames per forward pass (default 64)")
-    p.add_argument("--backend", default="auto", choices=["auto", "eager", "fused", "compile", "onnx", "int8"],
-                   help="inference path (emenet.fast.runners); auto: onnx on the CPU where the onnx extra is installed, else fused")
     p.add_argument("--audio_timing", default=None, choices=["exact", "legacy"],
                    help="audio-visual models: where each frame's audio window sits; legacy: the original's drifting "
                         "timing, to run its released checkpoints as they were trained (default: the checkpoint's)")
-    add_conformal_arguments(p)
+    add_coverage_arguments(p)
 
 
-def add_conformal_arguments(p: argparse.ArgumentParser) -> None:
+def add_coverage_arguments(p: argparse.ArgumentParser) -> None:
     """`--coverage` / `--conformal`: conformal sets and intervals per frame (emenet.conformal)."""
     p.add_argument("--coverage", type=float, default=None, metavar="C",
                    help="add conformal sets and intervals at target coverage C (e.g. 0.9): EXPR_set, AU<k>_set, "
@@ -50,22 +40,9 @@ def add_conformal_arguments(p: argparse.ArgumentParser) -> None:
                    help="the conformal calibration file to use (default: conformal_<key>.json beside the checkpoints)")
 
 
-def checkpoint_paths_from_args(args: argparse.Namespace) -> list[Path]:
-    """`--names/--load_epochs` under `--checkpoints_dir`, then any `--checkpoint PATH`; one line if none."""
-    from emenet.run_layout import named_checkpoint_paths
-    paths = [Path(p) for p in args.checkpoint]
-    if args.names or args.load_epochs:
-        if not args.names or not args.load_epochs:
-            raise EMENetInputError("--names and --load_epochs go together")
-        paths = named_checkpoint_paths(args.names, args.load_epochs, args.checkpoints_dir) + paths
-    if not paths:
-        raise EMENetInputError("no model given: pass --names NAME --load_epochs E, or --checkpoint PATH")
-    return paths
-
-
 def predictor_from_args(args: argparse.Namespace):
     from emenet.inference.predictor import Predictor
-    return Predictor(checkpoint_paths_from_args(args), device="cuda" if args.cuda else args.device,
+    return Predictor(checkpoint_paths_from_args(args), device=device_from_args(args),
                      batch_size=args.batch_size, backend=getattr(args, "backend", "auto"),
                      coverage=getattr(args, "coverage", None), conformal_file=getattr(args, "conformal", None),
                      audio_timing=getattr(args, "audio_timing", None))
@@ -78,12 +55,11 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", metavar="VIDEO", help="a raw video file (any format FFmpeg decodes), a folder (searched "
                    "recursively for videos) or a glob such as 'videos/**/*.mp4' (quoted)")
     p.add_argument("more_videos", nargs="*", metavar="VIDEO", help="more files, folders or globs")
-    add_checkpoint_arguments(p)
-    p.add_argument("--output_dir", default="predictions",
-                   help="folder for the CSV, MP4 and PNG of one video; with several, one folder per video inside "
-                        "it and summary.csv (default ./predictions)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace existing outputs (several videos: redo finished ones)")
+    add_predictor_arguments(p)
+    add_output_arguments(p, "--output_dir", default="predictions",
+                         help="folder for the CSV, MP4 and PNG of one video; with several, one folder per video "
+                              "inside it and summary.csv (default ./predictions)",
+                         overwrite_help="replace existing outputs (several videos: redo finished ones)")
     p.add_argument("--no_progress", action="store_true", help="no progress bars")
     p.add_argument("--main_face", action="store_true", help="predict only the most persistent face track")
     p.add_argument("--audio", action="store_true",
@@ -156,7 +132,7 @@ def _predict_many(args: argparse.Namespace) -> None:
     checkpoints = checkpoint_paths_from_args(args)
     conformal = conformal_from_args(checkpoints, args.coverage, args.conformal)  # checked once, before any video
     spec = PredictorSpec(tuple(str(p) for p in checkpoints),
-                         "cuda" if args.cuda else args.device, args.batch_size, getattr(args, "backend", "auto"),
+                         device_from_args(args), args.batch_size, getattr(args, "backend", "auto"),
                          coverage=None if conformal is None else conformal.coverage,
                          conformal_file=None if conformal is None else str(conformal.source))
     settings = PredictSettings(main_face=args.main_face, min_track_length=args.min_track_length, report=args.report,
@@ -173,16 +149,14 @@ def _predict_many(args: argparse.Namespace) -> None:
 
 # ------------------------------------------------------------- inference_one_image.py
 
-def add_image_arguments(p: argparse.ArgumentParser, default_image: str | Path | None = None) -> None:
-    add_checkpoint_arguments(p)
-    p.add_argument("--image", default=None if default_image is None else str(default_image), required=default_image is None,
+def add_image_arguments(p: argparse.ArgumentParser) -> None:
+    add_predictor_arguments(p)
+    p.add_argument("--image", required=True,
                    help="a 112x112 aligned face crop (used as is) or a photo (every face is detected, aligned and "
-                        "predicted)"
-                        + (f"; default {default_image}" if default_image else ""))
-    p.add_argument("--output_dir", default="inference_output", help="folder for the PNG, PDF and JSON")
+                        "predicted)")
+    add_output_arguments(p, "--output_dir", default="inference_output", help="folder for the PNG, PDF and JSON")
     p.add_argument("--auxiliary", "--auxillary", action="store_true",
                    help="accepted for compatibility; the face-alignment head is detected from the checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--largest_face", action="store_true",
                    help="predict only the largest face of a photo (the one-face output)")
     from emenet.face.detector_options import add_detector_arguments
@@ -209,13 +183,3 @@ def cmd_image(args: argparse.Namespace) -> None:
     paths = write_image_outputs(result, args.output_dir, [str(p) for p in predictor.paths], overwrite=args.overwrite,
                                 conformal=conformal, conformal_settings=predictor.conformal)
     print(f"written: {paths.png}, {paths.pdf}, {paths.json}")
-
-
-# ----------------------------------------------------------------------------- running
-
-def run_inference_one_image(argv: list[str] | None = None, default_image: str | Path | None = None) -> int:
-    """Entry point of Training/inference_one_image.py."""
-    parser = argparse.ArgumentParser(prog="inference_one_image.py",
-                                     description="Predict AU, expression, valence/arousal (and uncertainty) for one image.")
-    add_image_arguments(parser, default_image)
-    return parse_and_run(parser, argv)

@@ -60,10 +60,3 @@ def run_command(func: Callable[[argparse.Namespace], object], args: argparse.Nam
         return 2
     return 0
 
-
-def parse_and_run(parser: argparse.ArgumentParser, argv: list[str] | None = None,
-                  func: Callable[[argparse.Namespace], object] | None = None) -> int:
-    """Add `--debug` to `parser`, parse `argv` and run `func` (default: the parsed `func`)."""
-    add_debug_argument(parser)
-    args = parser.parse_args(argv)
-    return run_command(func or args.func, args)

@@ -21,8 +21,8 @@ from emenet.inference.video import VideoWriter
 from emenet.inference.video_job import PredictSettings, VideoJob, process_video
 
 PHOTO = Path(__file__).resolve().parents[1] / "example_image" / "astronaut_photo.jpg"
-NUM_FRAMES = 40
-CHUNK = 16  # frames per chunk: three chunks, the last one short
+NUM_FRAMES = 30
+CHUNK = 12  # frames per chunk: three chunks, the last one short
 
 
 # ------------------------------------------------------------------ the stage helpers
@@ -160,3 +160,41 @@ def test_a_video_jobs_marker_records_its_stage_times(predictor, face_video, tmp_
 def test_concurrent_pipeline_matches_the_sequential_one_on_the_real_video(shared_dir, predictor, tmp_path):
     outs = _both_paths(predictor, shared_dir / "data" / "utterance_1.mp4", tmp_path)
     assert outs[True].csv.read_bytes() == outs[False].csv.read_bytes()
+
+
+# ---------------------------------------------------------------- the benchmark's rows
+
+def test_first_frame_stops_at_the_first_predicted_chunk_and_marks_both_moments(predictor, face_video, capsys):
+    from emenet.bench.first_frame import FIRST_FRAME_MARKER, READY_MARKER, main
+    assert main([str(face_video), "auto", str(CHUNK), str(predictor.paths[0])]) == 0
+    assert capsys.readouterr().out.split() == [READY_MARKER, FIRST_FRAME_MARKER]
+
+
+def test_time_markers_times_each_marker_line_from_the_start_of_the_command():
+    import os
+    import sys
+    from emenet.bench.workloads import _time_markers
+    script = "import time; print('A', flush=True); time.sleep(0.3); print('noise'); print('B', flush=True)"
+    marks = _time_markers([sys.executable, "-c", script], dict(os.environ), ("A", "B"))
+    assert 0 < marks["A"] < marks["B"] <= marks["exit_s"] and marks["B"] - marks["A"] >= 0.3
+    with pytest.raises(RuntimeError, match=r"before printing \['C'\]"):
+        _time_markers([sys.executable, "-c", script], dict(os.environ), ("A", "C"))
+
+
+def test_report_shows_the_stage_times_and_the_cold_start_rows():
+    from emenet.bench.report import render_markdown
+    stages = {"detect": {"seconds": 12.0, "frames": 300, "frames_per_s": 25.0},
+              "predict": {"seconds": 3.0, "frames": 300, "frames_per_s": 100.0}}
+    video = {"backend": "onnx", "num_frames": 300, "frames_per_s": 20.0, "stages": stages, "peak_rss_mb": 700.0}
+    cold = {"backend": "auto", "first_use_ready_s": 20.0, "first_use_first_frame_s": 31.5, "cached_ready_s": 2.0,
+            "cached_first_frame_s": 13.25}
+    report = {"results": {"video/1/auto": video, "cold_start/1": cold, "cold_start/5": {"error": "RuntimeError: x"}},
+              "machine": {"cpu": "c", "usable_cpus": 2, "gpu": None, "torch_threads": 2, "python": "3",
+                          "platform": "p"},
+              "config": {"members": 5, "batch": 64, "stream_frames": 16, "quick_mode": False}, "versions": {},
+              "method": {"timing": "t", "training_timing": "t", "video_timing": "v", "memory": "m", "baseline": "b",
+                         "isolation": "i"}, "started": "now", "seconds": 1.0, "targets": []}
+    md = render_markdown(report)
+    assert "| 1 | auto (onnx) | 300 | 20.0 |  | detect 12.0 (25), predict 3.0 (100) | 700 |" in md
+    assert "| 1 | auto | 20.0 | 31.5 | 2.0 | 13.2 |" in md
+    assert "| 5 | failed: RuntimeError: x |" in md

@@ -107,6 +107,9 @@ def plan(config: SuiteConfig, video: Path | None, data_root: Path | None) -> lis
                 spec = {"kind": "video", "members": members, "backend": backend, "video": str(video), "batch": c.batch,
                         "repeat": c.video_repeat}
                 out.append(Measurement(f"video/{members}/{backend}", "video", spec))
+        for members in () if c.quick_mode else (1, c.members):  # fresh processes and exports: minutes
+            spec = {"kind": "cold_start", "members": members, "backend": "auto", "video": str(video), "batch": c.batch}
+            out.append(Measurement(f"cold_start/{members}", "video", spec))
         spec = {"kind": "long_video", "members": 1, "backend": "auto", "video": str(video),
                 "lengths": list(c.long_video_frames)}
         out.append(Measurement("long_video", "video", spec))

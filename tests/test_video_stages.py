@@ -182,7 +182,7 @@ def test_time_markers_times_each_marker_line_from_the_start_of_the_command():
 
 
 def test_report_shows_the_stage_times_and_the_cold_start_rows():
-    from emenet.bench.report import render_markdown
+    from emenet.bench.report import evaluate_targets, render_markdown
     stages = {"detect": {"seconds": 12.0, "frames": 300, "frames_per_s": 25.0},
               "predict": {"seconds": 3.0, "frames": 300, "frames_per_s": 100.0}}
     video = {"backend": "onnx", "num_frames": 300, "frames_per_s": 20.0, "stages": stages, "peak_rss_mb": 700.0}
@@ -198,3 +198,8 @@ def test_report_shows_the_stage_times_and_the_cold_start_rows():
     assert "| 1 | auto (onnx) | 300 | 20.0 |  | detect 12.0 (25), predict 3.0 (100) | 700 |" in md
     assert "| 1 | auto | 20.0 | 31.5 | 2.0 | 13.2 |" in md
     assert "| 5 | failed: RuntimeError: x |" in md
+    follow = {**video, "detect_every": 4, "frames_per_s": 33.0}
+    targets = {t["target"]: t for t in evaluate_targets(
+        {"results": {"video/5/auto": video, "video/5/auto_follow": follow}, "config": {"members": 5}})}
+    target = targets["video pipeline, 5-member ensemble"]
+    assert target["met"] is False and target["detail"] == "with --detect_every 4: 33.0 frames/s"

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from emenet.bench.child import RESULT_MARKER, run_spec
 from emenet.bench.measure import library_versions, load_average, machine_info, machine_slug, timing_method
-from emenet.bench.report import evaluate_targets, render_markdown
+from emenet.bench.report import FOLLOW, FOLLOW_EVERY, evaluate_targets, render_markdown
 from emenet.errors import EMENetInputError
 from emenet.io_utils import atomic_path, write_json
 
@@ -103,10 +103,14 @@ def plan(config: SuiteConfig, video: Path | None, data_root: Path | None) -> lis
     if "video" not in c.skip and video is not None:
         out.append(Measurement("video_stages", "video", {"kind": "video_stages", "video": str(video)}))
         for members in (1, c.members):
-            for backend in (BASELINE, "auto"):
-                spec = {"kind": "video", "members": members, "backend": backend, "video": str(video), "batch": c.batch,
-                        "repeat": c.video_repeat}
+            for backend in (BASELINE, "auto", FOLLOW):
+                spec = {"kind": "video", "members": members, "backend": "auto" if backend == FOLLOW else backend,
+                        "video": str(video), "batch": c.batch, "repeat": c.video_repeat,
+                        "detect_every": FOLLOW_EVERY if backend == FOLLOW else 1}
                 out.append(Measurement(f"video/{members}/{backend}", "video", spec))
+        for members in () if c.quick_mode else (1, c.members):  # fresh processes and exports: minutes
+            spec = {"kind": "cold_start", "members": members, "backend": "auto", "video": str(video), "batch": c.batch}
+            out.append(Measurement(f"cold_start/{members}", "video", spec))
         spec = {"kind": "long_video", "members": 1, "backend": "auto", "video": str(video),
                 "lengths": list(c.long_video_frames)}
         out.append(Measurement("long_video", "video", spec))

@@ -6,6 +6,9 @@ the trainer's step with every speed setting off (`TrainSpeed()`).
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -120,24 +123,70 @@ def make_looped_video(source: str | Path, out: str | Path, num_frames: int) -> P
 
 
 def video(spec: dict) -> dict:
-    """End to end: decode, detect, track, align, predict, write CSV + annotated MP4 + timeline."""
+    """End to end: decode, detect, track, align, predict, write CSV + annotated MP4 + timeline.
+
+    `stages`: each stage's busy seconds and frames/s in the median run (emenet.video.stages),
+    so the slowest stage is visible; `concurrent` (default true) runs the stages in threads;
+    `detect_every` K > 1 searches every K-th frame for faces and follows them in between.
+    """
+    from emenet.face.detector_options import DetectorOptions
     from emenet.video.outputs import predict_video_to_files
     from emenet.inference.predictor import Predictor
     backend = "eager" if spec["backend"] == BASELINE else spec["backend"]
+    concurrent = spec.get("concurrent", True)
+    detector = DetectorOptions(detect_every=spec.get("detect_every", 1)).build()
     with tempfile.TemporaryDirectory(prefix="emenet-bench-") as tmp:
         predictor = Predictor(_checkpoints(spec["members"], Path(tmp)), backend=backend, batch_size=spec["batch"])
         runs = []
         for k in range(spec["repeat"]):
             t0 = time.perf_counter()
             result, mem = measure_memory(lambda k=k: predict_video_to_files(
-                predictor, spec["video"], Path(tmp) / f"out_{k}", overwrite=True, progress=False))
-            runs.append((time.perf_counter() - t0, result.prediction.num_frames, mem))
+                predictor, spec["video"], Path(tmp) / f"out_{k}", overwrite=True, progress=False,
+                concurrent=concurrent, detector=detector))
+            runs.append((time.perf_counter() - t0, result.prediction.num_frames, mem, result.stages))
         predictor.close()
-    seconds = sorted(r[0] for r in runs)[len(runs) // 2]
-    frames = runs[0][1]
+    median = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
+    seconds, frames = median[0], runs[0][1]
     return {"members": spec["members"], "backend": backend, "video": str(spec["video"]), "num_frames": frames,
-            "repeat": len(runs), "wall_s": [r[0] for r in runs], "median_s": seconds, "frames_per_s": frames / seconds,
+            "concurrent": concurrent, "detect_every": detector.detect_every, "repeat": len(runs), "wall_s": [r[0] for r in runs], "median_s": seconds,
+            "frames_per_s": frames / seconds, "stages": median[3],
             "peak_rss_mb": max(r[2]["peak_rss_mb"] for r in runs), "memory_method": runs[0][2]["memory_method"]}
+
+
+def _time_markers(command: list[str], env: dict, markers: tuple[str, ...]) -> dict[str, float]:
+    """Run `command`; seconds from its start to each marker line on its stdout (stderr passes through)."""
+    t0 = time.perf_counter()
+    seen: dict[str, float] = {}
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) as proc:
+        for line in proc.stdout:
+            name = line.strip()
+            if name in markers and name not in seen:
+                seen[name] = time.perf_counter() - t0
+        rc = proc.wait()
+    seen["exit_s"] = time.perf_counter() - t0
+    if rc != 0 or not set(markers) <= set(seen):
+        raise RuntimeError(f"{' '.join(command[:4])} ... exited with {rc} before printing {sorted(set(markers) - set(seen))}")
+    return seen
+
+
+def cold_start(spec: dict) -> dict:
+    """Seconds from the command (a new Python process) to its predictor being ready and to its
+    first predicted frames, with an empty export cache (first use: ONNX export, int8
+    quantisation) and then with the cache that run filled (emenet.bench.first_frame)."""
+    from emenet.bench.first_frame import FIRST_FRAME_MARKER, READY_MARKER
+    with tempfile.TemporaryDirectory(prefix="emenet-bench-") as tmp:
+        checkpoints = [str(p) for p in _checkpoints(spec["members"], Path(tmp))]
+        import matplotlib  # its font cache is not ours to rebuild: it stays where it is
+        env = {**os.environ, "XDG_CACHE_HOME": str(Path(tmp) / "cache"),  # empty: the first run fills it
+               "MPLCONFIGDIR": os.environ.get("MPLCONFIGDIR") or matplotlib.get_cachedir()}
+        command = [sys.executable, "-m", "emenet.bench.first_frame", str(spec["video"]), spec["backend"],
+                   str(spec.get("batch", 64)), *checkpoints]
+        out: dict = {"members": spec["members"], "backend": spec["backend"], "video": str(spec["video"])}
+        for run in ("first_use", "cached"):
+            marks = _time_markers(command, env, (READY_MARKER, FIRST_FRAME_MARKER))
+            out[f"{run}_ready_s"] = marks[READY_MARKER]
+            out[f"{run}_first_frame_s"] = marks[FIRST_FRAME_MARKER]
+    return out
 
 
 def video_stages(spec: dict) -> dict:
@@ -402,7 +451,7 @@ def ceiling(spec: dict) -> dict:
 
 WORKLOADS: dict[str, Callable[[dict], dict]] = {
     "inference": inference, "video": video, "video_stages": video_stages, "detect_align": detect_align,
-    "long_video": long_video,
+    "long_video": long_video, "cold_start": cold_start,
     "train_step": train_step, "loader": loader, "profile": profile, "onnx_profile": onnx_profile,
     "ceiling": ceiling,
 }

@@ -24,6 +24,7 @@ class DetectorOptions:
     min_face_size: float | None = None
     score_threshold: float = DEFAULT_SCORE_THRESHOLD
     refine_points: int = REFINE_ROUNDS
+    detect_every: int = 1  # search every K-th video frame, follow the faces in between (BlazeFace)
 
     def __post_init__(self) -> None:
         if self.name not in DETECTORS:
@@ -36,16 +37,25 @@ class DetectorOptions:
             raise EMENetInputError(f"--detection_threshold must be in (0, 1), got {self.score_threshold}")
         if self.refine_points not in (0, 1, 2, 3):
             raise EMENetInputError(f"--refine_points must be 0, 1, 2 or 3, got {self.refine_points}")
+        if self.detect_every < 1:
+            raise EMENetInputError(f"--detect_every must be at least 1, got {self.detect_every}")
 
     def build(self) -> FaceDetector:
         if self.name == "haar":
             return make_detector("haar")
         return make_detector(self.name, model=self.model, min_face_size=self.min_face_size,
-                             score_threshold=self.score_threshold, refine_points=self.refine_points)
+                             score_threshold=self.score_threshold, refine_points=self.refine_points,
+                             detect_every=self.detect_every)
 
     def record(self) -> dict[str, Any]:
-        """JSON form (only what applies to the chosen detector)."""
-        return {"name": self.name} if self.name == "haar" else asdict(self)
+        """JSON form (only what applies to the chosen detector; `detect_every` only when set, so
+        outputs made before it existed still match)."""
+        if self.name == "haar":
+            return {"name": self.name}
+        record = asdict(self)
+        if self.detect_every == 1:
+            del record["detect_every"]
+        return record
 
 
 def add_detector_arguments(p: argparse.ArgumentParser) -> None:
@@ -64,10 +74,14 @@ def add_detector_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--refine_points", type=int, default=REFINE_ROUNDS,
                    help="upright second looks at each face that refine its points (steadier, rotation-invariant "
                         "crops; each costs one more detector pass per face; 0: faster; default %(default)s)")
+    p.add_argument("--detect_every", type=int, default=1,
+                   help="search for faces in every K-th video frame only; the frames in between follow the faces "
+                        "found (one detector pass per face instead of a search and the refinements: faster, "
+                        "faces appear up to K-1 frames late; BlazeFace; default %(default)s: every frame)")
 
 
 def detector_options_from_args(args: argparse.Namespace) -> DetectorOptions:
     return DetectorOptions(getattr(args, "detector", DEFAULT_DETECTOR), getattr(args, "detector_model", DEFAULT_MODEL),
                            getattr(args, "min_face_size", None),
                            getattr(args, "detection_threshold", DEFAULT_SCORE_THRESHOLD),
-                           getattr(args, "refine_points", REFINE_ROUNDS))
+                           getattr(args, "refine_points", REFINE_ROUNDS), getattr(args, "detect_every", 1))

@@ -196,7 +196,10 @@ def process_video(predictor: Predictor, job: VideoJob, settings: PredictSettings
                                worker=os.getpid(), peak_rss_mb=peak_rss_mb())
         marker = {**outcome.row(), "settings": settings.record(), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                   "files": {p.name: p.stat().st_size for p in outputs.paths},
-                  "track_ids": result.track_ids, "dropped_tracks": len(result.tracks) - result.num_kept}
+                  "track_ids": result.track_ids, "dropped_tracks": len(result.tracks) - result.num_kept,
+                  # busy seconds per pipeline stage, slowest first: which stage holds the video back
+                  "stage_seconds": {k: v["seconds"] for k, v in outputs.stages.items()},
+                  "stage_frames_per_s": {k: v["frames_per_s"] for k, v in outputs.stages.items()}}
         write_json(job.marker, marker)
         return outcome
     except Exception as exc:  # one bad video must not stop the others; the summary says why

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from emenet.viz.faces_figure import plot_faces_prediction
 from emenet.inference.image import ImagePrediction
 from emenet.inference.predictor import Predictor
 from emenet.inference.results import FramePredictions
+from emenet.video.stages import StageClock
 from emenet.video.timeline import plot_timeline
 from emenet.video.predict import (DEFAULT_MIN_TRACK_LENGTH, DEFAULT_SMOOTH_SIGMA, FrameProgress,
                                     MultiTrackPrediction, PredictedChunk, TrackGeometry, VideoPrediction, VideoTracks,
@@ -136,6 +137,7 @@ class VideoOutputs:
     result: MultiTrackPrediction  # every predicted track
     seconds: float  # wall time of the whole run
     report: Path | None = None  # the interactive HTML report, when asked for
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)  # StageClock.summary(): busy s per stage
 
     @property
     def prediction(self) -> VideoPrediction:
@@ -205,7 +207,7 @@ def predict_video_to_files(predictor: Predictor, video_path: str | os.PathLike, 
                            tracker: FaceTracker | None = None, smooth_sigma: float = DEFAULT_SMOOTH_SIGMA,
                            progress: bool | FrameProgress = True, main_face: bool = False,
                            min_track_length: int = DEFAULT_MIN_TRACK_LENGTH, report: bool = False,
-                           plotly_js: str | bool = True) -> VideoOutputs:
+                           plotly_js: str | bool = True, concurrent: bool = True) -> VideoOutputs:
     """Predict every face track of a raw video (only the main one with `main_face`) and write,
     in `output_dir`:
 
@@ -221,8 +223,10 @@ def predict_video_to_files(predictor: Predictor, video_path: str | os.PathLike, 
     face crops; `plotly_js` True embeds Plotly's script, a relative path references it).
 
     The files appear together or not at all (each is written to a temporary name first).
+    `concurrent`: see `predict_video_tracks`; the outputs' `stages` give each stage's busy time.
     """
     start = time.perf_counter()
+    clock = StageClock()
     csv_path, mp4_path, png_path = video_output_paths(output_dir, video_path)
     html_path = report_path(output_dir, video_path)
     _refuse_existing([csv_path, mp4_path, png_path] + ([html_path] if report else []), overwrite)
@@ -246,14 +250,19 @@ def predict_video_to_files(predictor: Predictor, video_path: str | os.PathLike, 
         try:
             result = predict_video_tracks(predictor, video_path, detector=detector, tracker=tracker,
                                           smooth_sigma=smooth_sigma, progress=progress, main_face=main_face,
-                                          min_track_length=min_track_length, on_chunk=on_chunk)
+                                          min_track_length=min_track_length, on_chunk=on_chunk, clock=clock,
+                                          concurrent=concurrent)
         finally:
-            writer.close()
-        table = result.to_dataframe()
-        if getattr(predictor, "conformal", None) is not None:  # EXPR_set, AU<k>_set, valence_lo/hi, ..., abstain_<task>
-            table = predictor.conformal.add_columns(table)
-        table.to_csv(tmp_csv, index=False, float_format="%.6g")
-        plot_timeline(result, conformal=getattr(predictor, "conformal", None)).savefig(tmp_png, format="png", dpi=120)
+            with clock.timed("write"):
+                writer.close()
+        with clock.timed("tables", result.num_frames):
+            table = result.to_dataframe()
+            if getattr(predictor, "conformal", None) is not None:  # EXPR_set, AU<k>_set, valence_lo/hi, ...
+                table = predictor.conformal.add_columns(table)
+            table.to_csv(tmp_csv, index=False, float_format="%.6g")
+        with clock.timed("timeline", result.num_frames):
+            plot_timeline(result, conformal=getattr(predictor, "conformal", None)).savefig(tmp_png, format="png",
+                                                                                            dpi=120)
         if report:
             from emenet.viz.report.video_report import video_report_html
             tmp_html = stack.enter_context(atomic_path(html_path))
@@ -264,6 +273,8 @@ def predict_video_to_files(predictor: Predictor, video_path: str | os.PathLike, 
             tmp_html.write_text(video_report_html(written, title=Path(video_path).name, thumbs=thumbs.thumbs,
                                                   plotly_js=plotly_js, summary=summary), encoding="utf-8")
     seconds = time.perf_counter() - start
-    log.info("%s: %d frames, %d track(s) in %.1f s (%.1f frames/s) -> %s", video_path, result.num_frames,
-             len(result.predictions), seconds, result.num_frames / max(seconds, 1e-9), Path(output_dir))
-    return VideoOutputs(csv_path, mp4_path, png_path, result, seconds, html_path if report else None)
+    stages = clock.summary()
+    log.info("%s: %d frames, %d track(s) in %.1f s (%.1f frames/s) -> %s; busy s per stage: %s", video_path,
+             result.num_frames, len(result.predictions), seconds, result.num_frames / max(seconds, 1e-9),
+             Path(output_dir), ", ".join(f"{k} {v['seconds']:.2f}" for k, v in stages.items()))
+    return VideoOutputs(csv_path, mp4_path, png_path, result, seconds, html_path if report else None, stages)

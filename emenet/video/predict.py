@@ -42,6 +42,7 @@ from emenet.face.tracking import (FaceTracker, Track, filter_tracks, select_main
                                   smooth_track_points)
 from emenet.inference.predictor import Predictor
 from emenet.inference.results import FramePredictions
+from emenet.video.stages import BackgroundConsumer, StageClock, prefetch, timed_iter
 from emenet.models.mobilefacenet import INPUT_SIZE
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,14 @@ DEFAULT_MIN_TRACK_LENGTH = 25
 
 FrameProgress = Callable[[str, int], None]
 """A progress callback: `progress(stage, frames)` after each chunk ("detecting", then "predicting")."""
+
+
+def decoded_chunks(path: str | os.PathLike, chunk_size: int, clock: StageClock | None = None,
+                   concurrent: bool = True) -> Iterator["FrameChunk"]:
+    """`iter_video_chunks`, timed as the "decode" stage; with `concurrent`, decoded in a thread
+    a bounded queue ahead of the caller (emenet.video.stages), so decoding overlaps the work."""
+    chunks = timed_iter(iter_video_chunks(path, chunk_size), clock, "decode")
+    return prefetch(chunks, name="emenet-decode") if concurrent else chunks
 
 
 @contextlib.contextmanager
@@ -184,20 +193,26 @@ def max_gap_frames(fps: float, seconds: float = DEFAULT_MAX_GAP_SECONDS) -> int:
 
 def track_video_faces(path: str | os.PathLike, detector: FaceDetector | None = None,
                       tracker: FaceTracker | None = None, chunk_size: int = 64, progress: bool | FrameProgress = True,
-                      min_track_length: int = DEFAULT_MIN_TRACK_LENGTH, drop_body_faces: bool = True) -> VideoTracks:
+                      min_track_length: int = DEFAULT_MIN_TRACK_LENGTH, drop_body_faces: bool = True,
+                      clock: StageClock | None = None, concurrent: bool = True) -> VideoTracks:
     """Pass 1: detect faces in every frame, link them into tracks, keep those that are people.
 
     The default tracker bridges gaps of up to DEFAULT_MAX_GAP_SECONDS; see `filter_tracks`
-    for `min_track_length` and `drop_body_faces`.
+    for `min_track_length` and `drop_body_faces`. `clock` receives the "decode", "detect" and
+    "track" stage times; `concurrent` decodes in a thread ahead of the detector.
     """
     detector = detector or default_detector()
+    clock = clock or StageClock()
     meta = read_video_meta(path)
     tracker = tracker or FaceTracker(max_gap=max_gap_frames(meta.fps))
     times: list[np.ndarray] = []
     with _frame_counter(progress, "detecting", meta.num_frames_hint, "detecting faces") as update:
-        for chunk in iter_video_chunks(path, chunk_size):
-            for k, detections in enumerate(detect_frames(detector, chunk.frames)):
-                tracker.update(chunk.start + k, detections)
+        for chunk in decoded_chunks(path, chunk_size, clock, concurrent):
+            with clock.timed("detect", len(chunk)):
+                found = detect_frames(detector, chunk.frames)
+            with clock.timed("track", len(chunk)):
+                for k, detections in enumerate(found):
+                    tracker.update(chunk.start + k, detections)
             times.append(chunk.times)
             update(len(chunk))
     selection = filter_tracks(tracker.tracks, min_length=min_track_length, drop_body_faces=drop_body_faces)
@@ -300,10 +315,13 @@ def _chunk_mask(face_found: np.ndarray, start: int, n: int) -> np.ndarray:
 
 def iter_track_predictions(predictor: Predictor, path: str | os.PathLike, geometries: list[TrackGeometry],
                            chunk_size: int | None = None, progress: bool | FrameProgress = True,
-                           sound: AudioTrack | None = None) -> Iterator[PredictedChunk]:
+                           sound: AudioTrack | None = None, clock: StageClock | None = None,
+                           concurrent: bool = True) -> Iterator[PredictedChunk]:
     """Pass 2: crop every track's face where it was found and predict each track as its own
-    sequence (one `StreamState` per track, carried from chunk to chunk)."""
+    sequence (one `StreamState` per track, carried from chunk to chunk). `clock` receives the
+    "decode", "crop" and "predict" stage times; `concurrent` decodes in a thread ahead."""
     chunk_size = chunk_size or predictor.batch_size
+    clock = clock or StageClock()
     states = {g.track_id: predictor.new_state() for g in geometries}
     num_frames = len(geometries[0].face_found) if geometries else None
     # An audio-visual predictor hears the video's own track: decoded once (16 kHz mono), then one
@@ -311,18 +329,21 @@ def iter_track_predictions(predictor: Predictor, path: str | os.PathLike, geomet
     if predictor.audio_window and sound is None:
         sound = read_audio_track(path, predictor.audio_sample_rate)
     with _frame_counter(progress, "predicting", num_frames, "predicting") as update:
-        for chunk in iter_video_chunks(path, chunk_size):
+        for chunk in decoded_chunks(path, chunk_size, clock, concurrent):
             parts = []
             for g in geometries:
                 found = _chunk_mask(g.face_found, chunk.start, len(chunk))
                 local = np.flatnonzero(found)
-                crops = np.empty((len(local), INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
-                for j, k in enumerate(local):  # one warp per frame: OpenCV works image by image
-                    crops[j] = g.crop(chunk.frames[k], chunk.start + k)
-                windows = None if sound is None else frame_windows(
-                    sound.samples, sound.fps, chunk.start + local, sound.sample_rate,
-                    predictor.audio_window / sound.sample_rate, getattr(predictor, "audio_timing", "exact"))
-                predictions, states[g.track_id] = predictor.predict_frames(crops, states[g.track_id], audio=windows)
+                with clock.timed("crop", len(local)):
+                    crops = np.empty((len(local), INPUT_SIZE, INPUT_SIZE, 3), np.uint8)
+                    for j, k in enumerate(local):  # one warp per frame: OpenCV works image by image
+                        crops[j] = g.crop(chunk.frames[k], chunk.start + k)
+                    windows = None if sound is None else frame_windows(
+                        sound.samples, sound.fps, chunk.start + local, sound.sample_rate,
+                        predictor.audio_window / sound.sample_rate, getattr(predictor, "audio_timing", "exact"))
+                with clock.timed("predict", len(local)):
+                    predictions, states[g.track_id] = predictor.predict_frames(crops, states[g.track_id],
+                                                                               audio=windows)
                 parts.append(TrackChunk(g.track_id, found, predictions))
             yield PredictedChunk(chunk, parts)
             update(len(chunk))
@@ -489,21 +510,27 @@ def predict_video_tracks(predictor: Predictor, path: str | os.PathLike, detector
                          chunk_size: int | None = None, progress: bool | FrameProgress = True,
                          main_face: bool = False, min_track_length: int = DEFAULT_MIN_TRACK_LENGTH,
                          select_track: Callable[[list[Track]], Track | None] = select_main_track,
-                         on_chunk: Callable[[PredictedChunk, VideoTracks, list[TrackGeometry]], None] | None = None
-                         ) -> MultiTrackPrediction:
+                         on_chunk: Callable[[PredictedChunk, VideoTracks, list[TrackGeometry]], None] | None = None,
+                         clock: StageClock | None = None, concurrent: bool = True) -> MultiTrackPrediction:
     """Track the faces of a video and predict every frame of every kept track.
 
     With `main_face`, only the track that `select_track(kept tracks)` picks (default: the
     most persistent) is predicted. `on_chunk(chunk, tracks, geometries)` is called for each
     predicted chunk of decoded frames (the annotated-video writer uses it, so frames are
-    decoded twice, not three times). Raises EMENetInputError when the video cannot be
-    decoded, has no frames, or no face.
+    decoded twice, not three times), timed as the "write" stage. Raises EMENetInputError when
+    the video cannot be decoded, has no frames, or no face.
+
+    With `concurrent` (the default), decoding runs in a thread ahead of the detector and the
+    predictor, and `on_chunk` in another behind the predictor, joined by bounded queues
+    (emenet.video.stages); the results are the same as with `concurrent=False`, where
+    every stage runs in turn in this thread. `clock` receives every stage's busy time.
     """
     chunk_size = chunk_size or predictor.batch_size
+    clock = clock or StageClock()
     # an audio-visual predictor needs the audio track: decode it first, so a video without one fails at once
     sound = read_audio_track(path, predictor.audio_sample_rate) if predictor.audio_window else None
     tracks = track_video_faces(path, detector, tracker, chunk_size=chunk_size, progress=progress,
-                               min_track_length=min_track_length)
+                               min_track_length=min_track_length, clock=clock, concurrent=concurrent)
     if not tracks.kept:
         raise EMENetInputError(f"{path}: no face found in any of its {tracks.num_frames} frames")
     chosen = tracks.kept
@@ -517,11 +544,24 @@ def predict_video_tracks(predictor: Predictor, path: str | os.PathLike, detector
              tracks.num_frames, tracks.num_kept, len(tracks.dropped),
              ", ".join(f"track {g.track_id} ({int(g.face_found.sum())} face frames)" for g in geometries))
     parts: dict[int, list[FramePredictions]] = {g.track_id: [] for g in geometries}
-    for chunk in iter_track_predictions(predictor, path, geometries, chunk_size, progress, sound):
-        if on_chunk is not None:
+
+    def write(chunk: PredictedChunk) -> None:
+        with clock.timed("write", len(chunk.frames)):
             on_chunk(chunk, tracks, geometries)
-        for part in chunk.tracks:
-            parts[part.track_id].append(part.predictions)
+
+    with contextlib.ExitStack() as stack:
+        if on_chunk is None:
+            def hand_on(chunk: PredictedChunk) -> None:
+                pass
+        elif concurrent:
+            hand_on = stack.enter_context(BackgroundConsumer(write, name="emenet-write")).put
+        else:
+            hand_on = write
+        for chunk in iter_track_predictions(predictor, path, geometries, chunk_size, progress, sound, clock,
+                                            concurrent):
+            hand_on(chunk)
+            for part in chunk.tracks:
+                parts[part.track_id].append(part.predictions)
     predictions = [VideoPrediction(tracks.meta, tracks.times, g.face_found, g.boxes, g.regions,
                                    FramePredictions.concatenate(parts[g.track_id]), g.track_id, tracks.tracks)
                    for g in geometries]

@@ -19,6 +19,14 @@ points, and so the aligned crops, nearly independent of in-plane rotation and po
 (tests/test_align.py: the same face turned by 30 degrees gives a crop correlating > 0.9 with
 the upright one's, against 0.7-0.8 from the first points alone).
 
+With `detect_every` K > 1 (a batch of consecutive video frames), only every K-th frame (a
+keyframe) is searched and refined; the frames in between follow the faces of the keyframe before
+them: each face gets one upright look positioned from the keyframe's refined points, which gives
+its box, score and points in that frame (one network pass per face instead of a search and
+`refine_points` looks). A frame where any followed face is not seen again, or whose keyframe has
+no face, is searched in full, so faces are lost or found at most K - 1 frames late.
+tests/test_blazeface_follow.py measures its points against every-frame detection.
+
 The network runs in torch (`backend="torch"`) or as an ONNX graph in ONNX Runtime
 (`backend="onnx"`, the `onnx` extra; `auto` picks it when installed), like the emotion models.
 
@@ -145,13 +153,16 @@ class BlazeFaceDetector:
 
     def __init__(self, model: str = DEFAULT_MODEL, score_threshold: float = DEFAULT_SCORE_THRESHOLD,
                  min_face_size: float | None = None, backend: str = "auto",
-                 iou_threshold: float = NMS_IOU_THRESHOLD, batch_size: int = 32, refine_points: int = REFINE_ROUNDS):
+                 iou_threshold: float = NMS_IOU_THRESHOLD, batch_size: int = 32, refine_points: int = REFINE_ROUNDS,
+                 detect_every: int = 1):
         if model not in MODELS:
             raise ValueError(f"unknown BlazeFace model {model!r}; valid: {', '.join(MODELS)}")
         if not 0.0 < score_threshold < 1.0:
             raise ValueError(f"score_threshold must be in (0, 1), got {score_threshold}")
         if min_face_size is not None and min_face_size <= 0:
             raise ValueError(f"min_face_size must be positive, got {min_face_size}")
+        if detect_every < 1:
+            raise ValueError(f"detect_every must be at least 1, got {detect_every}")
         if backend not in BACKENDS:
             raise ValueError(f"unknown detector backend {backend!r}; valid: {', '.join(BACKENDS)}")
         self.model = model
@@ -161,6 +172,7 @@ class BlazeFaceDetector:
         self.iou_threshold = float(iou_threshold)
         self.batch_size = int(batch_size)
         self.refine_points = int(refine_points)
+        self.detect_every = int(detect_every)
         self.net: BlazeFaceNet = load_blazeface(model)
         self.input_size = self.net.input_size[0]
         self.anchors = ssd_anchor_centres(ANCHOR_OPTIONS[model])
@@ -169,7 +181,8 @@ class BlazeFaceDetector:
 
     def __repr__(self) -> str:
         return (f"BlazeFaceDetector(model={self.model!r}, score_threshold={self.score_threshold}, "
-                f"min_face_size={self.min_face_size}, refine_points={self.refine_points}, backend={self.backend!r})")
+                f"min_face_size={self.min_face_size}, refine_points={self.refine_points}, detect_every={self.detect_every}, "
+                f"backend={self.backend!r})")
 
     def _pick_backend(self, backend: str) -> str:
         from emenet.fast.onnx_backend import onnx_available
@@ -198,7 +211,27 @@ class BlazeFaceDetector:
         return self.detect_batch([image])[0]
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
-        """Detect faces in several images at once (their views go through the network together)."""
+        """Detect faces in several images at once (their views go through the network together).
+
+        With `detect_every` K > 1 the images are consecutive video frames: every K-th is searched,
+        the others follow its faces (see the module docstring)."""
+        if self.detect_every == 1 or len(images) < 2:
+            return self._search(images)
+        found: list[Detections | None] = [None] * len(images)
+        keys = list(range(0, len(images), self.detect_every))
+        for k, d in zip(keys, self._search([images[k] for k in keys])):
+            found[k] = d
+        between = [i for i in range(len(images)) if found[i] is None]
+        followed = self._follow([images[i] for i in between], [found[i - i % self.detect_every] for i in between])
+        for i, d in zip(between, followed):
+            found[i] = d
+        lost = [i for i, d in zip(between, followed) if d is None]
+        for i, d in zip(lost, self._search([images[i] for i in lost])):
+            found[i] = d
+        return found
+
+    def _search(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        """Every image searched through its views, then `refine_points` upright looks per face."""
         fraction = SMALLEST_FACE_FRACTION[self.model]
         views: list[tuple[int, View]] = []
         for index, image in enumerate(images):
@@ -236,31 +269,67 @@ class BlazeFaceDetector:
         boxes, points = decode_boxes(np.concatenate(regressors), self.anchors, self.input_size)
         return boxes, points, scores_from_logits(np.concatenate(logits))
 
+    def _upright_looks(self, images: Sequence[np.ndarray], owners: list[int], points: np.ndarray
+                       ) -> list[tuple[np.ndarray, np.ndarray, float] | None]:
+        """One upright look per face: `images[owners[f]]` seen through the view that `points[f]`
+        (F, 6, 2) put level and centred; per face (box (4,), points (6, 2) in image pixels, score),
+        or None where the view shows no face in its middle. The box is the image-axis bounds of
+        the view's box mapped back (a level face's box, tilted with the face, then bounded)."""
+        views = upright_view_transforms(points, self.input_size)  # (F, 2, 3) image -> view pixels
+        pictures = np.stack([cv2.warpAffine(images[i], view, (self.input_size, self.input_size),
+                                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+                             for i, view in zip(owners, views)])
+        boxes, view_points, scores = self._decoded(pictures)
+        centre = np.array([0.5, 0.5], np.float32)
+        looks: list[tuple[np.ndarray, np.ndarray, float] | None] = []
+        for view, b, p, s in zip(views, boxes, view_points, scores):
+            keep = s >= self.score_threshold
+            if not keep.any():
+                looks.append(None)  # the face is not seen again
+                continue
+            b, p, s = weighted_nms(b[keep], p[keep], s[keep], self.iou_threshold)
+            nearest = int(np.argmin(np.linalg.norm((b[:, :2] + b[:, 2:]) / 2 - centre, axis=1)))
+            if np.linalg.norm((b[nearest, :2] + b[nearest, 2:]) / 2 - centre) > 0.15:
+                looks.append(None)  # what it sees is not the face in the middle of the view
+                continue
+            inverse = cv2.invertAffineTransform(view)
+            x0, y0, x1, y1 = b[nearest] * self.input_size
+            corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]) @ inverse[:, :2].T + inverse[:, 2]
+            box = np.concatenate([corners.min(axis=0), corners.max(axis=0)]).astype(np.float32)
+            pixels = p[nearest] * self.input_size  # (6, 2) view pixels
+            looks.append((box, (pixels @ inverse[:, :2].T + inverse[:, 2]).astype(np.float32), float(s[nearest])))
+        return looks
+
     def _refined(self, images: Sequence[np.ndarray], found: list[Detections]) -> list[Detections]:
         """Each face's points taken again from an upright view of it (see the module docstring)."""
         owners = [(i, k) for i, d in enumerate(found) for k in range(len(d))]
         if not owners:
             return found
         points = np.concatenate([d.points for d in found if len(d)])  # (F, 6, 2)
-        views = upright_view_transforms(points, self.input_size)  # (F, 2, 3) image -> view pixels
-        pictures = np.stack([cv2.warpAffine(images[i], view, (self.input_size, self.input_size),
-                                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-                             for (i, _), view in zip(owners, views)])
-        boxes, view_points, scores = self._decoded(pictures)
+        looks = self._upright_looks(images, [i for i, _ in owners], points)
         new_points = [d.points.copy() for d in found]
-        centre = np.array([0.5, 0.5], np.float32)
-        for (i, k), view, b, p, s in zip(owners, views, boxes, view_points, scores):
-            keep = s >= self.score_threshold
-            if not keep.any():
-                continue  # the face is not seen again: keep its first points
-            b, p, s = weighted_nms(b[keep], p[keep], s[keep], self.iou_threshold)
-            nearest = int(np.argmin(np.linalg.norm((b[:, :2] + b[:, 2:]) / 2 - centre, axis=1)))
-            if np.linalg.norm((b[nearest, :2] + b[nearest, 2:]) / 2 - centre) > 0.15:
-                continue  # what it sees is not the face in the middle of the view
-            inverse = cv2.invertAffineTransform(view)
-            pixels = p[nearest] * self.input_size  # (6, 2) view pixels
-            new_points[i][k] = pixels @ inverse[:, :2].T + inverse[:, 2]
+        for (i, k), look in zip(owners, looks):
+            if look is not None:  # else: keep its first points
+                new_points[i][k] = look[1]
         return [Detections(d.boxes, d.scores, pts) for d, pts in zip(found, new_points)]
+
+    def _follow(self, images: Sequence[np.ndarray], sources: Sequence[Detections]) -> list[Detections | None]:
+        """Each image's faces found again from `sources` (the keyframe's detections), one upright
+        look per face; None for an image whose source has no face or that loses any of them."""
+        owners = [(i, k) for i, d in enumerate(sources) for k in range(len(d))]
+        out: list[Detections | None] = [None] * len(images)
+        if not owners:
+            return out
+        points = np.concatenate([d.points for d in sources if len(d)])  # (F, 6, 2)
+        looks = self._upright_looks(images, [i for i, _ in owners], points)
+        per_image: dict[int, list] = {}
+        for (i, _), look in zip(owners, looks):
+            per_image.setdefault(i, []).append(look)
+        for i, faces in per_image.items():
+            if all(f is not None for f in faces):
+                out[i] = Detections(np.stack([f[0] for f in faces]), np.array([f[2] for f in faces], np.float32),
+                                    np.stack([f[1] for f in faces]))
+        return out
 
     def _merge(self, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Detections:
         if not parts:

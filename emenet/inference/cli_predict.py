@@ -32,7 +32,7 @@ def add_checkpoint_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cuda", action="store_true", help="run on the GPU (same as --device cuda)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--batch_size", type=int, default=64, help="frames per forward pass (default 64)")
-    p.add_argument("--backend", default="auto", choices=["auto", "eager", "fused", "compile", "onnx", "int8"],
+    p.add_argument("--backend", default="auto", choices=["auto", "eager", "fused", "compile", "onnx", "int8", "bf16"],
                    help="inference path (emenet.fast.runners); auto: onnx on the CPU where the onnx extra is installed, else fused")
     p.add_argument("--audio_timing", default=None, choices=["exact", "legacy"],
                    help="audio-visual models: where each frame's audio window sits; legacy: the original's drifting "

@@ -208,3 +208,17 @@ def test_matmul_peaks_time_every_arithmetic():
     from emenet.bench.workloads import _matmul_peaks
     peaks = _matmul_peaks(64, warmup=1, repeat=2)
     assert {"fp32", "bf16", "int8"} <= set(peaks) and all(v > 0 for v in peaks.values())
+
+
+@pytest.mark.parametrize("integer", [False, True])
+def test_onnx_matmul_of_the_ceiling_computes_the_product_it_times(integer, require_extra):
+    require_extra("onnxruntime", "onnx")
+    import numpy as np
+    from emenet.bench.workloads import _onnx_matmul
+    rng = np.random.default_rng(0)  # the workload's own inputs, drawn again
+    if integer:
+        a, b = rng.integers(0, 256, (16, 16), dtype=np.uint8), rng.integers(-128, 128, (16, 16), dtype=np.int8)
+        np.testing.assert_array_equal(_onnx_matmul(16, True)()[0], a.astype(np.int32) @ b.astype(np.int32))
+    else:
+        a, b = rng.random((16, 16), dtype=np.float32), rng.random((16, 16), dtype=np.float32)
+        np.testing.assert_allclose(_onnx_matmul(16, False)()[0], a.astype(np.float64) @ b, rtol=1e-5)

@@ -20,7 +20,8 @@ elsewhere, for EMENet-V and EMENet-VA members (whose audio branch runs eagerly).
 of benchmarks/results `onnx` was the fastest fp32 path (the first use of a checkpoint exports
 it, about 10 s per model; later ones read the cache). `int8` is faster still but changes the
 numbers (within its gate, measured on synthetic faces), so it is never picked for the user:
-ask for it by name. The same holds for `bf16`, the fastest path on CPUs with AMX (issue 14).
+ask for it by name. The same holds for `bf16`: on a CPU with AMX it matches int8 on batches without
+quantizing, but one frame per call (streaming) is slower than onnx there (issue 14).
 
     >>> import emenet
     >>> model = emenet.create_model("emenet_v").eval()

@@ -4,7 +4,9 @@ Tolerances (stated once, used below):
 - fp32 paths (fused, compile, onnx): logits within 1e-5 of the golden file's (its README's bar
   for a faithful model), features within 1e-4 relative of eager on random models;
 - int8: logits within 5e-3 of the golden file's (the golden logits are of order 0.1), and the
-  accuracy gate of emenet.fast.int8 passed.
+  accuracy gate of emenet.fast.int8 passed;
+- bf16 (8-bit mantissa, relative rounding 2**-8 per operation): features within 5e-2 relative
+  of eager on random models, golden logits within 5e-3, and the same accuracy gate passed.
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ from model_helpers import perturb_batch_norms
 
 FP32_GOLDEN_ATOL = 1e-5
 INT8_GOLDEN_ATOL = 5e-3
+BF16_GOLDEN_ATOL = 5e-3
+BF16_FEATURE_RTOL = 5e-2
 FP32_FEATURE_RTOL = 1e-4
 TASKS = ("EXPR", "AU", "VA")
 
@@ -265,6 +269,87 @@ def test_int8_backend_refuses_a_quantization_that_fails_the_gate(require_extra):
     black = np.zeros((8, 3, 112, 112), np.float32)
     with pytest.raises(EMENetInputError, match="fails its accuracy gate"):
         make_runner("int8", [model], "cpu", calibration=black, validation_frames=96)
+
+
+# -------------------------------------------------------------------------------- bf16
+
+def test_bf16_is_offered_only_where_the_cpu_has_native_bf16():
+    from emenet.fast.bf16 import bf16_unavailable_reason, native_bf16_flags
+    plain = frozenset({"avx2", "avx512f", "avx512_vnni"})
+    assert native_bf16_flags(plain) == []
+    assert "no native bf16" in bf16_unavailable_reason("cpu", plain)
+    assert native_bf16_flags(plain | {"amx_bf16", "amx_tile"}) == ["amx_bf16"]
+    assert "CPU only" in bf16_unavailable_reason("cuda", plain | {"amx_bf16"})
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        assert bf16_unavailable_reason("cpu", plain | {"avx512_bf16"}) is None
+
+
+def _require_bf16() -> None:
+    reason = emenet.fast.unavailable_reason("bf16", torch.device("cpu"))
+    if reason:
+        pytest.skip(f"bf16 backend: {reason}")
+
+
+def test_auto_never_picks_a_path_that_changes_the_numbers(models):
+    assert resolve_backend("auto", models, "cpu") in ("onnx", "fused")
+
+
+class _NoisyRunner:
+    """A stand-in runner whose features are the eager ones plus large noise: decisions change."""
+
+    def __init__(self, models, scale: float):
+        self.models, self.scale, self.closed = models, scale, False
+
+    def encode(self, frames):
+        g = torch.Generator().manual_seed(0)
+        with torch.inference_mode():
+            ref = make_runner("eager", self.models, "cpu").encode(frames)
+        return [f + self.scale * float(f.abs().max()) * torch.randn(f.shape, generator=g) for f in ref]
+
+    def close(self):
+        self.closed = True
+
+
+def test_member_gates_pass_exact_features_and_refuse_noisy_ones(models):
+    from emenet.fast.runners import check_member_gates
+    exact = _NoisyRunner(models[:1], 0.0)
+    [gate] = check_member_gates(exact, 16, "test path")
+    assert gate.passed and gate.agreement == 1.0 and gate.num_frames == 16 and not exact.closed
+    noisy = _NoisyRunner(models[:1], 10.0)
+    with pytest.raises(EMENetInputError, match="test path of member 0 fails its accuracy gate"):
+        check_member_gates(noisy, 16, "test path")
+    assert noisy.closed
+
+
+@pytest.mark.slow
+def test_bf16_backend_features_and_golden_logits(models, frames, golden):
+    _require_bf16()
+    runner = make_runner("bf16", models, "cpu", micro_batch=4, num_workers=2, validation_frames=32)
+    try:
+        assert [g.passed for g in runner.gates] == [True, True]
+        out = runner.encode(frames)
+        assert all(f.dtype == torch.float32 for f in out)
+    finally:
+        runner.close()
+    ref = make_runner("eager", models, "cpu").encode(frames)
+    for a, b in zip(out, ref):
+        torch.testing.assert_close(a, b, rtol=0, atol=BF16_FEATURE_RTOL * float(b.abs().max()))
+        assert not torch.equal(a, b)  # bf16 really ran: the numbers are rounded
+    model, gold = golden
+    runner = make_runner("bf16", [model], "cpu", micro_batch=4, validation_frames=32)
+    try:
+        _golden_checks(runner, model, gold, BF16_GOLDEN_ATOL, chunks=(1, 1, 1, 1, 1, 1))
+        _golden_checks(runner, model, gold, BF16_GOLDEN_ATOL, chunks=(4, 2))
+    finally:
+        runner.close()
+
+
+def test_bf16_backend_refuses_emenet_va_and_non_cpu_devices():
+    va = emenet.create_model("emenet_va").eval()
+    with pytest.raises(EMENetInputError, match="bf16 backend's accuracy gate is for EMENet-V"):
+        make_runner("bf16", [va], "cpu")
+    with pytest.raises(EMENetInputError, match="bf16 backend is unavailable"):
+        make_runner("bf16", [emenet.create_model("emenet_v").eval()], "meta")
 
 
 # ---------------------------------------------------------------------- the Predictor

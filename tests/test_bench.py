@@ -186,3 +186,39 @@ def test_gpu_report_renders_every_measured_row():
     assert "| 5 | graphs_bf16 | 100 | 2.00 | 100 | 2.00 | 1.0e-03 |" in md
     assert "| 1 | compile_bf16 | failed: RuntimeError: no" in md
     assert "no CUDA provider" in md and "| teacher | fast | bf16 | 0.0500 | 3300 | 2508 |" in md
+
+
+def test_each_path_is_put_against_the_peak_of_its_own_arithmetic():
+    from emenet.bench.report import ceiling_use
+    results = {"inference/5/int8": {"batched": _result(50.0), "streaming": _result(20.0), "setup_s": 1.0},
+               "inference/5/bf16": {"batched": _result(80.0), "streaming": _result(30.0), "setup_s": 1.0},
+               "inference/1/onnx": {"batched": _result(100.0), "streaming": _result(50.0), "setup_s": 1.0},
+               "inference/5/fused": {"error": "failed"}}
+    ceiling = {"macs_per_frame": 2e8, "peaks_gmac_per_s": {"fp32": 50.0, "fp32_onnxruntime": 40.0,
+                                                           "int8_onnxruntime": 200.0, "bf16": 400.0}}
+    use = {(u["members"], u["path"]): u for u in ceiling_use(results, ceiling)}
+    assert set(use) == {(5, "int8"), (5, "bf16"), (1, "onnx")}  # failed runs are left out
+    # 50 frames/s x 5 members x 0.2 GMAC = 50 GMAC/s of int8's 200; bf16: 80 GMAC/s of 400; onnx 20 of 40
+    assert use[5, "int8"]["gmac_per_s"] == pytest.approx(50.0) and use[5, "int8"]["share"] == pytest.approx(0.25)
+    assert use[5, "bf16"]["peak"] == "bf16" and use[5, "bf16"]["share"] == pytest.approx(0.2)
+    assert use[1, "onnx"]["peak"] == "fp32_onnxruntime" and use[1, "onnx"]["share"] == pytest.approx(0.5)
+
+
+def test_matmul_peaks_time_every_arithmetic():
+    from emenet.bench.workloads import _matmul_peaks
+    peaks = _matmul_peaks(64, warmup=1, repeat=2)
+    assert {"fp32", "bf16", "int8"} <= set(peaks) and all(v > 0 for v in peaks.values())
+
+
+@pytest.mark.parametrize("integer", [False, True])
+def test_onnx_matmul_of_the_ceiling_computes_the_product_it_times(integer, require_extra):
+    require_extra("onnxruntime", "onnx")
+    import numpy as np
+    from emenet.bench.workloads import _onnx_matmul
+    rng = np.random.default_rng(0)  # the workload's own inputs, drawn again
+    if integer:
+        a, b = rng.integers(0, 256, (16, 16), dtype=np.uint8), rng.integers(-128, 128, (16, 16), dtype=np.int8)
+        np.testing.assert_array_equal(_onnx_matmul(16, True)()[0], a.astype(np.int32) @ b.astype(np.int32))
+    else:
+        a, b = rng.random((16, 16), dtype=np.float32), rng.random((16, 16), dtype=np.float32)
+        np.testing.assert_allclose(_onnx_matmul(16, False)()[0], a.astype(np.float64) @ b, rtol=1e-5)

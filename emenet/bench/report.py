@@ -14,6 +14,10 @@ TARGET_TRAIN_SPEEDUP = 1.5  # teacher and student steps, x the eager baseline
 LOADER_MARGIN = 10.0  # the loader must deliver frames >= 10x as fast as the step consumes them
 FLAT_MEMORY_MB = 64.0  # peak growth allowed from the short to the long video
 
+# which matrix-product peak of the ceiling workload bounds each inference path (its arithmetic and kernels)
+PATH_PEAK = {BASELINE: "fp32", "eager": "fp32", "fused": "fp32", "compile": "fp32", "onnx": "fp32_onnxruntime",
+             "int8": "int8_onnxruntime", "bf16": "bf16"}
+
 
 def _ok(result: dict | None) -> bool:
     return isinstance(result, dict) and "error" not in result
@@ -150,6 +154,44 @@ def _load(result: dict) -> str:
     meta = result.get("_meta", {})
     before = meta.get("load_before")
     return "" if not before else f"{before[0]:.1f}"
+
+
+def ceiling_use(r: dict, ceiling: dict) -> list[dict]:
+    """Each batched inference path's multiply-adds per second against the matrix-product peak of its
+    own arithmetic (PATH_PEAK): how far it is from what its kernels could reach on this machine."""
+    peaks, macs, out = ceiling.get("peaks_gmac_per_s", {}), ceiling["macs_per_frame"], []
+    for key, res in r.items():
+        parts = key.split("/")
+        if len(parts) != 3 or parts[0] != "inference" or not _ok(res) or "batched" not in res:
+            continue
+        members, path = int(parts[1]), parts[2]
+        peak_name = PATH_PEAK.get(path)
+        reached = res["batched"]["frames_per_s"] * members * macs / 1e9
+        peak = peaks.get(peak_name)
+        out.append({"members": members, "path": path, "gmac_per_s": reached, "peak": peak_name, "peak_gmac_per_s": peak,
+                    "share": reached / peak if peak else None})
+    return out
+
+
+def _ceiling_section(r: dict, ceil: dict, members: int) -> list[str]:
+    peaks = ceil.get("peaks_gmac_per_s", {})
+    parts = ["## Compute ceiling", "",
+             f"A {ceil['n']}x{ceil['n']} fp32 matrix product (torch.mm, {ceil['threads']} threads) runs "
+             f"{ceil['matmul_gmac_per_s']:.1f} GMAC/s here: about as fast as this CPU multiplies in fp32. EMENet-V "
+             f"costs {ceil['macs_per_frame'] / 1e6:.0f}M multiply-adds per frame "
+             f"({ceil['backbone_macs_per_frame'] / 1e6:.0f}M in the backbone), so even at that rate one model could "
+             f"run at most {ceil['matmul_gmac_per_s'] * 1e9 / ceil['macs_per_frame']:.0f} frames/s and a "
+             f"{members}-member ensemble {ceil['matmul_gmac_per_s'] * 1e9 / ceil['macs_per_frame'] / members:.0f}; "
+             f"convolutions, depthwise ones above all, reach a fraction of a matrix product's rate.", ""]
+    if peaks:
+        parts += ["Matrix-product peaks by arithmetic (timed in turn, same load): " +
+                  ", ".join(f"{k} {v:.0f} GMAC/s" for k, v in peaks.items()) + ". Each batched path against the "
+                  "peak of its own arithmetic:", "",
+                  _table(["members", "path", "GMAC/s", "peak", "peak GMAC/s", "share of peak"],
+                         [[str(u["members"]), u["path"], _f(u["gmac_per_s"]), u["peak"] or "",
+                           _f(u["peak_gmac_per_s"], 0), f"{100 * u['share']:.0f}%" if u["share"] else ""]
+                          for u in ceiling_use(r, ceil)]), ""]
+    return parts
 
 
 def _inference_table(r: dict, members_list: list[int]) -> str:
@@ -308,15 +350,7 @@ def render_markdown(report: dict) -> str:
                               for x in load["runs"]]), ""]
     ceil = r.get("ceiling")
     if _ok(ceil):
-        parts += ["## Compute ceiling", "",
-                  f"A {ceil['n']}x{ceil['n']} fp32 matrix product (torch.mm, {ceil['threads']} threads) runs "
-                  f"{ceil['matmul_gmac_per_s']:.1f} GMAC/s here: about as fast as this CPU multiplies. EMENet-V costs "
-                  f"{ceil['macs_per_frame'] / 1e6:.0f}M multiply-adds per frame ({ceil['backbone_macs_per_frame'] / 1e6:.0f}M "
-                  f"in the backbone), so even at that rate one model could run at most "
-                  f"{ceil['matmul_gmac_per_s'] * 1e9 / ceil['macs_per_frame']:.0f} frames/s and a "
-                  f"{cfg['members']}-member ensemble "
-                  f"{ceil['matmul_gmac_per_s'] * 1e9 / ceil['macs_per_frame'] / cfg['members']:.0f}; convolutions, "
-                  f"depthwise ones above all, reach a fraction of a matrix product's rate.", ""]
+        parts += _ceiling_section(r, ceil, cfg["members"])
     for key, title in (("profile/onnx", "Profile: one exported backbone in ONNX Runtime, one batch (its profiler, "
                                         "kernel time by operator)"),
                        ("profile/inference", "Profile: fused ensemble backbones, one batch on one thread "

@@ -28,6 +28,7 @@ from emenet.bench.child import RESULT_MARKER, run_spec
 from emenet.bench.measure import library_versions, load_average, machine_info, machine_slug, timing_method
 from emenet.bench.report import FOLLOW, FOLLOW_EVERY, evaluate_targets, render_markdown
 from emenet.errors import EMENetInputError
+from emenet.fast.bf16 import bf16_unavailable_reason
 from emenet.io_utils import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,9 @@ class SuiteConfig:
     warmup: int = 1
     repeat: int = 3
     budget_s: float = 60.0  # fewer timed calls once a measurement has taken this long
-    backends: tuple[str, ...] = ("fused", "compile", "onnx", "int8")  # fast paths of one model
-    ensemble_backends: tuple[str, ...] = ("fused", "onnx", "int8")  # fast paths of the ensemble
+    # fast paths of one model and of the ensemble; bf16 only where the CPU has native bf16 (see `plan`)
+    backends: tuple[str, ...] = ("fused", "compile", "onnx", "int8", "bf16")
+    ensemble_backends: tuple[str, ...] = ("fused", "onnx", "int8", "bf16")
     video: Path | None = DEFAULT_VIDEO
     video_frames: int | None = None  # cut the video to its first N frames (quick runs)
     video_repeat: int = 1
@@ -96,6 +98,8 @@ def plan(config: SuiteConfig, video: Path | None, data_root: Path | None) -> lis
     if "inference" not in c.skip:
         for members, backends in ((1, c.backends), (c.members, c.ensemble_backends)):
             for backend in (BASELINE, *backends):
+                if backend == "bf16" and bf16_unavailable_reason("cpu"):
+                    continue  # emulated bf16 is slower than fp32: nothing worth a row
                 spec = {"kind": "inference", "members": members, "backend": backend, "batch": c.batch,
                         "stream_frames": c.stream_frames, "warmup": c.warmup, "repeat": c.repeat,
                         "budget_s": c.budget_s}

@@ -433,19 +433,70 @@ def onnx_profile(spec: dict) -> dict:
                                           for op, us in per_op.most_common(spec.get("rows", 12))]}
 
 
-def ceiling(spec: dict) -> dict:
-    """The machine's fp32 compute ceiling, to put the inference numbers in proportion: multiply-adds
-    per second of a large matrix product (torch.mm, n x n, the most efficient kernel a CPU has,
-    all torch threads), and the model's multiply-adds per frame."""
-    from emenet.profiling import macs_per_frame
-    n = spec.get("n", 1024)
+def _onnx_matmul(n: int, integer: bool) -> Callable[[], object] | None:
+    """An n x n product in ONNX Runtime on one session of the default threads: MatMul (fp32) or
+    MatMulInteger (uint8 x int8 -> int32, the kernels of the int8 backend); None without the extra."""
+    from emenet.fast.onnx_backend import onnx_available
+    if not onnx_available():
+        return None
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+    a_type, b_type, y_type = ((TensorProto.UINT8, TensorProto.INT8, TensorProto.INT32) if integer
+                              else (TensorProto.FLOAT,) * 3)
+    graph = helper.make_graph([helper.make_node("MatMulInteger" if integer else "MatMul", ["A", "B"], ["Y"])], "mm",
+                              [helper.make_tensor_value_info("A", a_type, [n, n]),
+                               helper.make_tensor_value_info("B", b_type, [n, n])],
+                              [helper.make_tensor_value_info("Y", y_type, [n, n])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    if integer:
+        feed = {"A": rng.integers(0, 256, (n, n), dtype=np.uint8), "B": rng.integers(-128, 128, (n, n), dtype=np.int8)}
+    else:
+        feed = {"A": rng.random((n, n), dtype=np.float32), "B": rng.random((n, n), dtype=np.float32)}
+    return lambda: session.run(None, feed)
+
+
+def _matmul_peaks(n: int, warmup: int, repeat: int) -> dict[str, float]:
+    """GMAC/s of an n x n product per arithmetic, timed round-robin (one call of each in turn) so
+    that every figure sees the same load. fp32 and bf16 are torch.mm (oneDNN: AMX tiles where the
+    CPU has them), int8 torch._int_mm; the ONNX Runtime ones are what the onnx and int8 backends use."""
     g = torch.Generator().manual_seed(0)
     a, b = torch.rand(n, n, generator=g), torch.rand(n, n, generator=g)
-    timing = time_calls(lambda: torch.mm(a, b), spec.get("warmup", 2), spec.get("repeat", 10))
+    a16, b16 = a.bfloat16(), b.bfloat16()
+    a8, b8 = (torch.randint(-128, 128, (n, n), dtype=torch.int8, generator=g) for _ in range(2))
+    fns: dict[str, Callable[[], object]] = {"fp32": lambda: torch.mm(a, b), "bf16": lambda: torch.mm(a16, b16),
+                                            "int8": lambda: torch._int_mm(a8, b8)}
+    for name, integer in (("fp32_onnxruntime", False), ("int8_onnxruntime", True)):
+        fn = _onnx_matmul(n, integer)
+        if fn is not None:
+            fns[name] = fn
+    seconds: dict[str, list[float]] = {k: [] for k in fns}
+    for k in range(warmup + repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            if k >= warmup:
+                seconds[name].append(time.perf_counter() - t0)
+    return {name: n ** 3 / sorted(s)[len(s) // 2] / 1e9 for name, s in seconds.items()}
+
+
+def ceiling(spec: dict) -> dict:
+    """The machine's compute ceilings, to put the inference numbers in proportion: multiply-adds per
+    second of a large matrix product (the most efficient kernel a CPU has, all torch threads) in
+    fp32, bf16 and int8 (`peaks_gmac_per_s`; `matmul_gmac_per_s` is fp32 torch.mm), and the
+    model's multiply-adds per frame."""
+    from emenet.profiling import macs_per_frame
+    n = spec.get("n", 1024)
+    peaks = _matmul_peaks(n, spec.get("warmup", 2), spec.get("repeat", 10))
     model = _models(1)[0]
     macs = macs_per_frame(model, seq_len=2)
-    return {"n": n, "threads": torch.get_num_threads(), "matmul_median_s": timing.median,
-            "matmul_gmac_per_s": n ** 3 / timing.median / 1e9, "macs_per_frame": macs["total"],
+    return {"n": n, "threads": torch.get_num_threads(), "matmul_median_s": n ** 3 / peaks["fp32"] / 1e9,
+            "matmul_gmac_per_s": peaks["fp32"], "peaks_gmac_per_s": peaks, "macs_per_frame": macs["total"],
             "backbone_macs_per_frame": macs["backbone"]}
 
 

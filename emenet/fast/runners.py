@@ -13,13 +13,15 @@ member's backbone runs over the same tensor.
 | `compile` | `fused` through `torch.compile` (inductor, frozen weights); compiles once per process and shape (tens of seconds) | any device with a compiler |
 | `onnx` | the fused backbone exported to ONNX (PReLU as depthwise convolutions, emenet.fast.prelu), run by ONNX Runtime (`pip install 'emenet[onnx]'`); exported graphs are cached | CPU |
 | `int8` | that ONNX graph statically quantized to int8, accepted only if it passes the accuracy gate of emenet.fast.int8 | CPU |
+| `bf16` | `fused` with bf16 weights and activations (oneDNN on AMX/AVX512-BF16, emenet.fast.bf16), accepted only if it passes the same gate | CPU with native bf16 |
 
 `auto` (`resolve_backend`) picks `onnx` on the CPU where the extra is installed and `fused`
 elsewhere, for EMENet-V and EMENet-VA members (whose audio branch runs eagerly). On the 2-core CPU
 of benchmarks/results `onnx` was the fastest fp32 path (the first use of a checkpoint exports
 it, about 10 s per model; later ones read the cache). `int8` is faster still but changes the
 numbers (within its gate, measured on synthetic faces), so it is never picked for the user:
-ask for it by name.
+ask for it by name. The same holds for `bf16`: on a CPU with AMX it matches int8 on batches without
+quantizing, but one frame per call (streaming) is slower than onnx there (issue 14).
 
     >>> import emenet
     >>> model = emenet.create_model("emenet_v").eval()
@@ -47,7 +49,7 @@ from emenet.models.emenet_va import EMENetVA
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("eager", "fused", "compile", "onnx", "int8")
+BACKENDS = ("eager", "fused", "compile", "onnx", "int8", "bf16")
 AUTO = "auto"
 DEFAULT_MICRO_BATCH = 8  # frames per CPU forward: activations stay in cache (see emenet.fast.pool)
 
@@ -304,26 +306,65 @@ class Int8Runner(OnnxRunner):
         return graphs
 
     def _check_gates(self) -> None:
-        from emenet.data.synth_validation import synthetic_faces
-        from emenet.fast.int8 import VALIDATION_SEED, int8_gate
-        faces = synthetic_faces(self.validation_frames, VALIDATION_SEED)
-        frames = faces.float_frames()
-        features = self.encode(frames)
-        with torch.inference_mode():
-            for i, model in enumerate(self.models):
-                ref, _ = model(frames[:, None])  # each frame alone, eager fp32
-                new, _ = model.forward_features(features[i][:, None])
-                gate = int8_gate({t: v[:, 0] for t, v in ref.items()}, {t: v[:, 0] for t, v in new.items()}, faces.va)
-                self.gates.append(gate)
-                log.info("int8 member %d: %s", i, gate.summary())
-                if not gate.passed:
-                    self.close()
-                    raise EMENetInputError(f"int8 quantization of member {i} fails its accuracy gate: {gate.summary()}; "
-                                           f"use --backend fused")
+        self.gates = check_member_gates(self, self.validation_frames, "int8 quantization")
+
+
+def check_member_gates(runner: Runner, validation_frames: int, what: str) -> list:
+    """Every member of `runner` through the accuracy gate of emenet.fast.int8, against its eager fp32
+    self on synthetic validation faces; the first member that fails closes the runner and raises
+    EMENetInputError naming `what` ("int8 quantization") and the numbers. -> the GateResults."""
+    from emenet.data.synth_validation import synthetic_faces
+    from emenet.fast.int8 import VALIDATION_SEED, int8_gate
+    faces = synthetic_faces(validation_frames, VALIDATION_SEED)
+    frames = faces.float_frames()
+    features = runner.encode(frames)
+    gates = []
+    with torch.inference_mode():
+        for i, model in enumerate(runner.models):
+            ref, _ = model(frames[:, None])  # each frame alone, eager fp32
+            new, _ = model.forward_features(features[i][:, None])
+            gate = int8_gate({t: v[:, 0] for t, v in ref.items()}, {t: v[:, 0] for t, v in new.items()}, faces.va)
+            gates.append(gate)
+            log.info("%s, member %d: %s", what, i, gate.summary())
+            if not gate.passed:
+                runner.close()
+                raise EMENetInputError(f"{what} of member {i} fails its accuracy gate: {gate.summary()}; "
+                                       f"use --backend fused")
+    return gates
+
+
+class BF16Runner(FusedRunner):
+    """The fused backbones with bf16 weights and activations, on CPUs with native bf16 (emenet.fast.bf16).
+
+    Features come back as float32, so the GRU heads run as for every backend. Each member must
+    pass the accuracy gate (as int8 does); `gates` keeps every member's result. EMENet-VA members
+    are refused: the gate has no audio to give them.
+    """
+
+    name = "bf16"
+
+    def __init__(self, models: Sequence[EMENet], device: torch.device, micro_batch: int = DEFAULT_MICRO_BATCH,
+                 num_workers: int | None = None, validation_frames: int = 256):
+        from emenet.fast.bf16 import bf16_unavailable_reason
+        if any(isinstance(m, EMENetVA) for m in models):
+            raise EMENetInputError("the bf16 backend's accuracy gate is for EMENet-V; use --backend onnx for EMENet-VA")
+        reason = bf16_unavailable_reason(device)
+        if reason:
+            raise EMENetInputError(f"the bf16 backend is unavailable: {reason}")
+        PooledRunner.__init__(self, models, device, micro_batch, num_workers)
+        start = time.perf_counter()
+        from emenet.fast.bf16 import bf16_backbone
+        self.backbones = [bf16_backbone(m.backbone, self.device) for m in self.models]
+        self.gates = check_member_gates(self, validation_frames, "bf16")
+        self.setup_seconds = time.perf_counter() - start
+
+    def _forward(self, member: int, frames: torch.Tensor) -> torch.Tensor:
+        x = frames.to(torch.bfloat16, memory_format=torch.channels_last)
+        return self.backbones[member](x).float()
 
 
 RUNNERS: dict[str, type[Runner]] = {"eager": EagerRunner, "fused": FusedRunner, "compile": CompiledRunner,
-                                    "onnx": OnnxRunner, "int8": Int8Runner}
+                                    "onnx": OnnxRunner, "int8": Int8Runner, "bf16": BF16Runner}
 
 
 def unavailable_reason(backend: str, device: torch.device) -> str | None:
@@ -337,6 +378,9 @@ def unavailable_reason(backend: str, device: torch.device) -> str | None:
             return "runs on the CPU only"
     if backend == "compile":
         return compiler_available()
+    if backend == "bf16":
+        from emenet.fast.bf16 import bf16_unavailable_reason
+        return bf16_unavailable_reason(device)
     return None
 
 

@@ -152,7 +152,8 @@ def test_new_multilabel_task_is_one_spec():
 
 
 # Modules whose per-task behaviour is looked up in the table: no branch on a task's name.
-TABLE_DRIVEN = ("decoding.py", "uncertainty.py", "metrics.py", "calibration.py", "inference/submission.py",
+TABLE_DRIVEN = ("decoding.py", "uncertainty.py", "metrics.py", "calibration.py", "selective.py", "selective_report.py",
+                "inference/submission.py",
                 "inference/release_submission.py", "conformal/apply.py")
 
 

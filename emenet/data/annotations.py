@@ -157,7 +157,8 @@ def _multiclass_range(spec: TaskSpec, values: np.ndarray, num_classes: int) -> t
 
 def _regression_range(spec: TaskSpec, values: np.ndarray, num_classes: int) -> tuple[np.ndarray, str]:
     missing = spec.missing_value
-    return ((values >= -1) & (values <= 1)) | (values == missing), f"expected a value in [-1, 1] or the {missing:g} marker"
+    ok = ((values >= -1) & (values <= 1)) | (values == missing)
+    return ok, f"expected a value in [-1, 1] or the {missing:g} marker"
 
 
 # Per kind: which label values are in range, and the rule an error states.

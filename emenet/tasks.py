@@ -200,7 +200,9 @@ def check_expr_classes(num_classes: int) -> int:
 def num_logits(task: str, num_expr_classes: int = len(EXPR_NAMES)) -> int:
     """Logit width of a task's head; EXPR's follows the model's class count."""
     spec = TASKS[task]
-    return spec.with_classes(check_expr_classes(num_expr_classes)).num_logits if spec.class_variants else spec.num_logits
+    if spec.class_variants:
+        return spec.with_classes(check_expr_classes(num_expr_classes)).num_logits
+    return spec.num_logits
 
 
 def validate_tasks(tasks: list[str] | tuple[str, ...]) -> tuple[str, ...]:

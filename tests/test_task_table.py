@@ -6,6 +6,7 @@ all, works from one TaskSpec without code changes. Expected values are hand-comp
 """
 from __future__ import annotations
 
+import doctest
 import math
 import re
 from dataclasses import fields
@@ -15,9 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from emenet.calibration import task_calibration, task_problems
+from emenet import tasks as T
+from emenet.evaluation.calibration import task_calibration, task_problems
 from emenet.decoding import decode, task_probs
-from emenet.metrics import task_metrics
+from emenet.evaluation.metrics import task_metrics
 from emenet.tasks import (AU_MISSING, EXPR_MISSING, EXPR_NAMES, TASKS, VA_MISSING, TaskKind, TaskSpec, num_logits,
                           task_spec)
 from emenet.uncertainty import ensemble_task_uncertainty, task_uncertainty
@@ -58,6 +60,10 @@ def test_table_keeps_the_annotation_file_conventions():
     assert [TASKS[t].file_columns for t in ("AU", "EXPR", "VA")] == [12, 1, 2]
     assert TASKS["VA"].prob_shape == (2, 20) and TASKS["EXPR"].prob_shapes == ((7,), (8,))
     assert num_logits("EXPR", 8) == 8 and num_logits("VA") == 40 and num_logits("FA") == 136
+
+
+def test_doctests():
+    assert doctest.testmod(T).failed == 0
 
 
 def test_class_variants_and_lookup():
@@ -152,8 +158,9 @@ def test_new_multilabel_task_is_one_spec():
 
 
 # Modules whose per-task behaviour is looked up in the table: no branch on a task's name.
-TABLE_DRIVEN = ("decoding.py", "uncertainty.py", "metrics.py", "calibration.py", "inference/submission.py",
-                "inference/release_submission.py", "conformal/apply.py")
+TABLE_DRIVEN = ("decoding.py", "uncertainty.py", "metrics.py", "calibration.py", "selective.py",
+                "selective_report.py", "submission.py", "release_submission.py", "conformal/apply.py",
+                "annotations.py", "objectives.py", "synth.py")
 
 
 @pytest.mark.parametrize("module", TABLE_DRIVEN)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from emenet.errors import EMENetInputError
-from emenet.tasks import AU_MISSING, AU_NAMES, EXPR_MISSING, EXPR_NAMES, EXPR_NAMES_WITH_OTHER, TASKS, VA_MISSING
+from emenet.tasks import AU_NAMES, EXPR_NAMES, TASKS, TaskKind, TaskSpec
 
 # Label columns of each annotated task, in file order; EXPR files hold one class index per row.
 LABEL_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -83,20 +83,19 @@ def read_annotation_file_with_classes(path: Path, task: str) -> tuple[np.ndarray
     return values.astype(np.float32), num_classes
 
 
-# Accepted expression headers and their class counts: 2nd ABAW (7) and 3rd ABAW on (8, `Other`).
-_EXPR_HEADERS = {",".join(EXPR_NAMES): len(EXPR_NAMES), ",".join(EXPR_NAMES_WITH_OTHER): len(EXPR_NAMES_WITH_OTHER)}
-
-
 def _check_header(path: Path, header: bytes, task: str) -> int:
-    """Check the header line; return the expression class count it names (0 for AU and VA)."""
-    expected = TASKS[task].header
+    """Check the header line; return the expression class count it names (0 for AU and VA).
+
+    A task with class variants accepts each variant's header: EXPR the 2nd ABAW's 7 classes
+    and the 3rd ABAW on's 8 (`Other`)."""
+    spec = TASKS[task]
+    variants = {",".join(v): len(v) for v in spec.class_variants}
     text = header.decode("utf-8", errors="replace").strip()
     found = ",".join(part.strip() for part in text.split(","))
-    if task == "EXPR" and found in _EXPR_HEADERS:
-        return _EXPR_HEADERS[found]
+    if found in variants:
+        return variants[found]
+    expected = "' or '".join(variants) or spec.header
     if found != expected:
-        if task == "EXPR":
-            expected = f"{expected}' or '{expected},Other"
         if not text:
             raise EMENetInputError(f"{path}:1: expected header '{expected}', got an empty line")
         raise EMENetInputError(f"{path}:1: expected header '{expected}', got '{text[:120]}'")
@@ -145,17 +144,32 @@ def _raise_first_non_numeric(path: Path, body: bytes, width: int) -> None:
     raise EMENetInputError(f"{path}:{index // width + 2}: non-numeric value '{tokens[index].strip()[:40]}'")
 
 
+def _multilabel_range(spec: TaskSpec, values: np.ndarray, num_classes: int) -> tuple[np.ndarray, str]:
+    missing = spec.missing_value
+    return (values == 0) | (values == 1) | (values == missing), f"expected 0, 1 or {missing}"
+
+
+def _multiclass_range(spec: TaskSpec, values: np.ndarray, num_classes: int) -> tuple[np.ndarray, str]:
+    missing = spec.missing_value
+    ok = (values == np.round(values)) & (values >= missing) & (values <= num_classes - 1)
+    return ok, f"expected an integer in {missing}..{num_classes - 1}"
+
+
+def _regression_range(spec: TaskSpec, values: np.ndarray, num_classes: int) -> tuple[np.ndarray, str]:
+    missing = spec.missing_value
+    ok = ((values >= -1) & (values <= 1)) | (values == missing)
+    return ok, f"expected a value in [-1, 1] or the {missing:g} marker"
+
+
+# Per kind: which label values are in range, and the rule an error states.
+_KIND_RANGES = {TaskKind.MULTILABEL: _multilabel_range, TaskKind.MULTICLASS: _multiclass_range,
+                TaskKind.BINNED_REGRESSION: _regression_range}
+
+
 def check_ranges(path: Path, values: np.ndarray, task: str, num_expr_classes: int = len(EXPR_NAMES)) -> None:
     """Every value of one task's (rows, C) label columns in its range; row r is line r + 2."""
-    if task == "AU":
-        ok = (values == 0) | (values == 1) | (values == AU_MISSING)
-        rule = f"expected 0, 1 or {AU_MISSING}"
-    elif task == "EXPR":
-        ok = (values == np.round(values)) & (values >= EXPR_MISSING) & (values <= num_expr_classes - 1)
-        rule = f"expected an integer in {EXPR_MISSING}..{num_expr_classes - 1}"
-    else:
-        ok = ((values >= -1) & (values <= 1)) | (values == VA_MISSING)
-        rule = f"expected a value in [-1, 1] or the {VA_MISSING:g} marker"
+    spec = TASKS[task]
+    ok, rule = _KIND_RANGES[spec.kind](spec, values, num_expr_classes)
     bad = np.argwhere(~ok)
     if bad.size:
         row, col = (int(i) for i in bad[0])

@@ -270,17 +270,11 @@ def _missing_crops(rng: np.random.Generator, T: int) -> np.ndarray:
 
 
 def _annotation_text(task: str, labels: PersonLabels, unannotated: np.ndarray) -> str:
-    rows: list[str]
-    if task == "AU":
-        rows = [",".join(map(str, r)) for r in labels.au]
-        blank = ",".join(["-1"] * len(AU_NAMES))
-    elif task == "EXPR":
-        rows = [str(int(e)) for e in labels.expr]
-        blank = "-1"
-    else:
-        rows = [f"{v:.3f},{a:.3f}" for v, a in zip(labels.valence, labels.arousal)]
-        blank = "-5,-5"
-    rows = [blank if u else r for r, u in zip(rows, unannotated)]
+    spec = TASKS[task]
+    values = {"AU": labels.au, "EXPR": labels.expr, "VA": np.column_stack([labels.valence, labels.arousal])}[task]
+    text = (lambda v: f"{v:.3f}") if spec.value_format else (lambda v: str(int(v)))  # synthetic VA: 3 decimals
+    blank = ",".join([f"{spec.missing_value:g}"] * spec.file_columns)
+    rows = [blank if u else ",".join(map(text, r)) for r, u in zip(values.reshape(len(values), -1), unannotated)]
     return TASKS[task].header + "\n" + "\n".join(rows) + "\n"
 
 

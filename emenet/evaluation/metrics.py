@@ -249,7 +249,8 @@ def selection_metric(metric: str | None, release: str, available: Iterable[str] 
 
 def check_metric_name(metric: str) -> str:
     """`--metric` before any training: auto, a release, or a validation score's name (`EXPR_f1`, ...)."""
-    if metric in ("auto", *RELEASE_METRICS, "total_score", "abaw3_score") or re.fullmatch(rf"({'|'.join(METRIC_TASKS)})_\w+", metric):
+    task_score = rf"({'|'.join(METRIC_TASKS)})_\w+"
+    if metric in ("auto", *RELEASE_METRICS, "total_score", "abaw3_score") or re.fullmatch(task_score, metric):
         return metric
     raise EMENetInputError(f"--metric {metric!r}: expected auto, a release ({', '.join(RELEASE_METRICS)}), "
                            "total_score, abaw3_score or a task's score such as EXPR_f1 or VA_ccc_mean")

@@ -18,13 +18,14 @@ mean loss whatever the frames' order in the input.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from emenet.evaluation.metrics import ccc
-from emenet.tasks import VA_NAMES
+from emenet.tasks import TASKS, TaskKind, TaskSpec
 
 # Coverages reported in tables (the fraction of frames kept).
 REPORT_COVERAGES: tuple[float, ...] = (0.5, 0.8, 0.9)
@@ -131,6 +132,63 @@ def _curve_scores(prefix: str, uncertainty: np.ndarray, loss: np.ndarray,
     return out
 
 
+@dataclass(frozen=True)
+class _Curve:
+    """One risk-coverage curve of a task: its score prefix and plot title, per-frame
+    (uncertainty, loss), and optionally a score of the frames kept at each coverage."""
+
+    key: str  # EXPR_error, AU_error, valence_abserr, ...
+    title: str  # EXPR error, AU error, valence |error|, ...
+    uncertainty: np.ndarray
+    loss: np.ndarray
+    kept_score: tuple[str, Callable[[np.ndarray], float]] | None = None  # (AU_f1, score of a kept mask)
+
+
+def _multiclass_curves(spec: TaskSpec, pred: np.ndarray, labels: np.ndarray, u: np.ndarray) -> list[_Curve]:
+    valid = labels >= 0
+    return [_Curve(f"{spec.name}_error", f"{spec.name} error", u[valid], (pred[valid] != labels[valid]).astype(float))]
+
+
+def _multilabel_curves(spec: TaskSpec, pred: np.ndarray, labels: np.ndarray, u: np.ndarray) -> list[_Curve]:
+    has, error = au_frame_error(pred, labels)
+    p, y = pred[has], labels[has]
+    return [_Curve(f"{spec.name}_error", f"{spec.name} error", u[has], error,
+                   (f"{spec.name}_f1", lambda keep: _mean_f1(p[keep], y[keep])))]
+
+
+def _regression_curves(spec: TaskSpec, pred: np.ndarray, labels: np.ndarray, u: np.ndarray) -> list[_Curve]:
+    curves = []
+    for d, name in enumerate(spec.names):
+        valid = np.isfinite(labels[:, d]) & (labels[:, d] >= -1.0)
+        p, y = pred[valid, d], labels[valid, d]
+        curves.append(_Curve(f"{name}_abserr", f"{name} |error|", u[valid, d] if u.ndim == 2 else u[valid],
+                             np.abs(p - y), (f"{name}_ccc", lambda keep, p=p, y=y: ccc(p[keep], y[keep]))))
+    return curves
+
+
+# Per kind: the task's curves, and (score prefixes, kept-frame scores) for the report's columns.
+_KIND_CURVES = {TaskKind.MULTICLASS: _multiclass_curves, TaskKind.MULTILABEL: _multilabel_curves,
+                TaskKind.BINNED_REGRESSION: _regression_curves}
+_KIND_COLUMNS = {TaskKind.MULTICLASS: lambda spec: ([f"{spec.name}_error"], []),
+                 TaskKind.MULTILABEL: lambda spec: ([f"{spec.name}_error"], [f"{spec.name}_f1"]),
+                 TaskKind.BINNED_REGRESSION: lambda spec: ([f"{d}_abserr" for d in spec.names],
+                                                          [f"{d}_ccc" for d in spec.names])}
+
+
+def _task_curves(task: str, pred: Any, labels: Any, uncertainty: Any) -> list[_Curve]:
+    spec = TASKS.get(task)
+    if spec is None or spec.kind not in _KIND_CURVES:
+        raise ValueError(f"unknown task {task!r}; selective scores exist for AU, EXPR and VA")
+    pred, labels, uncertainty = np.asarray(pred), np.asarray(labels), np.asarray(uncertainty, dtype=np.float64)
+    return _KIND_CURVES[spec.kind](spec, pred, labels, uncertainty)
+
+
+def selective_columns(task: str) -> tuple[list[str], list[str]]:
+    """(curve score prefixes, kept-frame score names) of a task: EXPR (["EXPR_error"], []),
+    AU (["AU_error"], ["AU_f1"]), VA (["valence_abserr", "arousal_abserr"], ["valence_ccc", "arousal_ccc"])."""
+    return _KIND_COLUMNS[TASKS[task].kind](TASKS[task])
+
+
 def task_selective_scores(task: str, pred: np.ndarray, labels: np.ndarray, uncertainty: np.ndarray,
                           coverages: Sequence[float] = REPORT_COVERAGES) -> dict[str, float]:
     """Selective-prediction scores of one task on annotated frames.
@@ -140,30 +198,13 @@ def task_selective_scores(task: str, pred: np.ndarray, labels: np.ndarray, uncer
     Keys: EXPR_error_*, AU_error_* and AU_f1_at<c> (mean F1 of the kept frames),
     <valence|arousal>_abserr_* and <valence|arousal>_ccc_at<c>; * is aurc, eaurc, at<c>.
     """
-    pred, labels, uncertainty = np.asarray(pred), np.asarray(labels), np.asarray(uncertainty, dtype=np.float64)
     out: dict[str, float] = {}
-    if task == "EXPR":
-        valid = labels >= 0
-        out.update(_curve_scores("EXPR_error", uncertainty[valid], (pred[valid] != labels[valid]).astype(float),
-                                 coverages))
-    elif task == "AU":
-        has, error = au_frame_error(pred, labels)
-        u = uncertainty[has]
-        out.update(_curve_scores("AU_error", u, error, coverages))
-        for c in coverages:
-            keep = kept_mask(u, c)
-            out[f"AU_f1_at{round(100 * c)}"] = _mean_f1(pred[has][keep], labels[has][keep])
-    elif task == "VA":
-        for d, name in enumerate(VA_NAMES):
-            valid = np.isfinite(labels[:, d]) & (labels[:, d] >= -1.0)
-            u = uncertainty[valid, d] if uncertainty.ndim == 2 else uncertainty[valid]
-            err = np.abs(pred[valid, d] - labels[valid, d])
-            out.update(_curve_scores(f"{name}_abserr", u, err, coverages))
+    for curve in _task_curves(task, pred, labels, uncertainty):
+        out.update(_curve_scores(curve.key, curve.uncertainty, curve.loss, coverages))
+        if curve.kept_score is not None:
+            name, score = curve.kept_score
             for c in coverages:
-                keep = kept_mask(u, c)
-                out[f"{name}_ccc_at{round(100 * c)}"] = ccc(pred[valid, d][keep], labels[valid, d][keep])
-    else:
-        raise ValueError(f"unknown task {task!r}; selective scores exist for AU, EXPR and VA")
+                out[f"{name}_at{round(100 * c)}"] = score(kept_mask(curve.uncertainty, c))
     return out
 
 
@@ -171,19 +212,7 @@ def task_losses(task: str, pred: np.ndarray, labels: np.ndarray, uncertainty: np
                 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per-frame (uncertainty, loss) of each curve of a task: EXPR error, AU error, valence and
     arousal absolute error (the losses whose risk-coverage curves are plotted)."""
-    pred, labels, uncertainty = np.asarray(pred), np.asarray(labels), np.asarray(uncertainty, dtype=np.float64)
-    if task == "EXPR":
-        valid = labels >= 0
-        return {"EXPR error": (uncertainty[valid], (pred[valid] != labels[valid]).astype(float))}
-    if task == "AU":
-        has, error = au_frame_error(pred, labels)
-        return {"AU error": (uncertainty[has], error)}
-    out = {}
-    for d, name in enumerate(VA_NAMES):
-        valid = np.isfinite(labels[:, d]) & (labels[:, d] >= -1.0)
-        u = uncertainty[valid, d] if uncertainty.ndim == 2 else uncertainty[valid]
-        out[f"{name} |error|"] = (u, np.abs(pred[valid, d] - labels[valid, d]))
-    return out
+    return {curve.title: (curve.uncertainty, curve.loss) for curve in _task_curves(task, pred, labels, uncertainty)}
 
 
 def sampled_curve(uncertainty: np.ndarray, loss: np.ndarray, points: int = CURVE_POINTS

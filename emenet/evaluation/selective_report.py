@@ -15,7 +15,8 @@ import torch
 
 from emenet.decoding import decode
 from emenet.reporting import markdown_table
-from emenet.evaluation.selective import REPORT_COVERAGES, curves_table, task_losses, task_selective_scores
+from emenet.evaluation.selective import REPORT_COVERAGES, curves_table, selective_columns, task_losses, task_selective_scores
+from emenet.tasks import TASKS, TaskKind
 
 SINGLE_MODEL_SCORES: tuple[str, ...] = ("total",)
 ENSEMBLE_SCORES: tuple[str, ...] = ("total", "aleatoric", "epistemic")
@@ -29,7 +30,7 @@ def scores_of(method: str) -> tuple[str, ...]:
 def frame_uncertainty(task: str, u: np.ndarray) -> np.ndarray:
     """Per-frame uncertainty: AU (n, 12) -> mean over AUs (n,); EXPR (n,); VA (n, 2) kept per dimension."""
     u = np.asarray(u, dtype=np.float64)
-    return u.mean(axis=1) if task == "AU" and u.ndim == 2 else u
+    return u.mean(axis=1) if TASKS[task].kind is TaskKind.MULTILABEL and u.ndim == 2 else u
 
 
 def selective_rows(method: str, probs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray],
@@ -54,15 +55,12 @@ def selective_rows(method: str, probs: Mapping[str, np.ndarray], labels: Mapping
 
 def main_columns(tasks: Sequence[str], coverages: Sequence[float] = REPORT_COVERAGES) -> list[str]:
     """The columns of the markdown table: per curve AURC, excess AURC and the risk at each coverage."""
-    prefixes = {"EXPR": ["EXPR_error"], "AU": ["AU_error"], "VA": ["valence_abserr", "arousal_abserr"]}
     cols = []
     for t in tasks:
-        for p in prefixes[t]:
+        prefixes, kept_scores = selective_columns(t)
+        for p in prefixes:
             cols += [f"{p}_aurc", f"{p}_eaurc"] + [f"{p}_at{round(100 * c)}" for c in coverages]
-        if t == "AU":
-            cols += [f"AU_f1_at{round(100 * c)}" for c in coverages]
-        if t == "VA":
-            cols += [f"{d}_ccc_at{round(100 * c)}" for d in ("valence", "arousal") for c in coverages]
+        cols += [f"{name}_at{round(100 * c)}" for name in kept_scores for c in coverages]
     return cols
 
 

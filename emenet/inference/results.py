@@ -74,7 +74,8 @@ class FramePredictions:
     def task_arrays(self, task: str) -> tuple[np.ndarray | None, np.ndarray | None]:
         """(predictions, probabilities) of one emotion task: AU (N, 12) 0/1 and (N, 12), EXPR
         (N,) classes and (N, C), VA (N, 2) values and (N, 2, 20)."""
-        return {"AU": (self.au, self.au_probs), "EXPR": (self.expr, self.expr_probs), "VA": (self.va, self.va_probs)}[task]
+        arrays = {"AU": (self.au, self.au_probs), "EXPR": (self.expr, self.expr_probs), "VA": (self.va, self.va_probs)}
+        return arrays[task]
 
     @property
     def is_ensemble(self) -> bool:

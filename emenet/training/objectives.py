@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from emenet import losses as L
-from emenet.tasks import DISTILL_KEY, TASKS, TaskKind
+from emenet.tasks import DISTILL_KEY, TASKS, TaskKind, TaskSpec
 
 if TYPE_CHECKING:
     from emenet.data.soft_labels import SoftLabelLayout
@@ -57,17 +57,11 @@ class TeacherObjective:
         L.check_loss_name("FA", self.fa_loss)
 
     def task_loss(self, task: str, logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Loss of one task on (N, C) logits with (N, C_label) labels and mask."""
-        if task == "AU":
-            pos_weight = None if self.au_pos_weight is None else self.au_pos_weight.to(logits.device)
-            return L.au_loss(logits, labels, mask=mask, pos_weight=pos_weight)
-        if task == "EXPR":
-            target = torch.where(mask[:, 0], labels[:, 0], torch.full_like(labels[:, 0], L.EXPR_MISSING)).long()
-            weight = None if self.expr_weight is None else self.expr_weight.to(logits.device)
-            return L.expr_loss(logits, target, weight=weight)
-        if task == "VA":
-            return L.va_loss(logits, labels, kind=self.va_loss, mask=mask.all(dim=1), ccc_form=self.ccc_form)
-        raise ValueError(f"no supervised loss for task {task!r}")
+        """Loss of one task on (N, C) logits with (N, C_label) labels and mask (the loss of its kind)."""
+        spec = TASKS.get(task)
+        if spec is None or spec.kind not in _SUPERVISED_LOSSES:
+            raise ValueError(f"no supervised loss for task {task!r}")
+        return _SUPERVISED_LOSSES[spec.kind](self, spec, logits, labels, mask)
 
     def __call__(self, logits: dict[str, torch.Tensor], batch: dict[str, dict[str, torch.Tensor]],
                  clip_slices: dict[str, slice], frames: torch.Tensor, weights: dict[str, float]) -> dict[str, torch.Tensor]:
@@ -79,6 +73,29 @@ class TeacherObjective:
                                                  labels.flatten(0, 1), mask.flatten(0, 1))
         return _with_auxiliary_and_total(out, self.landmark_teacher, logits, batch, clip_slices, frames, weights,
                                          self.vad_grad)
+
+
+def _multilabel_loss(objective: TeacherObjective, spec: TaskSpec, logits: torch.Tensor, labels: torch.Tensor,
+                     mask: torch.Tensor) -> torch.Tensor:
+    pos_weight = None if objective.au_pos_weight is None else objective.au_pos_weight.to(logits.device)
+    return L.au_loss(logits, labels, mask=mask, pos_weight=pos_weight)
+
+
+def _multiclass_loss(objective: TeacherObjective, spec: TaskSpec, logits: torch.Tensor, labels: torch.Tensor,
+                     mask: torch.Tensor) -> torch.Tensor:
+    target = torch.where(mask[:, 0], labels[:, 0], torch.full_like(labels[:, 0], spec.missing_value)).long()
+    weight = None if objective.expr_weight is None else objective.expr_weight.to(logits.device)
+    return L.expr_loss(logits, target, weight=weight)
+
+
+def _regression_loss(objective: TeacherObjective, spec: TaskSpec, logits: torch.Tensor, labels: torch.Tensor,
+                     mask: torch.Tensor) -> torch.Tensor:
+    return L.va_loss(logits, labels, kind=objective.va_loss, mask=mask.all(dim=1), ccc_form=objective.ccc_form)
+
+
+# Per kind: the supervised loss, with the objective's options for it (pos weight, class weights, VA loss).
+_SUPERVISED_LOSSES = {TaskKind.MULTILABEL: _multilabel_loss, TaskKind.MULTICLASS: _multiclass_loss,
+                      TaskKind.BINNED_REGRESSION: _regression_loss}
 
 
 def _with_auxiliary_and_total(out: dict[str, torch.Tensor], landmark_teacher: nn.Module | None,

@@ -84,9 +84,8 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
 def check_audio_flag(checkpoints: list[Path], audio: bool) -> None:
     """`--audio` goes with EMENet-VA checkpoints, and only with them (one line otherwise)."""
     from emenet.models.checkpoint import load_checkpoint
-    from emenet.models.emenet_va import EMENetVA
     for path in checkpoints:
-        is_va = isinstance(load_checkpoint(path), EMENetVA)
+        is_va = load_checkpoint(path).uses_audio
         if is_va and not audio:
             raise EMENetInputError(f"{path}: an audio-visual (EMENet-VA) model; add --audio to predict with the "
                                    "video's audio track, or give a visual checkpoint")

@@ -60,11 +60,10 @@ def add_test_ensemble_arguments(p: argparse.ArgumentParser) -> None:
 def _check_audio_members(members, window_size: float, sr: int) -> None:
     """Every member of the visual-audio tree is an EMENet-VA with the asked window."""
     from emenet.models.checkpoint import load_checkpoint
-    from emenet.models.emenet_va import EMENetVA
     want = int(round(window_size * sr))
     for m in members:
         model = load_checkpoint(m.checkpoint)
-        if not isinstance(model, EMENetVA):
+        if not model.uses_audio:
             raise EMENetInputError(f"{m.checkpoint}: a visual (EMENet-V) model; Train_Multimodal/test_ensemble.py "
                                    "and --audio take EMENet-VA checkpoints (use Training/test_ensemble.py)")
         if model.config.audio_window != want or model.config.sample_rate != sr:

@@ -551,7 +551,7 @@ def mc_dropout_logits(model: nn.Module, frames: torch.Tensor, passes: int, hidde
         outputs = []
         with mc_dropout(model):
             for p in range(passes):
-                logits, hidden[p] = model(frames, hidden[p])
+                logits, hidden[p] = model(frames, hidden=hidden[p])
                 outputs.append(logits)
         return outputs, hidden
     was_training = model.training

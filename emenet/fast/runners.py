@@ -45,7 +45,6 @@ from emenet.errors import EMENetInputError
 from emenet.fast.fold import fused_backbone
 from emenet.fast.pool import WorkerPool
 from emenet.models.emenet import EMENet
-from emenet.models.emenet_va import EMENetVA
 
 log = logging.getLogger(__name__)
 
@@ -110,15 +109,8 @@ class EagerRunner(Runner):
     name = "eager"
 
     def _encode(self, frames: torch.Tensor, audio: torch.Tensor | None) -> list[torch.Tensor]:
-        out = []
-        for model in self.models:
-            if isinstance(model, EMENetVA):
-                if audio is None:
-                    raise EMENetInputError("an EMENet-VA model needs the audio window of every frame")
-                out.append(model.encode(frames[None], audio[None])[0])  # (N, 640)
-            else:
-                out.append(model.encode_frames(frames[None])[0])  # (N, 512)
-        return out
+        sound = None if audio is None else audio[None]  # (1, N, window)
+        return [model.encode(frames[None], sound)[0] for model in self.models]  # (N, 512), or (N, 640) with audio
 
 
 class PooledRunner(Runner):
@@ -144,7 +136,7 @@ class PooledRunner(Runner):
         visual = self._encode_frames(frames)
         out = []
         for model, features in zip(self.models, visual):
-            if isinstance(model, EMENetVA):
+            if model.uses_audio:
                 if audio is None:
                     raise EMENetInputError("an EMENet-VA model needs the audio window of every frame")
                 features = torch.cat([features, model.encode_audio(audio[None])[0]], dim=-1)  # (N, 512 + 128)
@@ -277,7 +269,7 @@ class Int8Runner(OnnxRunner):
     def __init__(self, models: Sequence[EMENet], device: torch.device, micro_batch: int = DEFAULT_MICRO_BATCH,
                  num_workers: int | None = None, calibration: np.ndarray | None = None, calibration_frames: int = 64,
                  validation_frames: int = 256, cache_exports: bool = True, cache_dir: str | os.PathLike | None = None):
-        if any(isinstance(m, EMENetVA) for m in models):
+        if any(m.uses_audio for m in models):
             raise EMENetInputError("the int8 backend's accuracy gate is for EMENet-V; use --backend onnx for EMENet-VA")
         self.calibration = calibration  # (N, 3, 112, 112) float32 frames; None: synthetic faces
         self.calibration_frames = calibration_frames

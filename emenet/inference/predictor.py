@@ -42,7 +42,6 @@ from emenet.inference.results import FramePredictions, TaskUncertainty
 from emenet.models.checkpoint import load_checkpoint
 from emenet.run_layout import named_checkpoint_paths
 from emenet.models.emenet import EMENet
-from emenet.models.emenet_va import EMENetVA
 from emenet.models.mobilefacenet import INPUT_SIZE
 from emenet.models.temporal import Hidden
 from emenet.tasks import EMOTION_TASKS, NUM_LANDMARKS
@@ -146,7 +145,7 @@ class Predictor:
 
     def _audio_input(self) -> tuple[int, int | None]:
         """(samples per frame's audio window, sample rate) of the EMENet-VA members; (0, None) if none."""
-        shapes = {(m.config.audio_window, m.config.sample_rate) for m in self.models if isinstance(m, EMENetVA)}
+        shapes = {(m.config.audio_window, m.config.sample_rate) for m in self.models if m.uses_audio}
         if len(shapes) > 1:
             raise EMENetInputError(f"the EMENet-VA members of an ensemble must hear the same audio window; got "
                                    f"(samples, rate) {sorted(shapes)}")
@@ -154,7 +153,7 @@ class Predictor:
 
     def _audio_timing(self) -> str:
         """The EMENet-VA members' audio timing (their configs); `exact` if none."""
-        timings = {m.config.audio_timing for m in self.models if isinstance(m, EMENetVA)}
+        timings = {m.config.audio_timing for m in self.models if m.uses_audio}
         if len(timings) > 1:
             raise EMENetInputError(f"the EMENet-VA members of an ensemble must use one audio timing; got {sorted(timings)}")
         return timings.pop() if timings else "exact"

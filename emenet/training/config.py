@@ -184,6 +184,12 @@ class TrainConfig:
         """Samples per frame's audio window: round(window_size * sr), 10080 by default."""
         return int(round(self.window_size * self.sr))
 
+    @property
+    def loss_weights(self) -> dict[str, float]:
+        """Each head's loss weight, task -> `--lambda_<TASK>` (VAD: the audio-visual model's only)."""
+        return {"AU": self.lambda_AU, "EXPR": self.lambda_EXPR, "VA": self.lambda_VA, "FA": self.lambda_FA,
+                "VAD": self.lambda_VAD}
+
     def model_config(self, num_expr_classes: int = 7) -> EMENetConfig:
         """EMENetConfig, or EMENetVAConfig (with the audio window) for the audio-visual model.
 

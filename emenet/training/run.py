@@ -108,7 +108,7 @@ def class_weights(config: TrainConfig, videos: list[LabeledVideo], num_expr_clas
 def task_weights(config: TrainConfig) -> TaskWeights:
     """The trained heads' lambdas; with `--lambda_normalisation all` the model's other lambdas join the sum."""
     every_head = ("AU", "EXPR", "VA", "FA") + (("VAD",) if config.audiovisual else ())
-    lambdas = {t: getattr(config, f"lambda_{t}") for t in every_head}
+    lambdas = {t: config.loss_weights[t] for t in every_head}
     active = {t: lambdas[t] for t in config.model_tasks}
     inactive = {t: w for t, w in lambdas.items() if t not in active} if config.lambda_normalisation == "all" else {}
     return TaskWeights(active, inactive=inactive)
@@ -273,7 +273,8 @@ def _train(config: TrainConfig, progress: bool, student: bool) -> RunResult:
 
     trainer = Trainer(model, objective, optimizer, scheduler, per_step, train_set, evaluate, weights,
                       AugmentConfig(image_size=config.image_size, mode=config.augment), config.batch_size, config.nepochs, config.seed,
-                      device, config.max_steps_per_epoch, config.num_workers, hooks, progress=progress,
+                      device, steps_per_epoch=config.max_steps_per_epoch, num_workers=config.num_workers, hooks=hooks,
+                      progress=progress,
                       speed=TrainSpeed.from_options(config.train_speed, device, config.bf16, config.compile),
                       select_metric=select, teacher_step=config.teacher_step, epoch_length=config.epoch_length)
     if start:

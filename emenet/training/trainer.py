@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import KW_ONLY, asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -56,6 +56,8 @@ class Hook:
 
 @dataclass
 class Trainer:
+    """What to train on and how, then (keyword-only) the optional settings."""
+
     model: EMENet
     objective: Callable[..., dict[str, torch.Tensor]]
     optimizer: torch.optim.Optimizer
@@ -69,6 +71,7 @@ class Trainer:
     nepochs: int
     seed: int
     device: torch.device
+    _: KW_ONLY
     steps_per_epoch: int | None = None
     num_workers: int = 0
     hooks: list[Hook] = field(default_factory=list)

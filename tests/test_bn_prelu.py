@@ -59,3 +59,10 @@ def test_conv_block_uses_the_fused_step_only_when_training_with_gradients():
     assert not fusable(x, block.eval().bn, block.prelu)
     block.lean_activations = False
     assert "_BatchNormPReLU" not in block.train()(x).grad_fn.name()
+
+
+def test_docstring_example_runs():
+    import doctest
+
+    from emenet.models import bn_prelu
+    assert doctest.testmod(bn_prelu).failed == 0

@@ -27,7 +27,7 @@ def _trainer(model: emenet.EMENet, speed: TrainSpeed) -> Trainer:
 def test_fast_step_gives_the_plain_steps_losses_and_update():
     torch.manual_seed(0)
     model = emenet.create_model("emenet_v").train()
-    fast_speed = TrainSpeed(channels_last=True, lean_activations=True)  # the CPU's "fast" without the process-wide allocator setting
+    fast_speed = TrainSpeed(channels_last=True, lean_activations=True)  # "fast" without the process-wide allocator
     plain, fast = _trainer(copy.deepcopy(model), TrainSpeed()), _trainer(copy.deepcopy(model), fast_speed)
     torch.manual_seed(1)  # dropout masks: the same draws for both steps
     losses_plain = plain.train_step(_batch(), torch.Generator().manual_seed(2))

@@ -36,7 +36,7 @@ class TrainConfig:
     device: str = "cpu"
     cuda: bool = False  # the original's flag; same as --device cuda
     num_workers: int = 1
-    train_speed: str = "fast"  # fast: channels-last (+ retained allocator memory on the CPU); plain: the obvious step
+    train_speed: str = "fast"  # fast: channels-last (+ retained allocator memory, lean activations on the CPU); plain: the obvious step
     bf16: bool = False  # autocast the forward to bfloat16 (GPUs with bf16 units)
     compile: bool = False  # torch.compile the model's forward
     # data
@@ -266,7 +266,8 @@ _HELP = {
     "modality": "visual (EMENet-V) or audiovisual (EMENet-VA)",
     "vad_teacher": "NeMo vad_marblenet .nemo teaching the VAD head (default: silero-vad, pip install 'emenet[vad]')",
     "config": "YAML file of defaults; command-line flags override it",
-    "train_speed": "fast: channels-last clips and model (and, on the CPU, freed memory kept for the next step); "
+    "train_speed": "fast: channels-last clips and model (and, on the CPU, freed memory kept for the next step and "
+                   "batch norm + PReLU keeping fewer activations); "
                    "plain: the obvious step. Same losses up to rounding",
     "bf16": "autocast the forward to bfloat16 (for GPUs; CPUs without bf16 units get slower)",
     "compile": "torch.compile the model's forward (checkpoints stay plain)",

@@ -338,7 +338,7 @@ class BF16Runner(FusedRunner):
     def __init__(self, models: Sequence[EMENet], device: torch.device, micro_batch: int = DEFAULT_MICRO_BATCH,
                  num_workers: int | None = None, validation_frames: int = 256):
         from emenet.fast.bf16 import bf16_unavailable_reason
-        if any(isinstance(m, EMENetVA) for m in models):
+        if any(m.uses_audio for m in models):
             raise EMENetInputError("the bf16 backend's accuracy gate is for EMENet-V; use --backend onnx for EMENet-VA")
         reason = bf16_unavailable_reason(device)
         if reason:

@@ -335,7 +335,8 @@ def render_markdown(report: dict) -> str:
                       _cold_start_table(r, members_list), ""]
         longv = r.get("long_video")
         if _ok(longv):
-            parts += ["Long synthetic video (the source's frames played forward and back), one model, default path:",
+            parts += ["Long synthetic video (the source's frames played forward and back), one model, default path, "
+                      "after one unmeasured run of the shortest:",
                       "", _table(["frames", "frames/s", "peak RSS MB"],
                                  [[str(x["num_frames"]), _f(x["frames_per_s"]), _f(x["peak_rss_mb"], 0)]
                                   for x in longv["runs"]]), ""]

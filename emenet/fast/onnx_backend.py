@@ -163,6 +163,8 @@ def quantize_backbone(model: bytes, calibration: np.ndarray, batch: int = 8) -> 
     (MinMax); use frames like those the model will see (synthetic faces: see emenet.fast.int8).
     """
     require_onnx()
+    log.info("quantizing a backbone to int8 on %d calibration frames (once per checkpoint when cached)",
+             len(calibration))
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 

@@ -307,6 +307,8 @@ def check_member_gates(runner: Runner, validation_frames: int, what: str) -> lis
     EMENetInputError naming `what` ("int8 quantization") and the numbers. -> the GateResults."""
     from emenet.data.synth_validation import synthetic_faces
     from emenet.fast.int8 import VALIDATION_SEED, int8_gate
+    log.info("%s: checking %d member(s) against eager fp32 on %d synthetic faces (the accuracy gate)",
+             what, len(runner.models), validation_frames)
     faces = synthetic_faces(validation_frames, VALIDATION_SEED)
     frames = faces.float_frames()
     features = runner.encode(frames)

@@ -27,7 +27,7 @@ def test_original_checkpoint_reproduces_golden_outputs(reference_dir, ckpt, gold
         stream, hidden = model(frames[None])  # one sequence of length 6
         step_logits, h = [], None
         for t in range(6):  # one frame at a time, carrying the hidden state
-            out, h = model(frames[None, t:t + 1], h)
+            out, h = model(frames[None, t:t + 1], hidden=h)
             step_logits.append(out)
     for task in tasks:
         np.testing.assert_allclose(independent[task][:, 0].numpy(), g[f"independent_logits_{task}"], atol=1e-5)
@@ -93,7 +93,7 @@ def test_streaming_equals_whole_sequence(kind):
     with torch.no_grad():
         whole, _ = model(frames)
         first, h = model(frames[:, :2])
-        rest, _ = model(frames[:, 2:], h)
+        rest, _ = model(frames[:, 2:], hidden=h)
     for task in model.tasks:
         np.testing.assert_allclose(torch.cat([first[task], rest[task]], 1).numpy(), whole[task].numpy(), atol=1e-5)
 

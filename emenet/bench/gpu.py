@@ -74,7 +74,7 @@ def inference(members: int, path: str, batch: int, stream_frames: int, warmup: i
             with torch.no_grad(), c:
                 for t in range(stream.shape[0]):
                     for i, f in enumerate(fs):
-                        _, hidden[i] = f(stream[t][None, None], hidden[i])
+                        _, hidden[i] = f(stream[t][None, None], hidden=hidden[i])
         return _synced(run)
 
     out: dict = {"members": members, "path": path}

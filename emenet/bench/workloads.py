@@ -50,7 +50,7 @@ def _baseline_fns(models: list[EMENet], batch: torch.Tensor, stream: torch.Tenso
         with torch.no_grad():
             for frame in stream:  # one frame at a time, carrying each member's hidden state
                 for i, m in enumerate(models):
-                    _, hidden[i] = m(frame[None, None], hidden[i])
+                    _, hidden[i] = m(frame[None, None], hidden=hidden[i])
     return batched, streaming
 
 

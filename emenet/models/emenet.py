@@ -130,6 +130,6 @@ class EMENet(nn.Module):
 
     def forward(self, frames: torch.Tensor, audio: torch.Tensor | None = None, hidden: dict[str, Hidden] | None = None
                 ) -> tuple[dict[str, torch.Tensor], dict[str, Hidden]]:
-        if isinstance(audio, Mapping) and hidden is None:  # EMENet-V's earlier call, model(frames, hidden)
-            audio, hidden = None, audio
+        if isinstance(audio, Mapping):  # the earlier model(frames, hidden): EMENet-V would drop the state
+            raise TypeError("the hidden state goes by keyword: model(frames, audio=None, hidden=hidden)")
         return self.forward_features(self.encode(frames, audio), hidden)

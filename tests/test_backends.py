@@ -244,18 +244,26 @@ def test_synthetic_faces_are_deterministic_and_labelled():
 
 
 @pytest.mark.slow
-def test_int8_backend_passes_its_gate_on_the_golden_checkpoint(golden, require_extra, tmp_path):
+def test_int8_backend_passes_its_gate_on_the_golden_checkpoint(golden, require_extra, tmp_path, monkeypatch):
     require_extra("onnxruntime", "onnx")
+    import emenet.fast.int8 as int8
     model, ref = golden
-    for attempt in range(2):  # the second runner reads the quantized graph from the cache and checks it again
+    calls = []
+    gate = int8.int8_gate
+    monkeypatch.setattr(int8, "int8_gate", lambda *a, **k: calls.append(1) or gate(*a, **k))
+    verdicts = []
+    for attempt in range(2):  # the second runner reads the quantized graph and the gate's verdict from the cache
         runner = make_runner("int8", [model], "cpu", validation_frames=96, cache_dir=tmp_path)
         try:
-            assert [g.passed for g in runner.gates] == [True]
+            assert [g.passed for g in runner.gates] == [True] and len(calls) == 1
             assert runner.gates[0].num_frames == 96
+            verdicts.append(runner.gates)
             _golden_checks(runner, model, ref, INT8_GOLDEN_ATOL, chunks=(6,))
         finally:
             runner.close()
         assert len(list(tmp_path.glob("backbone-int8-*.onnx"))) == 1 and len(list(tmp_path.glob("*.onnx"))) == 2
+        assert len(list(tmp_path.glob("gate-*.json"))) == 1
+    assert verdicts[0] == verdicts[1]
 
 
 @pytest.mark.slow
@@ -298,9 +306,13 @@ class _NoisyRunner:
     """A stand-in runner whose features are the eager ones plus large noise: decisions change."""
 
     def __init__(self, models, scale: float):
-        self.models, self.scale, self.closed = models, scale, False
+        self.models, self.scale, self.closed, self.calls = models, scale, False, 0
+
+    def gate_identity(self, member: int) -> dict:
+        return {"backend": "noisy", "scale": self.scale}
 
     def encode(self, frames):
+        self.calls += 1  # one call per run of the gate
         g = torch.Generator().manual_seed(0)
         with torch.inference_mode():
             ref = make_runner("eager", self.models, "cpu").encode(frames)
@@ -319,6 +331,46 @@ def test_member_gates_pass_exact_features_and_refuse_noisy_ones(models):
     with pytest.raises(EMENetInputError, match="test path of member 0 fails its accuracy gate"):
         check_member_gates(noisy, 16, "test path")
     assert noisy.closed
+
+
+def test_gate_verdicts_are_cached_and_rerun_when_what_decides_them_changes(models, tmp_path, caplog):
+    import copy
+    import json
+
+    from emenet.fast.runners import check_member_gates
+    caplog.set_level("INFO", logger="emenet")
+    runner = _NoisyRunner(models, 0.0)
+    first = check_member_gates(runner, 16, "test path", tmp_path)
+    files = sorted(tmp_path.glob("gate-*.json"))
+    assert runner.calls == 1 and len(files) == 2  # one verdict per member
+    caplog.clear()
+    assert check_member_gates(runner, 16, "test path", tmp_path) == first and runner.calls == 1  # not rerun
+    assert "cached verdict was used for member(s) [0, 1]" in caplog.text and "checking" not in caplog.text
+
+    check_member_gates(runner, 16, "test path", tmp_path, min_agreement=0.95)  # another tolerance: runs again
+    assert runner.calls == 2
+    changed = copy.deepcopy(models[1])
+    with torch.no_grad():
+        changed.tmodels[0].decoder.bias.add_(1e-3)  # another checkpoint for member 1 only
+    other = _NoisyRunner([models[0], changed], 0.0)
+    check_member_gates(other, 16, "test path", tmp_path)
+    assert other.calls == 1 and len(list(tmp_path.glob("gate-*.json"))) == 5
+
+    files[0].write_text("{not json")  # a corrupt file is ignored with a log line and rewritten
+    stored = json.loads(files[1].read_text())
+    stored["key"]["min_agreement"] = 0.5  # a file whose key does not match its name
+    files[1].write_text(json.dumps(stored))
+    caplog.clear()
+    fresh = _NoisyRunner(models, 0.0)
+    assert check_member_gates(fresh, 16, "test path", tmp_path) == first and fresh.calls == 1
+    assert caplog.text.count("ignoring the cached accuracy gate verdict") == 2
+    assert [json.loads(f.read_text())["result"]["passed"] for f in files] == [True, True]
+
+    noisy = _NoisyRunner(models[:1], 10.0)  # a failing verdict is kept too: the second refusal costs no run
+    for calls in (1, 1):
+        with pytest.raises(EMENetInputError, match="member 0 fails its accuracy gate"):
+            check_member_gates(noisy, 16, "test path", tmp_path)
+        assert noisy.calls == calls and noisy.closed
 
 
 @pytest.mark.slow

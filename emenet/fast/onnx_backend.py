@@ -88,14 +88,19 @@ def export_backbone(backbone: nn.Module, batch: int = 2, blocked_prelu: bool = T
 EXPORT_FORMAT = 2  # part of the cache key: bump whenever export_backbone's graph changes
 
 
-def backbone_key(backbone: nn.Module, blocked_prelu: bool = True) -> str:
-    """A digest of everything an exported graph depends on: weights, export settings, torch version."""
-    digest = hashlib.sha256(f"emenet-onnx-{EXPORT_FORMAT}-{blocked_prelu}-torch-{torch.__version__}".encode())
-    for name, tensor in backbone.state_dict().items():
+def state_digest(module: nn.Module, salt: str) -> str:
+    """SHA-256 of `salt` and every state-dict entry's name, dtype, shape and bytes: the weights' identity."""
+    digest = hashlib.sha256(salt.encode())
+    for name, tensor in module.state_dict().items():
         tensor = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
         digest.update(tensor.numpy().tobytes())
     return digest.hexdigest()
+
+
+def backbone_key(backbone: nn.Module, blocked_prelu: bool = True) -> str:
+    """A digest of everything an exported graph depends on: weights, export settings, torch version."""
+    return state_digest(backbone, f"emenet-onnx-{EXPORT_FORMAT}-{blocked_prelu}-torch-{torch.__version__}")
 
 
 def default_export_cache() -> Path:

@@ -96,6 +96,11 @@ class Runner:
         with torch.inference_mode():
             return [fn(item) for item in items]
 
+    def gate_identity(self, member: int) -> dict:
+        """What computes `member`'s features, for the accuracy gate's cache key (emenet.fast.gate_cache):
+        the backend's name here; backends whose numbers depend on more (a quantized graph) add it."""
+        return {"backend": self.name}
+
     def close(self) -> None:
         """Release worker threads (the runner cannot be used afterwards)."""
 
@@ -298,28 +303,67 @@ class Int8Runner(OnnxRunner):
         return graphs
 
     def _check_gates(self) -> None:
-        self.gates = check_member_gates(self, self.validation_frames, "int8 quantization")
+        self.gates = check_member_gates(self, self.validation_frames, "int8 quantization", self.cache_dir)
+
+    def gate_identity(self, member: int) -> dict:
+        """The quantized graph decides the features: its hash, with the runtime that runs it."""
+        import hashlib
+
+        import onnxruntime
+        return {"backend": self.name, "onnxruntime": onnxruntime.__version__,
+                "graph_sha256": hashlib.sha256(self.graphs[member]).hexdigest()}
 
 
-def check_member_gates(runner: Runner, validation_frames: int, what: str) -> list:
+def check_member_gates(runner: Runner, validation_frames: int, what: str,
+                       cache_dir: str | os.PathLike | None = None, min_agreement: float | None = None,
+                       max_ccc_drop: float | None = None) -> list:
     """Every member of `runner` through the accuracy gate of emenet.fast.int8, against its eager fp32
     self on synthetic validation faces; the first member that fails closes the runner and raises
-    EMENetInputError naming `what` ("int8 quantization") and the numbers. -> the GateResults."""
+    EMENetInputError naming `what` ("int8 quantization") and the numbers. -> the GateResults.
+
+    With `cache_dir`, each member's verdict is kept there (emenet.fast.gate_cache) under a key of
+    its weights, `runner.gate_identity()`, the probe faces and the tolerances; a later run with
+    the same key reuses it instead of running the eager reference again (one log line says so).
+    Tolerances default to INT8_MIN_AGREEMENT and INT8_MAX_CCC_DROP.
+    """
     from emenet.data.synth_validation import synthetic_faces
-    from emenet.fast.int8 import VALIDATION_SEED, int8_gate
-    log.info("%s: checking %d member(s) against eager fp32 on %d synthetic faces (the accuracy gate)",
-             what, len(runner.models), validation_frames)
+    from emenet.fast import gate_cache
+    from emenet.fast.int8 import INT8_MAX_CCC_DROP, INT8_MIN_AGREEMENT, VALIDATION_SEED, int8_gate
+    from emenet.fast.onnx_backend import state_digest
+    min_agreement = INT8_MIN_AGREEMENT if min_agreement is None else min_agreement
+    max_ccc_drop = INT8_MAX_CCC_DROP if max_ccc_drop is None else max_ccc_drop
     faces = synthetic_faces(validation_frames, VALIDATION_SEED)
-    frames = faces.float_frames()
-    features = runner.encode(frames)
+    keys: list = [None] * len(runner.models)
+    cached: list = [None] * len(runner.models)
+    if cache_dir is not None:
+        probes = gate_cache.probe_digest(faces.crops, faces.va)
+        keys = [gate_cache.gate_key(runner.gate_identity(i), state_digest(m, "emenet-gate-model"), probes,
+                                    min_agreement, max_ccc_drop) for i, m in enumerate(runner.models)]
+        cached = [gate_cache.read_verdict(cache_dir, k) for k in keys]
+    hits = [i for i, g in enumerate(cached) if g is not None]
+    if hits:
+        log.info("%s: the accuracy gate's cached verdict was used for member(s) %s (%s; kept in %s)", what, hits,
+                 "; ".join(f"member {i}: {'passed' if cached[i].passed else 'FAILED'}, agreement "
+                           f"{cached[i].agreement:.2%}" for i in hits), cache_dir)
+    frames = features = None
     gates = []
     with torch.inference_mode():
         for i, model in enumerate(runner.models):
-            ref, _ = model(frames[:, None])  # each frame alone, eager fp32
-            new, _ = model.forward_features(features[i][:, None])
-            gate = int8_gate({t: v[:, 0] for t, v in ref.items()}, {t: v[:, 0] for t, v in new.items()}, faces.va)
+            gate = cached[i]
+            if gate is None:
+                if features is None:  # the first member without a verdict: run the fast backbones once
+                    log.info("%s: checking %d member(s) against eager fp32 on %d synthetic faces (the accuracy gate)",
+                             what, len(runner.models) - len(hits), validation_frames)
+                    frames = faces.float_frames()
+                    features = runner.encode(frames)
+                ref, _ = model(frames[:, None])  # each frame alone, eager fp32
+                new, _ = model.forward_features(features[i][:, None])
+                gate = int8_gate({t: v[:, 0] for t, v in ref.items()}, {t: v[:, 0] for t, v in new.items()}, faces.va,
+                                 min_agreement, max_ccc_drop)
+                log.info("%s, member %d: %s", what, i, gate.summary())
+                if cache_dir is not None:
+                    gate_cache.write_verdict(cache_dir, keys[i], gate)
             gates.append(gate)
-            log.info("%s, member %d: %s", what, i, gate.summary())
             if not gate.passed:
                 runner.close()
                 raise EMENetInputError(f"{what} of member {i} fails its accuracy gate: {gate.summary()}; "
@@ -338,8 +382,10 @@ class BF16Runner(FusedRunner):
     name = "bf16"
 
     def __init__(self, models: Sequence[EMENet], device: torch.device, micro_batch: int = DEFAULT_MICRO_BATCH,
-                 num_workers: int | None = None, validation_frames: int = 256):
+                 num_workers: int | None = None, validation_frames: int = 256, cache_gates: bool = True,
+                 cache_dir: str | os.PathLike | None = None):
         from emenet.fast.bf16 import bf16_unavailable_reason
+        from emenet.fast.onnx_backend import default_export_cache
         if any(m.uses_audio for m in models):
             raise EMENetInputError("the bf16 backend's accuracy gate is for EMENet-V; use --backend onnx for EMENet-VA")
         reason = bf16_unavailable_reason(device)
@@ -349,7 +395,9 @@ class BF16Runner(FusedRunner):
         start = time.perf_counter()
         from emenet.fast.bf16 import bf16_backbone
         self.backbones = [bf16_backbone(m.backbone, self.device) for m in self.models]
-        self.gates = check_member_gates(self, validation_frames, "bf16")
+        # the gate's verdicts are kept beside the ONNX exports (emenet.fast.gate_cache); cache_gates=False checks every time
+        self.cache_dir = (cache_dir or default_export_cache()) if cache_gates else None
+        self.gates = check_member_gates(self, validation_frames, "bf16", self.cache_dir)
         self.setup_seconds = time.perf_counter() - start
 
     def _forward(self, member: int, frames: torch.Tensor) -> torch.Tensor:

@@ -47,6 +47,8 @@ def test_plan_has_a_baseline_for_every_group(tmp_path):
         assert f"{group}/baseline" in ids
     assert {"inference/1/fused", "inference/1/int8", "inference/5/onnx", "train/loader", "long_video",
             "train/student/fast_passive"} <= ids
+    assert {"video/1/int8", "video/5/int8", "cold_start/5/int8"} <= ids  # int8 end to end beside the default path
+    assert next(m for m in measurements if m.id == "video/5/int8").spec["backend"] == "int8"
     passive = next(m for m in measurements if m.id == "train/teacher/fast_passive")
     assert passive.spec["env"] == {"OMP_WAIT_POLICY": "PASSIVE"} and passive.spec["speed"] == "fast"
     assert not any(m.id.endswith("fast_passive") for m in plan(SuiteConfig.quick(), None, tmp_path))  # in-process
@@ -112,6 +114,28 @@ def test_quick_suite_writes_markdown_and_json(tmp_path, shared_dir):
     assert "| members | mode | path | frames/s | x baseline | x baseline (paired) | CPU ms/frame |" in md
     assert not (out / ".smoke.partial.json").exists()
     assert main(argv) == 2  # refuses to overwrite without --overwrite
+
+
+def test_video_target_says_which_backend_meets_it():
+    def video(fps: float, backend: str) -> dict:
+        stages = {"predict": {"seconds": 2.0, "frames_per_s": 150.0}}
+        return {"frames_per_s": fps, "backend": backend, "num_frames": 300, "stages": stages, "peak_rss_mb": 900.0}
+    results = {"video/5/baseline": video(16.0, "eager"), "video/5/auto": video(28.7, "onnx"),
+               "video/5/int8": video(33.0, "int8"), "video/5/bf16": video(29.0, "bf16")}
+    target = {t["target"]: t for t in evaluate_targets({"results": results, "config": {"members": 5}})}[
+        "video pipeline, 5-member ensemble"]
+    assert target["met"] is True and target["detail"] == "met with --backend int8"
+    assert target["measured"] == ("28.7 frames/s (default path); 33.0 frames/s (--backend int8); 29.0 frames/s "
+                                  "(--backend bf16) (baseline 16.0)")
+    results["video/5/auto"] = video(31.0, "onnx")
+    target = evaluate_targets({"results": results, "config": {"members": 5}})[2]
+    assert target["met"] is True and target["detail"] == "met on the default path"
+    results["video/5/int8"] = video(20.0, "int8")
+    results["video/5/auto"] = results["video/5/bf16"] = {"error": "RuntimeError: x"}
+    target = evaluate_targets({"results": results, "config": {"members": 5}})[2]
+    assert target["met"] is False and target["measured"].startswith("20.0 frames/s (--backend int8)")
+    from emenet.bench.report import _video_table
+    assert "| 5 | int8 (int8) | 300 | 20.0 | 1.25x | predict 2.0 (150) |" in _video_table(results, [5])
 
 
 def test_one_model_target_prefers_the_paired_ratio():

@@ -5,6 +5,7 @@ BASELINE = "baseline"
 FAST_TRAIN = ("fast", "fast_passive")
 FOLLOW = "auto_follow"  # the video pipeline on the default path, faces searched every FOLLOW_EVERY-th frame
 FOLLOW_EVERY = 4
+VIDEO_BACKENDS = ("int8", "bf16")  # video rows beside the default path: faster, but they change the numbers
 
 # issue 6's targets on the 2-core CPU
 TARGET_ONE_MODEL_SPEEDUP = 4.0  # one model, batched, x the eager baseline
@@ -101,15 +102,7 @@ def evaluate_targets(report: dict) -> list[dict]:
                        "n/a" if fps is None else f"{fps:.1f} frames/s ({name}; baseline {base or 0:.1f})",
                        None if fps is None else fps >= TARGET_ENSEMBLE_FPS,
                        _compute_detail(r.get("ceiling"), TARGET_ENSEMBLE_FPS * members, fps and fps * members)))
-    video = r.get(f"video/{members}/auto")
-    vbase = r.get(f"video/{members}/{BASELINE}")
-    if _ok(video):
-        out.append(_target(f"video pipeline, {members}-member ensemble", f">= {TARGET_VIDEO_FPS:g} frames/s end to end",
-                           f"{video['frames_per_s']:.1f} frames/s"
-                           + (f" (baseline {vbase['frames_per_s']:.1f})" if _ok(vbase) else ""),
-                           video["frames_per_s"] >= TARGET_VIDEO_FPS, _follow_detail(r.get(f"video/{members}/{FOLLOW}"))))
-    else:
-        out.append(_target(f"video pipeline, {members}-member ensemble", f">= {TARGET_VIDEO_FPS:g} frames/s", "n/a", None))
+    out.append(_video_target(r, members))
     ratios, parts = [], []
     for role in ("teacher", "student"):
         slow = r.get(f"train/{role}/{BASELINE}")
@@ -221,7 +214,7 @@ def _video_table(r: dict, members_list: list[int]) -> str:
     rows = []
     for members in members_list:
         base = r.get(f"video/{members}/{BASELINE}")
-        for name in (BASELINE, "auto", FOLLOW):
+        for name in (BASELINE, "auto", FOLLOW, *VIDEO_BACKENDS):
             res = r.get(f"video/{members}/{name}")
             if res is None:
                 continue
@@ -234,6 +227,24 @@ def _video_table(r: dict, members_list: list[int]) -> str:
                          _f(res["peak_rss_mb"], 0), _load(res)])
     return _table(["members", "path", "frames", "frames/s", "x baseline", "busy s per stage (frames/s), slowest first",
                    "peak RSS MB", "load"], rows)
+
+
+def _video_target(r: dict, members: int) -> dict:
+    """The ensemble's video target, met on the default path (fp32) where the arithmetic allows it and
+    with `--backend int8` (or bf16) otherwise: the measured line names every path, the detail which meets it."""
+    name = f"video pipeline, {members}-member ensemble"
+    paths = {k: r[f"video/{members}/{k}"] for k in ("auto", *VIDEO_BACKENDS) if _ok(r.get(f"video/{members}/{k}"))}
+    if not paths:
+        return _target(name, f">= {TARGET_VIDEO_FPS:g} frames/s", "n/a", None)
+    vbase = r.get(f"video/{members}/{BASELINE}")
+    measured = "; ".join(f"{v['frames_per_s']:.1f} frames/s ({'default path' if k == 'auto' else '--backend ' + k})"
+                         for k, v in paths.items()) + (f" (baseline {vbase['frames_per_s']:.1f})" if _ok(vbase) else "")
+    meeting = [k for k, v in paths.items() if v["frames_per_s"] >= TARGET_VIDEO_FPS]
+    detail = ("met on the default path" if "auto" in meeting else f"met with --backend {meeting[0]}" if meeting
+              else "")
+    follow = _follow_detail(r.get(f"video/{members}/{FOLLOW}"))
+    return _target(name, f">= {TARGET_VIDEO_FPS:g} frames/s end to end", measured, bool(meeting),
+                   "; ".join(x for x in (detail, follow) if x))
 
 
 def _follow_detail(follow: dict | None) -> str:
@@ -251,14 +262,15 @@ def _stages_cell(stages: dict | None, top: int = 4) -> str:
 
 def _cold_start_table(r: dict, members_list: list[int]) -> str:
     rows = []
-    for members in members_list:
-        res = r.get(f"cold_start/{members}")
+    for key in [f"cold_start/{m}{suffix}" for m in members_list for suffix in ("", "/int8")]:
+        res = r.get(key)
+        members = key.split("/")[1]
         if res is None:
             continue
         if not _ok(res):
-            rows.append([str(members), "failed: " + res["error"][:80], "", "", "", "", ""])
+            rows.append([members, "failed: " + res["error"][:80], "", "", "", "", ""])
             continue
-        rows.append([str(members), res["backend"], _f(res["first_use_ready_s"]), _f(res["first_use_first_frame_s"]),
+        rows.append([members, res["backend"], _f(res["first_use_ready_s"]), _f(res["first_use_first_frame_s"]),
                      _f(res["cached_ready_s"]), _f(res["cached_first_frame_s"]), _load(res)])
     return _table(["members", "path", "first use: model ready s", "first use: first frame s", "cached: model ready s",
                    "cached: first frame s", "load"], rows)
@@ -331,7 +343,8 @@ def render_markdown(report: dict) -> str:
         if any(k.startswith("cold_start/") for k in r):
             parts += ["Cold start: seconds from the command (a new process) to the models being ready and to the first "
                       "predicted chunk of frames (after face detection over the whole video), with an empty export "
-                      "cache (first use: ONNX export) and with the cache that run filled:", "",
+                      "cache (first use: ONNX export; int8 also quantisation and the accuracy gate, whose verdict is "
+                      "cached) and with the cache that run filled:", "",
                       _cold_start_table(r, members_list), ""]
         longv = r.get("long_video")
         if _ok(longv):

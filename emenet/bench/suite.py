@@ -146,6 +146,12 @@ def plan(config: SuiteConfig, video: Path | None, data_root: Path | None) -> lis
         if "onnx" in c.ensemble_backends or "onnx" in c.backends:
             out.append(Measurement("profile/onnx", "profile", {"kind": "onnx_profile", "members": 1,
                                                                 "batch": c.batch}))
+        for backend in ("onnx", "int8"):  # one ONNX Runtime session for all members, paired with one per member
+            if backend in c.ensemble_backends:
+                spec = {"kind": "ensemble_session", "members": c.members, "backend": backend, "batch": c.batch,
+                        "stream_frames": c.stream_frames, "warmup": c.warmup, "repeat": max(c.repeat, 5),
+                        "budget_s": c.budget_s}
+                out.append(Measurement(f"ensemble_session/{backend}", "profile", spec))
         out.append(Measurement("profile/inference", "profile", {"kind": "profile", "target": "inference",
                                                                  "backend": "fused", "members": c.members,
                                                                  "batch": c.batch}))

@@ -436,10 +436,10 @@ def test_auto_falls_back_to_fused_where_onnx_cannot_run(models):
     assert resolve_backend("auto", models, "cuda") == "fused"  # ONNX Runtime's CPU provider only
 
 
-def test_one_onnx_session_for_all_members_gives_the_per_member_numbers(models, frames, tmp_path, require_extra):
+def test_one_onnx_session_for_all_members_gives_the_per_member_numbers(models, frames, require_extra):
     """The merged graph (emenet.fast.merged) runs the same kernels on the same weights: equal, not close."""
     require_extra("onnxruntime", "onnx")
-    per, one = (make_runner("onnx", models, "cpu", micro_batch=4, cache_dir=tmp_path, one_session=flag)
+    per, one = (make_runner("onnx", models, "cpu", micro_batch=4, one_session=flag)  # the session's export cache
                 for flag in (False, True))
     try:
         assert len(one.sessions) == 1 and len(per.sessions) == len(models)

@@ -48,7 +48,7 @@ def test_plan_has_a_baseline_for_every_group(tmp_path):
     assert {"inference/1/fused", "inference/1/int8", "inference/5/onnx", "train/loader", "long_video",
             "train/student/fast_passive"} <= ids
     assert {"video/1/int8", "video/5/int8", "cold_start/5/int8"} <= ids  # int8 end to end beside the default path
-    assert {"ensemble_session/onnx", "ensemble_session/int8"} <= ids
+    assert {"ensemble_session/onnx", "ensemble_session/int8", "profile/onnx_int8"} <= ids
     assert next(m for m in measurements if m.id == "video/5/int8").spec["backend"] == "int8"
     passive = next(m for m in measurements if m.id == "train/teacher/fast_passive")
     assert passive.spec["env"] == {"OMP_WAIT_POLICY": "PASSIVE"} and passive.spec["speed"] == "fast"

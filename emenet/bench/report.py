@@ -375,6 +375,8 @@ def render_markdown(report: dict) -> str:
                            f"{v['max_abs_logit_diff']:.1e}"] for b, v in sessions.items()]), ""]
     for key, title in (("profile/onnx", "Profile: one exported backbone in ONNX Runtime, one batch (its profiler, "
                                         "kernel time by operator)"),
+                       ("profile/onnx_int8", "Profile: one int8 backbone in ONNX Runtime, one batch (its profiler, "
+                                             "kernel time by operator)"),
                        ("profile/inference", "Profile: fused ensemble backbones, one batch on one thread "
                                              "(torch.profiler, self CPU time)"),
                        ("profile/train", "Profile: fast teacher step (torch.profiler, self CPU time)")):

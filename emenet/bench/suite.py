@@ -146,6 +146,9 @@ def plan(config: SuiteConfig, video: Path | None, data_root: Path | None) -> lis
         if "onnx" in c.ensemble_backends or "onnx" in c.backends:
             out.append(Measurement("profile/onnx", "profile", {"kind": "onnx_profile", "members": 1,
                                                                 "batch": c.batch}))
+        if "int8" in c.ensemble_backends or "int8" in c.backends:  # where int8's time goes besides its Conv
+            out.append(Measurement("profile/onnx_int8", "profile", {"kind": "onnx_profile", "members": 1,
+                                                                     "batch": c.batch, "backend": "int8"}))
         for backend in ("onnx", "int8"):  # one ONNX Runtime session for all members, paired with one per member
             if backend in c.ensemble_backends:
                 spec = {"kind": "ensemble_session", "members": c.members, "backend": backend, "batch": c.batch,

@@ -365,14 +365,6 @@ def render_markdown(report: dict) -> str:
     ceil = r.get("ceiling")
     if _ok(ceil):
         parts += _ceiling_section(r, ceil, cfg["members"])
-    sessions = {k.split("/")[1]: v for k, v in r.items() if k.startswith("ensemble_session/") and _ok(v)}
-    if sessions:
-        parts += ["## One ONNX Runtime session for all members", "",
-                  "The members' graphs merged into one (`one_session=True`, emenet.fast.merged) against one session "
-                  "per member (the default), timed alternately in one process; > 1 means one session is faster:", "",
-                  _table(["backend", "members", "batched (paired)", "streaming (paired)", "max logit difference"],
-                         [[b, str(v["members"]), f"{v['batched']['median']:.3f}x", f"{v['streaming']['median']:.3f}x",
-                           f"{v['max_abs_logit_diff']:.1e}"] for b, v in sessions.items()]), ""]
     for key, title in (("profile/onnx", "Profile: one exported backbone in ONNX Runtime, one batch (its profiler, "
                                         "kernel time by operator)"),
                        ("profile/onnx_int8", "Profile: one int8 backbone in ONNX Runtime, one batch (its profiler, "

@@ -149,12 +149,6 @@ def plan(config: SuiteConfig, video: Path | None, data_root: Path | None) -> lis
         if "int8" in c.ensemble_backends or "int8" in c.backends:  # where int8's time goes besides its Conv
             out.append(Measurement("profile/onnx_int8", "profile", {"kind": "onnx_profile", "members": 1,
                                                                      "batch": c.batch, "backend": "int8"}))
-        for backend in ("onnx", "int8"):  # one ONNX Runtime session for all members, paired with one per member
-            if backend in c.ensemble_backends:
-                spec = {"kind": "ensemble_session", "members": c.members, "backend": backend, "batch": c.batch,
-                        "stream_frames": c.stream_frames, "warmup": c.warmup, "repeat": max(c.repeat, 5),
-                        "budget_s": c.budget_s}
-                out.append(Measurement(f"ensemble_session/{backend}", "profile", spec))
         out.append(Measurement("profile/inference", "profile", {"kind": "profile", "target": "inference",
                                                                  "backend": "fused", "members": c.members,
                                                                  "batch": c.batch}))

@@ -99,31 +99,6 @@ def inference(spec: dict) -> dict:
     return out
 
 
-def ensemble_session(spec: dict) -> dict:
-    """All members in one ONNX Runtime session (`one_session`) against one session per member, the
-    backend's own default: batched and streaming through `Runner.forward`, timed alternately in
-    this process (`paired_speedup`: per-member time / one-session time, > 1 when one session is faster)."""
-    from emenet.fast import make_runner
-    models = _models(spec["members"])
-    batch, stream = _frames(spec["batch"], 1), _frames(spec["stream_frames"], 2)
-    runners = [make_runner(spec["backend"], models, "cpu", one_session=one) for one in (False, True)]
-    out: dict = {"members": spec["members"], "backend": spec["backend"]}
-    try:
-        (per_batched, per_streaming), (one_batched, one_streaming) = (_runner_fns(r, models, batch, stream)
-                                                                      for r in runners)
-        out["max_abs_logit_diff"] = max(float((a[t] - b[t]).abs().max()) for a, b in
-                                        zip(per_batched(), one_batched()) for t in a)
-        for mode, base_fn, fast_fn, frames in (("streaming", per_streaming, one_streaming, spec["stream_frames"]),
-                                               ("batched", per_batched, one_batched, spec["batch"])):
-            for _ in range(spec["warmup"]):
-                base_fn(), fast_fn()
-            out[mode] = paired_speedup(base_fn, fast_fn, spec["repeat"], spec.get("budget_s"))
-    finally:
-        for r in runners:
-            r.close()
-    return out
-
-
 # ------------------------------------------------------------------------------- videos
 
 def _checkpoints(members: int, folder: Path) -> list[Path]:
@@ -538,7 +513,7 @@ def ceiling(spec: dict) -> dict:
 
 
 WORKLOADS: dict[str, Callable[[dict], dict]] = {
-    "inference": inference, "ensemble_session": ensemble_session, "video": video, "video_stages": video_stages, "detect_align": detect_align,
+    "inference": inference, "video": video, "video_stages": video_stages, "detect_align": detect_align,
     "long_video": long_video, "cold_start": cold_start,
     "train_step": train_step, "loader": loader, "profile": profile, "onnx_profile": onnx_profile,
     "ceiling": ceiling,

@@ -228,19 +228,12 @@ class CompiledRunner(FusedRunner):
 
 
 class OnnxRunner(PooledRunner):
-    """Each member's fused backbone exported to ONNX and run by ONNX Runtime on the CPU.
-
-    `one_session` merges the members' graphs into one (emenet.fast.merged): one session call per
-    micro-batch runs every member, with the same numbers. Off by default: on the 2-core CPU of
-    issue 14 (loaded) it was 0.96-0.98x the per-member sessions batched and 1.05x streaming; the
-    bench's `ensemble_session` rows measure it again.
-    """
+    """Each member's fused backbone exported to ONNX and run by ONNX Runtime on the CPU."""
 
     name = "onnx"
 
     def __init__(self, models: Sequence[EMENet], device: torch.device, micro_batch: int = DEFAULT_MICRO_BATCH,
-                 num_workers: int | None = None, cache_exports: bool = True, cache_dir: str | os.PathLike | None = None,
-                 one_session: bool = False):
+                 num_workers: int | None = None, cache_exports: bool = True, cache_dir: str | os.PathLike | None = None):
         from emenet.fast.onnx_backend import default_export_cache, require_onnx
         require_onnx()
         # exported graphs are kept between runs (emenet.fast.onnx_backend.cached_export), by default
@@ -251,12 +244,7 @@ class OnnxRunner(PooledRunner):
         super().__init__(models, device, micro_batch, num_workers)
         start = time.perf_counter()
         self.graphs = self._graphs()
-        self.one_session = one_session
-        if one_session:
-            from emenet.fast.merged import merge_member_graphs
-            self.sessions = [self._session(merge_member_graphs(self.graphs))]
-        else:
-            self.sessions = [self._session(g) for g in self.graphs]
+        self.sessions = [self._session(g) for g in self.graphs]
         self.setup_seconds = time.perf_counter() - start
 
     def _graphs(self) -> list[bytes]:
@@ -272,15 +260,6 @@ class OnnxRunner(PooledRunner):
         from emenet.fast.onnx_backend import run_session
         return run_session(self.sessions[member], frames)
 
-    def _encode_frames(self, frames: torch.Tensor) -> list[torch.Tensor]:
-        if not self.one_session:
-            return super()._encode_frames(frames)
-        from emenet.fast.merged import run_members
-        n = len(self.models)
-        chunks = frames.split(self.micro_batch) or (frames,)  # micro-batches concurrently, all members in each
-        outs = self.pool.map(lambda chunk: run_members(self.sessions[0], chunk, n), list(chunks))
-        return [torch.cat([o[i] for o in outs]) if len(outs) > 1 else outs[0][i] for i in range(n)]
-
 
 class Int8Runner(OnnxRunner):
     """Statically quantized int8 backbones; each member must pass the accuracy gate (emenet.fast.int8).
@@ -294,15 +273,14 @@ class Int8Runner(OnnxRunner):
 
     def __init__(self, models: Sequence[EMENet], device: torch.device, micro_batch: int = DEFAULT_MICRO_BATCH,
                  num_workers: int | None = None, calibration: np.ndarray | None = None, calibration_frames: int = 64,
-                 validation_frames: int = 256, cache_exports: bool = True, cache_dir: str | os.PathLike | None = None,
-                 one_session: bool = False):
+                 validation_frames: int = 256, cache_exports: bool = True, cache_dir: str | os.PathLike | None = None):
         if any(m.uses_audio for m in models):
             raise EMENetInputError("the int8 backend's accuracy gate is for EMENet-V; use --backend onnx for EMENet-VA")
         self.calibration = calibration  # (N, 3, 112, 112) float32 frames; None: synthetic faces
         self.calibration_frames = calibration_frames
         self.validation_frames = validation_frames
         self.gates = []
-        super().__init__(models, device, micro_batch, num_workers, cache_exports, cache_dir, one_session)
+        super().__init__(models, device, micro_batch, num_workers, cache_exports, cache_dir)
         start = time.perf_counter()
         self._check_gates()
         self.setup_seconds += time.perf_counter() - start
@@ -417,8 +395,7 @@ class BF16Runner(FusedRunner):
         start = time.perf_counter()
         from emenet.fast.bf16 import bf16_backbone
         self.backbones = [bf16_backbone(m.backbone, self.device) for m in self.models]
-        # the gate's verdicts are kept beside the ONNX exports (emenet.fast.gate_cache);
-        # cache_gates=False checks every time
+        # the gate's verdicts are kept beside the ONNX exports (emenet.fast.gate_cache); cache_gates=False checks every time
         self.cache_dir = (cache_dir or default_export_cache()) if cache_gates else None
         self.gates = check_member_gates(self, validation_frames, "bf16", self.cache_dir)
         self.setup_seconds = time.perf_counter() - start

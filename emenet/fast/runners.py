@@ -342,9 +342,9 @@ def check_member_gates(runner: Runner, validation_frames: int, what: str,
         cached = [gate_cache.read_verdict(cache_dir, k) for k in keys]
     hits = [i for i, g in enumerate(cached) if g is not None]
     if hits:
-        log.info("%s: the accuracy gate's cached verdict was used for member(s) %s (%s; kept in %s)", what, hits,
-                 "; ".join(f"member {i}: {'passed' if cached[i].passed else 'FAILED'}, agreement "
-                           f"{cached[i].agreement:.2%}" for i in hits), cache_dir)
+        log.info("%s: the accuracy gate's cached verdict was used for member(s) %s (%d passed, lowest agreement "
+                 "%.2f%%; kept in %s)", what, hits, sum(cached[i].passed for i in hits),
+                 100 * min(cached[i].agreement for i in hits), cache_dir)
     frames = features = None
     gates = []
     with torch.inference_mode():

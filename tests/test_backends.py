@@ -339,21 +339,22 @@ def test_gate_verdicts_are_cached_and_rerun_when_what_decides_them_changes(model
 
     from emenet.fast.runners import check_member_gates
     caplog.set_level("INFO", logger="emenet")
+    FACES = 4  # validation faces: a few are enough, the cache does not depend on how many
     runner = _NoisyRunner(models, 0.0)
-    first = check_member_gates(runner, 16, "test path", tmp_path)
+    first = check_member_gates(runner, FACES, "test path", tmp_path)
     files = sorted(tmp_path.glob("gate-*.json"))
     assert runner.calls == 1 and len(files) == 2  # one verdict per member
     caplog.clear()
-    assert check_member_gates(runner, 16, "test path", tmp_path) == first and runner.calls == 1  # not rerun
+    assert check_member_gates(runner, FACES, "test path", tmp_path) == first and runner.calls == 1  # not rerun
     assert "cached verdict was used for member(s) [0, 1]" in caplog.text and "checking" not in caplog.text
 
-    check_member_gates(runner, 16, "test path", tmp_path, min_agreement=0.95)  # another tolerance: runs again
+    check_member_gates(runner, FACES, "test path", tmp_path, min_agreement=0.95)  # another tolerance: runs again
     assert runner.calls == 2
     changed = copy.deepcopy(models[1])
     with torch.no_grad():
         changed.tmodels[0].decoder.bias.add_(1e-3)  # another checkpoint for member 1 only
     other = _NoisyRunner([models[0], changed], 0.0)
-    check_member_gates(other, 16, "test path", tmp_path)
+    check_member_gates(other, FACES, "test path", tmp_path)
     assert other.calls == 1 and len(list(tmp_path.glob("gate-*.json"))) == 5
 
     files[0].write_text("{not json")  # a corrupt file is ignored with a log line and rewritten
@@ -362,14 +363,14 @@ def test_gate_verdicts_are_cached_and_rerun_when_what_decides_them_changes(model
     files[1].write_text(json.dumps(stored))
     caplog.clear()
     fresh = _NoisyRunner(models, 0.0)
-    assert check_member_gates(fresh, 16, "test path", tmp_path) == first and fresh.calls == 1
+    assert check_member_gates(fresh, FACES, "test path", tmp_path) == first and fresh.calls == 1
     assert caplog.text.count("ignoring the cached accuracy gate verdict") == 2
     assert [json.loads(f.read_text())["result"]["passed"] for f in files] == [True, True]
 
     noisy = _NoisyRunner(models[:1], 10.0)  # a failing verdict is kept too: the second refusal costs no run
     for calls in (1, 1):
         with pytest.raises(EMENetInputError, match="member 0 fails its accuracy gate"):
-            check_member_gates(noisy, 16, "test path", tmp_path)
+            check_member_gates(noisy, FACES, "test path", tmp_path)
         assert noisy.calls == calls and noisy.closed
 
 

@@ -66,6 +66,9 @@ MAX_TILES_PER_SIDE = 8
 REFINE_ROUNDS = 2  # upright second looks at each face (each from the previous points)
 TILE_EDGE_MARGIN = 0.02  # of the tile side: a box this close to an inner edge may be cut off
 BACKENDS = ("auto", "torch", "onnx")
+# Views per network call: small batches keep the full-range model's large early maps in the core's
+# cache (2 MB L2: 4.7-5.0 ms per view at 4-8 views a call against 5.8-7.5 at 32, 1 or 2 threads, loaded machine).
+NETWORK_BATCH = 8
 LOGIT_MARGIN = 1e-3  # the score of a logit this far below the threshold's rounds to below the threshold
 
 
@@ -154,7 +157,7 @@ class BlazeFaceDetector:
 
     def __init__(self, model: str = DEFAULT_MODEL, score_threshold: float = DEFAULT_SCORE_THRESHOLD,
                  min_face_size: float | None = None, backend: str = "auto",
-                 iou_threshold: float = NMS_IOU_THRESHOLD, batch_size: int = 32, refine_points: int = REFINE_ROUNDS,
+                 iou_threshold: float = NMS_IOU_THRESHOLD, batch_size: int = NETWORK_BATCH, refine_points: int = REFINE_ROUNDS,
                  detect_every: int = 1):
         if model not in MODELS:
             raise ValueError(f"unknown BlazeFace model {model!r}; valid: {', '.join(MODELS)}")
@@ -199,7 +202,8 @@ class BlazeFaceDetector:
 
     def run_network(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(V, S, S, 3) uint8 views -> regressors (V, A, 16), score logits (V, A), float32."""
-        x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2)).astype(np.float32)  # (V, 3, S, S)
+        x = np.empty((len(batch), batch.shape[3], *batch.shape[1:3]), np.float32)  # (V, 3, S, S)
+        x[...] = batch.transpose(0, 3, 1, 2)  # one pass: reordered and converted together
         x *= np.float32(1 / 127.5)
         x -= np.float32(1.0)  # RGB in [-1, 1]
         if self._session is not None:

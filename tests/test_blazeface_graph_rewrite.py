@@ -67,6 +67,43 @@ def test_other_pads_are_left_alone(require_extra, case):
     assert split_channel_pads(plain) == plain
 
 
+def _bottleneck_graph(narrow: int, depthwise_bias: bool) -> bytes:
+    """Conv 1x1 (16 -> narrow) -> Relu -> depthwise 3x3 -> Conv 1x1 (narrow -> 16), by hand."""
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(2)
+    arrays = {"w1": rng.normal(size=(narrow, 16, 1, 1)), "b1": rng.normal(size=narrow),
+              "wd": rng.normal(size=(narrow, 1, 3, 3)), "bd": rng.normal(size=narrow),
+              "w2": rng.normal(size=(16, narrow, 1, 1)), "b2": rng.normal(size=16)}
+    inits = [numpy_helper.from_array(a.astype(np.float32), name) for name, a in arrays.items()]
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["s"]),
+             helper.make_node("Relu", ["s"], ["r"]),
+             helper.make_node("Conv", ["r", "wd"] + (["bd"] if depthwise_bias else []), ["d"], group=narrow,
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["d", "w2", "b2"], ["y"])]
+    graph = helper.make_graph(nodes, "bottleneck", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 16, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 16, 6, 6])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8).SerializeToString()
+
+
+@pytest.mark.parametrize("depthwise_bias", [True, False])
+def test_narrow_bottleneck_is_widened_with_the_same_outputs(require_extra, depthwise_bias):
+    require_extra("onnxruntime", "onnx")
+    import onnx
+    from onnx import numpy_helper
+    from emenet.face.blazeface.graph_rewrite import widen_narrow_bottlenecks
+    plain = _bottleneck_graph(8, depthwise_bias)
+    widened = widen_narrow_bottlenecks(plain)
+    shapes = {i.name: tuple(i.dims) for i in onnx.load_from_string(widened).graph.initializer}
+    assert shapes["w1_widened"] == (16, 16, 1, 1) and shapes["wd_widened"] == (16, 1, 3, 3)
+    assert shapes["w2_widened"] == (16, 16, 1, 1)
+    x = np.random.default_rng(3).normal(size=(2, 16, 6, 6)).astype(np.float32)
+    np.testing.assert_allclose(_run(widened, x), _run(plain, x), rtol=1e-5, atol=1e-5)
+    # The added channels carry zeros in, so the last convolution's added inputs are multiplied by exact zeros.
+    w2 = numpy_helper.to_array(next(i for i in onnx.load_from_string(widened).graph.initializer if i.name == "w2_widened"))
+    assert not w2[:, 8:].any()
+    assert widen_narrow_bottlenecks(_bottleneck_graph(16, True)) == _bottleneck_graph(16, True)  # already whole blocks
+
+
 def test_upsampling_by_scale_is_the_upsampling_by_size():
     net = load_blazeface("full_range")
     node = next(n for n in net._nodes if n["op"] == "resize_bilinear")

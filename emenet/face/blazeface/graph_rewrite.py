@@ -1,20 +1,26 @@
 """Rewrite the exported BlazeFace graph so ONNX Runtime keeps it in its blocked (NCHWc) layout.
 
-A BlazeBlock that widens adds its input, zero-padded in channels, to its 1x1 convolution's
-output: `Add(Pad(skip), Conv(d))`. ONNX Runtime's NCHWc layout (the fast CPU convolutions)
-has no Pad over channels, so each such block leaves the blocked layout and comes back
-(ReorderOutput, Pad, ReorderInput, an unfused Add): in the full-range model these reorders
-and pads took about a fifth of the network's time. The same sum is, channel by channel,
+ONNX Runtime runs CPU convolutions fastest in a blocked layout (16 channels a block with
+AVX-512). Two patterns of BlazeFace leave it, and each time the tensor is reordered out and
+back (ReorderOutput, ReorderInput) around an operator that runs unblocked; in the full-range
+model these took about a fifth of the network's time:
 
-    Concat(Add(skip, Conv(d, W[:C], b[:C])), Conv(d, W[C:], b[C:]))    (C = skip's channels)
+- A BlazeBlock that widens adds its input, zero-padded in channels, to its 1x1 convolution's
+  output: `Add(Pad(skip), Conv(d))`, and the layout has no Pad over channels. The same sum is,
+  channel by channel, `Concat(Add(skip, Conv(d, W[:C], b[:C])), Conv(d, W[C:], b[C:]))` (C the
+  skip's channels), with the same multiply-adds (`split_channel_pads`).
+- A bottleneck squeezes to fewer channels than a block (32 -> 8 at 96x96): widened to a whole
+  block by channels with zero weights, which stay exactly zero (`widen_narrow_bottlenecks`).
 
-with the same multiply-adds: the first C output channels get the skip, the padded ones get
-nothing added. Each output channel is the same dot product as before, so the outputs equal
-the plain graph's up to rounding (tests/test_blazeface_onnx.py compares them with torch).
+Each output channel is the same dot product as before, so the outputs equal the plain graph's
+up to the order of the sums (tests/test_blazeface_graph_rewrite.py on hand-built graphs,
+tests/test_blazeface.py against torch).
 """
 from __future__ import annotations
 
 import numpy as np
+
+LAYOUT_BLOCK = 16  # channels per block of ONNX Runtime's NCHWc layout with AVX-512 (8 with AVX2)
 
 
 def split_channel_pads(model_bytes: bytes) -> bytes:
@@ -82,10 +88,17 @@ def split_channel_pads(model_bytes: bytes) -> bytes:
         nodes.extend(replaced.get(id(node), [node]))
     del graph.node[:]
     graph.node.extend(nodes)
+    return _without_unused_initializers(model)
+
+
+def _without_unused_initializers(model) -> bytes:
+    """The checked, serialised model without the initializers no node reads any more."""
+    import onnx
+    graph = model.graph
     used = {name for node in graph.node for name in node.input}
-    kept_inits = [init for init in graph.initializer if init.name in used]
+    kept = [init for init in graph.initializer if init.name in used]
     del graph.initializer[:]
-    graph.initializer.extend(kept_inits)
+    graph.initializer.extend(kept)
     onnx.checker.check_model(model)
     return model.SerializeToString()
 
@@ -106,3 +119,86 @@ def _channel_pad(pad, inits: dict) -> int | None:
     if pads.shape != (8,) or np.any(pads[[0, 1, 2, 3, 4, 6, 7]] != 0) or pads[5] <= 0:
         return None
     return int(pads[5])
+
+
+def widen_narrow_bottlenecks(model_bytes: bytes, block: int = LAYOUT_BLOCK) -> bytes:
+    """The serialised ONNX `model_bytes` with every narrow bottleneck `Conv -> Relu -> depthwise
+    Conv -> Conv` whose middle has fewer than `block` channels widened to `block` by zero channels.
+
+    ONNX Runtime's blocked layout works in blocks of 16 channels (AVX-512; 8 on AVX2): the
+    full-range model's first blocks squeeze 32 channels to 8 at 96x96, and each such tensor left
+    the layout and came back. The added channels have zero weights and biases, so they stay
+    exactly zero through the Relu and the depthwise convolution and add exact zeros to the last
+    convolution: the outputs are the plain graph's."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load_from_string(model_bytes)
+    graph = model.graph
+    inits = {init.name: init for init in graph.initializer}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    graph_outputs = {out.name for out in graph.output}
+
+    def only_consumer(node, op_type: str):
+        users = consumers.get(node.output[0], [])
+        if len(users) != 1 or users[0].op_type != op_type or node.output[0] in graph_outputs:
+            return None
+        return users[0]
+
+    def weight(node) -> np.ndarray | None:
+        if len(node.input) < 2 or node.input[1] not in inits:
+            return None
+        return numpy_helper.to_array(inits[node.input[1]])
+
+    def group(node) -> int:
+        return next((helper.get_attribute_value(a) for a in node.attribute if a.name == "group"), 1)
+
+    def replace(node, index: int, array: np.ndarray) -> None:
+        name = f"{node.input[index]}_widened"
+        graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        node.input[index] = name
+
+    widened: set[str] = set()  # the tensors that gained channels
+    for squeeze in list(graph.node):
+        w_squeeze = weight(squeeze) if squeeze.op_type == "Conv" else None
+        if w_squeeze is None or group(squeeze) != 1 or len(squeeze.input) != 3 or squeeze.input[2] not in inits:
+            continue
+        narrow = w_squeeze.shape[0]
+        if narrow % block == 0:
+            continue
+        relu = only_consumer(squeeze, "Relu")
+        depthwise = relu and only_consumer(relu, "Conv")
+        expand = depthwise and only_consumer(depthwise, "Conv")
+        if not expand:
+            continue
+        w_depthwise, w_expand = weight(depthwise), weight(expand)
+        if w_depthwise is None or w_expand is None or group(depthwise) != narrow or w_depthwise.shape[:2] != (narrow, 1) \
+                or group(expand) != 1 or w_expand.shape[1] != narrow or expand.input[0] != depthwise.output[0]:
+            continue
+        wide = -(-narrow // block) * block
+        extra = wide - narrow
+        replace(squeeze, 1, np.concatenate([w_squeeze, np.zeros((extra, *w_squeeze.shape[1:]), w_squeeze.dtype)]))
+        bias = numpy_helper.to_array(inits[squeeze.input[2]])
+        replace(squeeze, 2, np.concatenate([bias, np.zeros(extra, bias.dtype)]))
+        replace(depthwise, 1, np.concatenate([w_depthwise, np.zeros((extra, *w_depthwise.shape[1:]), w_depthwise.dtype)]))
+        if len(depthwise.input) > 2 and depthwise.input[2]:
+            if depthwise.input[2] not in inits:
+                raise ValueError(f"depthwise convolution {depthwise.name}: its bias is not a constant")
+            bias = numpy_helper.to_array(inits[depthwise.input[2]])
+            replace(depthwise, 2, np.concatenate([bias, np.zeros(extra, bias.dtype)]))
+        for attribute in depthwise.attribute:
+            if attribute.name == "group":
+                attribute.i = wide
+        zeros = np.zeros((w_expand.shape[0], extra, *w_expand.shape[2:]), w_expand.dtype)
+        replace(expand, 1, np.concatenate([w_expand, zeros], axis=1))
+        widened |= {squeeze.output[0], relu.output[0], depthwise.output[0]}
+    if not widened:
+        return model_bytes
+    # The exporter's recorded shapes of the widened tensors no longer hold: let the runtime infer them.
+    kept_info = [info for info in graph.value_info if info.name not in widened]
+    del graph.value_info[:]
+    graph.value_info.extend(kept_info)
+    return _without_unused_initializers(model)

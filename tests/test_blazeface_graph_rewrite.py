@@ -30,7 +30,8 @@ def _block_graph(pad_value: float = 0.0, spatial: bool = False, relu: bool = Tru
         inits.append(numpy_helper.from_array(np.array([0, 0, 0, 1, 0, 0, 0, 1], np.int64), "pads_c"))
     nodes.append(helper.make_node("Add", ["p", "c2" if spatial else "c"], ["s"]))
     nodes.append(helper.make_node("Relu" if relu else "Identity", ["s"], ["y"]))
-    graph = helper.make_graph(nodes, "block", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", channels, 5, 5])],
+    graph = helper.make_graph(nodes, "block",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", channels, 5, 5])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", out, 5, size])], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8).SerializeToString()
 
@@ -80,7 +81,8 @@ def _bottleneck_graph(narrow: int, depthwise_bias: bool) -> bytes:
              helper.make_node("Conv", ["r", "wd"] + (["bd"] if depthwise_bias else []), ["d"], group=narrow,
                               pads=[1, 1, 1, 1]),
              helper.make_node("Conv", ["d", "w2", "b2"], ["y"])]
-    graph = helper.make_graph(nodes, "bottleneck", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 16, 6, 6])],
+    graph = helper.make_graph(nodes, "bottleneck",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 16, 6, 6])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 16, 6, 6])], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8).SerializeToString()
 
@@ -99,7 +101,8 @@ def test_narrow_bottleneck_is_widened_with_the_same_outputs(require_extra, depth
     x = np.random.default_rng(3).normal(size=(2, 16, 6, 6)).astype(np.float32)
     np.testing.assert_allclose(_run(widened, x), _run(plain, x), rtol=1e-5, atol=1e-5)
     # The added channels carry zeros in, so the last convolution's added inputs are multiplied by exact zeros.
-    w2 = numpy_helper.to_array(next(i for i in onnx.load_from_string(widened).graph.initializer if i.name == "w2_widened"))
+    initializers = onnx.load_from_string(widened).graph.initializer
+    w2 = numpy_helper.to_array(next(i for i in initializers if i.name == "w2_widened"))
     assert not w2[:, 8:].any()
     assert widen_narrow_bottlenecks(_bottleneck_graph(16, True)) == _bottleneck_graph(16, True)  # already whole blocks
 

@@ -157,7 +157,8 @@ class BlazeFaceDetector:
 
     def __init__(self, model: str = DEFAULT_MODEL, score_threshold: float = DEFAULT_SCORE_THRESHOLD,
                  min_face_size: float | None = None, backend: str = "auto",
-                 iou_threshold: float = NMS_IOU_THRESHOLD, batch_size: int = NETWORK_BATCH, refine_points: int = REFINE_ROUNDS,
+                 iou_threshold: float = NMS_IOU_THRESHOLD, batch_size: int = NETWORK_BATCH,
+                 refine_points: int = REFINE_ROUNDS,
                  detect_every: int = 1):
         if model not in MODELS:
             raise ValueError(f"unknown BlazeFace model {model!r}; valid: {', '.join(MODELS)}")

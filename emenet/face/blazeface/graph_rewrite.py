@@ -175,18 +175,21 @@ def widen_narrow_bottlenecks(model_bytes: bytes, block: int = LAYOUT_BLOCK) -> b
         if not expand:
             continue
         w_depthwise, w_expand = weight(depthwise), weight(expand)
-        if w_depthwise is None or w_expand is None or group(depthwise) != narrow or w_depthwise.shape[:2] != (narrow, 1) \
+        if w_depthwise is None or w_expand is None or group(depthwise) != narrow \
+                or w_depthwise.shape[:2] != (narrow, 1) \
                 or group(expand) != 1 or w_expand.shape[1] != narrow or expand.input[0] != depthwise.output[0]:
             continue
+        has_bias = len(depthwise.input) > 2 and bool(depthwise.input[2])
+        if has_bias and depthwise.input[2] not in inits:
+            continue  # a bias computed at run time: not a pattern this knows
         wide = -(-narrow // block) * block
         extra = wide - narrow
         replace(squeeze, 1, np.concatenate([w_squeeze, np.zeros((extra, *w_squeeze.shape[1:]), w_squeeze.dtype)]))
         bias = numpy_helper.to_array(inits[squeeze.input[2]])
         replace(squeeze, 2, np.concatenate([bias, np.zeros(extra, bias.dtype)]))
-        replace(depthwise, 1, np.concatenate([w_depthwise, np.zeros((extra, *w_depthwise.shape[1:]), w_depthwise.dtype)]))
-        if len(depthwise.input) > 2 and depthwise.input[2]:
-            if depthwise.input[2] not in inits:
-                raise ValueError(f"depthwise convolution {depthwise.name}: its bias is not a constant")
+        zeros = np.zeros((extra, *w_depthwise.shape[1:]), w_depthwise.dtype)
+        replace(depthwise, 1, np.concatenate([w_depthwise, zeros]))
+        if has_bias:
             bias = numpy_helper.to_array(inits[depthwise.input[2]])
             replace(depthwise, 2, np.concatenate([bias, np.zeros(extra, bias.dtype)]))
         for attribute in depthwise.attribute:

@@ -232,3 +232,36 @@ def test_network_is_batched_and_differentiable_free(one_thread):
     r1, s1 = net(x[1:2])
     torch.testing.assert_close(r[1:2], r1, atol=1e-4, rtol=1e-4)
     assert not any(p.requires_grad for p in net.parameters())
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.73])
+def test_only_anchors_above_the_threshold_are_decoded_exactly_as_all_of_them(threshold):
+    """`_decoded` decodes only the anchors whose logit reaches the threshold's: the same boxes,
+    points and scores as decoding every anchor and thresholding, also for logits a rounding
+    error either side of the threshold's and for views with no anchor left."""
+    detector = BlazeFaceDetector(model="short_range", backend="torch", score_threshold=threshold, batch_size=2)
+    rng = np.random.default_rng(0)
+    views, anchors = 5, len(detector.anchors)
+    regressors = rng.normal(0, 20, (views, anchors, 16)).astype(np.float32)
+    at = np.float32(np.log(threshold / (1 - threshold)))
+    logits = rng.normal(-4, 3, (views, anchors)).astype(np.float32)
+    logits[3] = -50.0  # a view with nothing in it
+    edge = np.array([np.nextafter(at, -np.inf), at, np.nextafter(at, np.inf), at - 1e-6, at + 1e-6], np.float32)
+    logits[1, :5] = edge
+    calls = iter(range(0, views, 2))
+
+    def network(batch):
+        start = next(calls)
+        return regressors[start:start + len(batch)], logits[start:start + len(batch)]
+
+    detector.run_network = network
+    decoded = detector._decoded(np.zeros((views, 128, 128, 3), np.uint8))
+    all_boxes, all_points = decode_boxes(regressors, detector.anchors, 128)
+    all_scores = scores_from_logits(logits)
+    assert len(decoded) == views and len(decoded[3][2]) == 0
+    for v, (boxes, points, scores) in enumerate(decoded):
+        keep = all_scores[v] >= np.float32(threshold)
+        np.testing.assert_array_equal(scores, all_scores[v][keep])
+        np.testing.assert_array_equal(boxes, all_boxes[v][keep])
+        np.testing.assert_array_equal(points, all_points[v][keep])
+    assert 0 < len(decoded[1][2]) < anchors

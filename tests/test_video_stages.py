@@ -17,7 +17,7 @@ from emenet.data.images import read_rgb
 from emenet.inference import Predictor
 from emenet.video.outputs import predict_video_to_files
 from emenet.video.stages import BackgroundConsumer, StageClock, prefetch, timed_iter
-from emenet.video.predict import VideoWriter
+from emenet.video.predict import VideoWriter, predict_video_tracks
 from emenet.video.job import PredictSettings, VideoJob, process_video
 
 PHOTO = Path(__file__).resolve().parents[1] / "example_image" / "astronaut_photo.jpg"
@@ -134,6 +134,7 @@ def test_concurrent_pipeline_writes_the_same_csv_as_the_sequential_one(predictor
     sequential, concurrent = outs[False], outs[True]
     assert sequential.result.main.face_found.sum() > NUM_FRAMES // 2  # the face is found: predictions compared
     assert concurrent.csv.read_bytes() == sequential.csv.read_bytes()
+    assert concurrent.timeline.read_bytes() == sequential.timeline.read_bytes()
     assert concurrent.prediction.num_frames == NUM_FRAMES
     # every stage is timed, with the frames it handled: two decodes, one detection pass, one write
     for out in outs.values():
@@ -144,6 +145,22 @@ def test_concurrent_pipeline_writes_the_same_csv_as_the_sequential_one(predictor
         assert all(v["seconds"] > 0 for v in out.stages.values())
         seconds = [v["seconds"] for v in out.stages.values()]
         assert seconds == sorted(seconds, reverse=True)  # slowest first
+
+
+def test_tables_are_written_while_the_writer_still_works_on_the_last_chunk(predictor, face_video):
+    predicted = threading.Event()
+    seen: dict = {}
+
+    def on_chunk(chunk, tracks, geometries) -> None:  # the last chunk waits until on_predicted has run
+        if chunk.frames.start + len(chunk.frames) == NUM_FRAMES:
+            seen["predicted_before_last_write"] = predicted.wait(timeout=30)
+
+    def on_predicted(result) -> None:
+        seen["result"] = result
+        predicted.set()
+
+    result = predict_video_tracks(predictor, face_video, progress=False, on_chunk=on_chunk, on_predicted=on_predicted)
+    assert seen["result"] is result and seen["predicted_before_last_write"]
 
 
 def test_a_video_jobs_marker_records_its_stage_times(predictor, face_video, tmp_path):

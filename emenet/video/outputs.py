@@ -247,22 +247,23 @@ def predict_video_to_files(predictor: Predictor, video_path: str | os.PathLike, 
             writer(chunk, tracks, geometries)
             if thumbs is not None:
                 thumbs(chunk, tracks, geometries)
+        def write_table_and_timeline(result: MultiTrackPrediction) -> None:  # while the MP4's last frames encode
+            with clock.timed("tables", result.num_frames):
+                table = result.to_dataframe()
+                if getattr(predictor, "conformal", None) is not None:  # EXPR_set, AU<k>_set, valence_lo/hi, ...
+                    table = predictor.conformal.add_columns(table)
+                table.to_csv(tmp_csv, index=False, float_format="%.6g")
+            with clock.timed("timeline", result.num_frames):
+                plot_timeline(result, conformal=getattr(predictor, "conformal", None)).savefig(
+                    tmp_png, format="png", dpi=120)
         try:
             result = predict_video_tracks(predictor, video_path, detector=detector, tracker=tracker,
                                           smooth_sigma=smooth_sigma, progress=progress, main_face=main_face,
                                           min_track_length=min_track_length, on_chunk=on_chunk, clock=clock,
-                                          concurrent=concurrent)
+                                          concurrent=concurrent, on_predicted=write_table_and_timeline)
         finally:
             with clock.timed("write"):
                 writer.close()
-        with clock.timed("tables", result.num_frames):
-            table = result.to_dataframe()
-            if getattr(predictor, "conformal", None) is not None:  # EXPR_set, AU<k>_set, valence_lo/hi, ...
-                table = predictor.conformal.add_columns(table)
-            table.to_csv(tmp_csv, index=False, float_format="%.6g")
-        with clock.timed("timeline", result.num_frames):
-            plot_timeline(result, conformal=getattr(predictor, "conformal", None)).savefig(tmp_png, format="png",
-                                                                                            dpi=120)
         if report:
             from emenet.viz.report.video_report import video_report_html
             tmp_html = stack.enter_context(atomic_path(html_path))

@@ -511,7 +511,8 @@ def predict_video_tracks(predictor: Predictor, path: str | os.PathLike, detector
                          main_face: bool = False, min_track_length: int = DEFAULT_MIN_TRACK_LENGTH,
                          select_track: Callable[[list[Track]], Track | None] = select_main_track,
                          on_chunk: Callable[[PredictedChunk, VideoTracks, list[TrackGeometry]], None] | None = None,
-                         clock: StageClock | None = None, concurrent: bool = True) -> MultiTrackPrediction:
+                         clock: StageClock | None = None, concurrent: bool = True,
+                         on_predicted: Callable[["MultiTrackPrediction"], None] | None = None) -> MultiTrackPrediction:
     """Track the faces of a video and predict every frame of every kept track.
 
     With `main_face`, only the track that `select_track(kept tracks)` picks (default: the
@@ -524,6 +525,8 @@ def predict_video_tracks(predictor: Predictor, path: str | os.PathLike, detector
     predictor, and `on_chunk` in another behind the predictor, joined by bounded queues
     (emenet.video.stages); the results are the same as with `concurrent=False`, where
     every stage runs in turn in this thread. `clock` receives every stage's busy time.
+    `on_predicted(result)` is called once every frame is predicted, while `on_chunk` may still be
+    catching up in its thread (the file writer's table and plot overlap the video's last frames).
     """
     chunk_size = chunk_size or predictor.batch_size
     clock = clock or StageClock()
@@ -562,11 +565,14 @@ def predict_video_tracks(predictor: Predictor, path: str | os.PathLike, detector
             hand_on(chunk)
             for part in chunk.tracks:
                 parts[part.track_id].append(part.predictions)
-    predictions = [VideoPrediction(tracks.meta, tracks.times, g.face_found, g.boxes, g.regions,
-                                   FramePredictions.concatenate(parts[g.track_id]), g.track_id, tracks.tracks)
-                   for g in geometries]
-    main_id = chosen[0].track_id if main_face else tracks.main_track_id
-    return MultiTrackPrediction(tracks.meta, tracks.times, tracks.tracks, predictions, main_id, tracks.num_kept)
+        predictions = [VideoPrediction(tracks.meta, tracks.times, g.face_found, g.boxes, g.regions,
+                                       FramePredictions.concatenate(parts[g.track_id]), g.track_id, tracks.tracks)
+                       for g in geometries]
+        main_id = chosen[0].track_id if main_face else tracks.main_track_id
+        result = MultiTrackPrediction(tracks.meta, tracks.times, tracks.tracks, predictions, main_id, tracks.num_kept)
+        if on_predicted is not None:
+            on_predicted(result)  # the writer thread may still be drawing and encoding the last chunks
+    return result
 
 
 def predict_video(predictor: Predictor, path: str | os.PathLike, detector: FaceDetector | None = None,

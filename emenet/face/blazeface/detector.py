@@ -66,6 +66,10 @@ MAX_TILES_PER_SIDE = 8
 REFINE_ROUNDS = 2  # upright second looks at each face (each from the previous points)
 TILE_EDGE_MARGIN = 0.02  # of the tile side: a box this close to an inner edge may be cut off
 BACKENDS = ("auto", "torch", "onnx")
+# Views per network call: small batches keep the full-range model's large early maps in the core's
+# cache (2 MB L2: 4.7-5.0 ms per view at 4-8 views a call against 5.8-7.5 at 32, 1 or 2 threads, loaded machine).
+NETWORK_BATCH = 8
+LOGIT_MARGIN = 1e-3  # the score of a logit this far below the threshold's rounds to below the threshold
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,8 @@ class BlazeFaceDetector:
 
     def __init__(self, model: str = DEFAULT_MODEL, score_threshold: float = DEFAULT_SCORE_THRESHOLD,
                  min_face_size: float | None = None, backend: str = "auto",
-                 iou_threshold: float = NMS_IOU_THRESHOLD, batch_size: int = 32, refine_points: int = REFINE_ROUNDS,
+                 iou_threshold: float = NMS_IOU_THRESHOLD, batch_size: int = NETWORK_BATCH,
+                 refine_points: int = REFINE_ROUNDS,
                  detect_every: int = 1):
         if model not in MODELS:
             raise ValueError(f"unknown BlazeFace model {model!r}; valid: {', '.join(MODELS)}")
@@ -176,6 +181,8 @@ class BlazeFaceDetector:
         self.net: BlazeFaceNet = load_blazeface(model)
         self.input_size = self.net.input_size[0]
         self.anchors = ssd_anchor_centres(ANCHOR_OPTIONS[model])
+        # Logits below this cannot reach score_threshold (a margin far above float32 rounding).
+        self._logit_floor = np.float32(math.log(self.score_threshold / (1 - self.score_threshold)) - LOGIT_MARGIN)
         self._session = None
         self.backend = self._pick_backend(backend)
 
@@ -196,7 +203,8 @@ class BlazeFaceDetector:
 
     def run_network(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(V, S, S, 3) uint8 views -> regressors (V, A, 16), score logits (V, A), float32."""
-        x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2)).astype(np.float32)  # (V, 3, S, S)
+        x = np.empty((len(batch), batch.shape[3], *batch.shape[1:3]), np.float32)  # (V, 3, S, S)
+        x[...] = batch.transpose(0, 3, 1, 2)  # one pass: reordered and converted together
         x *= np.float32(1 / 127.5)
         x -= np.float32(1.0)  # RGB in [-1, 1]
         if self._session is not None:
@@ -241,15 +249,12 @@ class BlazeFaceDetector:
         if not views:
             return []
         pictures = np.stack([render_view(images[i], v, size) for i, v in views])
-        boxes, points, scores = self._decoded(pictures)  # (V, A, 4), (V, A, 6, 2), (V, A)
         found: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in images]
-        for (index, view), view_boxes, view_points, view_scores in zip(views, boxes, points, scores):
-            keep = view_scores >= self.score_threshold
-            if not keep.any():
+        for (index, view), (b, p, s) in zip(views, self._decoded(pictures)):
+            if not len(s):
                 continue
-            b = view_boxes[keep] * view.side + np.array([view.x0, view.y0, view.x0, view.y0], np.float32)
-            p = view_points[keep] * view.side + np.array([view.x0, view.y0], np.float32)
-            s = view_scores[keep]
+            b = b * view.side + np.array([view.x0, view.y0, view.x0, view.y0], np.float32)
+            p = p * view.side + np.array([view.x0, view.y0], np.float32)
             if view.tile:
                 inside = _inside_tile(b, view, *images[index].shape[:2])
                 b, p, s = b[inside], p[inside], s[inside]
@@ -259,15 +264,26 @@ class BlazeFaceDetector:
             merged = self._refined(images, merged)
         return merged
 
-    def _decoded(self, pictures: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(V, S, S, 3) views -> boxes (V, A, 4), points (V, A, 6, 2) in view units, scores (V, A)."""
+    def _decoded(self, pictures: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(V, S, S, 3) views -> per view, the anchors scoring at least `score_threshold`: boxes
+        (K, 4), points (K, 6, 2) in view units and scores (K,), in anchor order.
+
+        Only those anchors are decoded (a few of the 2304 per view): the scores are computed
+        where the logit is near or above the threshold's, then compared as before."""
         regressors, logits = [], []
         for start in range(0, len(pictures), self.batch_size):
             r, s = self.run_network(pictures[start:start + self.batch_size])
             regressors.append(r)
             logits.append(s)
-        boxes, points = decode_boxes(np.concatenate(regressors), self.anchors, self.input_size)
-        return boxes, points, scores_from_logits(np.concatenate(logits))
+        logits = np.concatenate(logits) if len(logits) > 1 else logits[0]  # (V, A)
+        regressors = np.concatenate(regressors) if len(regressors) > 1 else regressors[0]  # (V, A, 16)
+        view, anchor = np.nonzero(logits >= self._logit_floor)  # row-major: by view, then anchor
+        scores = scores_from_logits(logits[view, anchor])
+        keep = scores >= self.score_threshold
+        view, anchor, scores = view[keep], anchor[keep], scores[keep]
+        boxes, points = decode_boxes(regressors[view, anchor], self.anchors[anchor], self.input_size)
+        bounds = np.searchsorted(view, np.arange(len(pictures) + 1))
+        return [(boxes[a:b], points[a:b], scores[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
     def _upright_looks(self, images: Sequence[np.ndarray], owners: list[int], points: np.ndarray
                        ) -> list[tuple[np.ndarray, np.ndarray, float] | None]:
@@ -279,15 +295,13 @@ class BlazeFaceDetector:
         pictures = np.stack([cv2.warpAffine(images[i], view, (self.input_size, self.input_size),
                                             flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
                              for i, view in zip(owners, views)])
-        boxes, view_points, scores = self._decoded(pictures)
         centre = np.array([0.5, 0.5], np.float32)
         looks: list[tuple[np.ndarray, np.ndarray, float] | None] = []
-        for view, b, p, s in zip(views, boxes, view_points, scores):
-            keep = s >= self.score_threshold
-            if not keep.any():
+        for view, (b, p, s) in zip(views, self._decoded(pictures)):
+            if not len(s):
                 looks.append(None)  # the face is not seen again
                 continue
-            b, p, s = weighted_nms(b[keep], p[keep], s[keep], self.iou_threshold)
+            b, p, s = weighted_nms(b, p, s, self.iou_threshold)
             nearest = int(np.argmin(np.linalg.norm((b[:, :2] + b[:, 2:]) / 2 - centre, axis=1)))
             if np.linalg.norm((b[nearest, :2] + b[nearest, 2:]) / 2 - centre) > 0.15:
                 looks.append(None)  # what it sees is not the face in the middle of the view

@@ -94,8 +94,14 @@ class BlazeFaceNet(nn.Module):
             if node["align_corners"] == node["half_pixel_centers"]:
                 raise ValueError("BlazeFaceNet supports bilinear resizing with either aligned corners or "
                                  "half-pixel centres")
-            return F.interpolate(values[node["in"]], size=tuple(node["size"]), mode="bilinear",
-                                 align_corners=node["align_corners"])
+            x = values[node["in"]]
+            (height, width), (out_h, out_w) = x.shape[-2:], node["size"]
+            if out_h % height == 0 and out_w % width == 0:
+                # The same sampling as size=..., but exported with constant scales, which ONNX
+                # Runtime runs in its blocked layout (a size computed from Shape it cannot).
+                return F.interpolate(x, scale_factor=(out_h // height, out_w // width), mode="bilinear",
+                                     align_corners=node["align_corners"])
+            return F.interpolate(x, size=(out_h, out_w), mode="bilinear", align_corners=node["align_corners"])
         if op == "to_anchors":
             x = values[node["in"]]  # (N, C, H, W); TFLite's NHWC order: anchor = (y, x, k)
             return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1, node["values"])

@@ -11,6 +11,20 @@ benchmark measured as fastest: on the CPU channels-last clips and a model in cha
 activations for backward: the teacher step's peak memory, emenet.models.bn_prelu); on a GPU
 channels-last, bf16 autocast and torch.compile.
 
+`compile` (`--compile`) runs the model's forward through `torch.compile` (inductor), see
+`CompiledForward`. On the benchmark's 2-core Xeon it is the fastest fp32 CPU step (the lead's
+paired rows: teacher 48 against 37 frames/s for the fast step, 1.58x the plain step), because
+inductor fuses the batch norms, PReLUs and their backward into vectorised loops where eager
+runs aten's unvectorised PReLU backward (a third of the fast step) and keeps fewer activations.
+It is still not in `recommended("cpu")` nor the CLI's default: the first step compiles for about
+a minute (54 s for the teacher, 10 s once inductor's on-disk cache holds the kernels), which a
+step saving about a second repays only after 50-100 steps. The quickstart's short runs and every
+test that builds a trainer would pay it and gain nothing; a real Aff-wild2 epoch has thousands of
+steps, so add `--compile` there. With compile, lean activations are off: the compiler plans what
+backward keeps. bf16 autocast (`--bf16`) is faster again on CPUs with AMX/AVX512-BF16 and halves
+the step's memory, but it changes the losses beyond fp32 rounding, so it is offered and never
+turned on silently.
+
 Why `retain_freed_memory`: a training step of 6 clips x 30 frames allocates activations of
 tens to hundreds of MB each. glibc serves blocks above its mmap threshold (at most 32 MB by
 default) with fresh `mmap`s and returns them at `free`, so every step faults in gigabytes

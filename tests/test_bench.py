@@ -53,6 +53,8 @@ def test_plan_has_a_baseline_for_every_group(tmp_path):
     compiled = next(m for m in measurements if m.id == "train/student/fast_compile")  # this CI machine has a compiler
     assert compiled.spec["options"] == {"compile": True} and compiled.spec["speed"] == "fast"
     assert not any("compile" in m.id for m in plan(SuiteConfig.quick(), None, tmp_path))  # a minute per compile
+    profiled = next(m for m in measurements if m.id == "profile/train_compile")
+    assert profiled.spec["options"] == {"compile": True} and profiled.spec["target"] == "train"
     assert not any(m.id.startswith("video") for m in plan(SuiteConfig(skip=("video",)), None, None))
 
 

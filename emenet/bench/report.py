@@ -399,7 +399,9 @@ def render_markdown(report: dict) -> str:
                                         "kernel time by operator)"),
                        ("profile/inference", "Profile: fused ensemble backbones, one batch on one thread "
                                              "(torch.profiler, self CPU time)"),
-                       ("profile/train", "Profile: fast teacher step (torch.profiler, self CPU time)")):
+                       ("profile/train", "Profile: fast teacher step (torch.profiler, self CPU time)"),
+                       ("profile/train_compile", "Profile: fast teacher step with --compile (torch.profiler, self CPU "
+                                                 "time)")):
         res = r.get(key)
         if _ok(res):
             parts += [f"## {title}", "",

@@ -127,8 +127,8 @@ def plan(config: SuiteConfig, video: Path | None, data_root: Path | None) -> lis
         spec = {"kind": "long_video", "members": 1, "backend": "auto", "video": str(video),
                 "lengths": list(c.long_video_frames)}
         out.append(Measurement("long_video", "video", spec))
+    train_flags = [] if c.quick_mode or "train" in c.skip else _train_flag_rows()
     if "train" not in c.skip:
-        train_flags = [] if c.quick_mode else _train_flag_rows()
         for role in ("teacher", "student"):
             for speed in (BASELINE, "fast", PASSIVE, *train_flags):
                 if speed == PASSIVE and c.in_process:
@@ -154,9 +154,12 @@ def plan(config: SuiteConfig, video: Path | None, data_root: Path | None) -> lis
                                                                  "backend": "fused", "members": c.members,
                                                                  "batch": c.batch}))
         if "train" not in c.skip:
-            out.append(Measurement("profile/train", "profile", {"kind": "profile", "target": "train", "role": "teacher",
-                                                                 "speed": "fast", "clips": c.train_clips,
-                                                                 "seq_len": c.seq_len, "warmup": 0, "repeat": 1}))
+            spec = {"kind": "profile", "target": "train", "role": "teacher", "speed": "fast", "clips": c.train_clips,
+                    "seq_len": c.seq_len, "warmup": 0, "repeat": 1}
+            out.append(Measurement("profile/train", "profile", spec))
+            if "fast_compile" in train_flags:  # what the compiled step still spends its time on
+                out.append(Measurement("profile/train_compile", "profile",
+                                       {**spec, "options": TRAIN_FLAGS["fast_compile"]}))
     return out
 
 

@@ -12,10 +12,12 @@ activations for backward: the teacher step's peak memory, emenet.models.bn_prelu
 channels-last, bf16 autocast and torch.compile.
 
 `compile` (`--compile`) runs the model's forward through `torch.compile` (inductor), see
-`CompiledForward`. On the benchmark's 2-core Xeon it is the fastest fp32 CPU step (the lead's
-paired rows: teacher 48 against 37 frames/s for the fast step, 1.58x the plain step), because
-inductor fuses the batch norms, PReLUs and their backward into vectorised loops where eager
-runs aten's unvectorised PReLU backward (a third of the fast step) and keeps fewer activations.
+`CompiledForward`. On the benchmark's 2-core Xeon it is the fastest fp32 CPU step (idle: teacher
+48 against 37 frames/s for the fast step and 30 for the plain one; timed alternately in one
+process: 1.29x the fast step) and the only fp32 one under 3 GB (2.7 GB against 4.1 GB): inductor
+fuses the batch norms, PReLUs and their backward into its own loops and plans what backward
+keeps, where eager runs aten's PReLU backward (a third of the fast step; 4x the time of one
+multiply over the same tensor, and torch.where/clamp rewrites of it were 1.6-1.9x slower still).
 It is still not in `recommended("cpu")` nor the CLI's default: the first step compiles for about
 a minute (54 s for the teacher, 10 s once inductor's on-disk cache holds the kernels), which a
 step saving about a second repays only after 50-100 steps. The quickstart's short runs and every
@@ -98,7 +100,8 @@ class CompiledForward:
 
     The batch dimension of the clips (and audio windows) is marked dynamic at the first call, so
     a shorter last batch of an epoch, or another task's batch size, reuses the graph instead of
-    compiling again. Compilation failures (no working C++ compiler, an unsupported platform or
+    compiling again (a batch of a single clip is the one exception: torch specialises size 1, so
+    it compiles once more). Compilation failures (no working C++ compiler, an unsupported platform or
     operator) end in one warning and the eager forward for the rest of the run, not a traceback:
     dynamo traces with fake tensors before anything runs, so a failed first call has changed
     nothing (batch-norm statistics included) and is simply run again eagerly.
@@ -140,7 +143,7 @@ class TrainSpeed:
 
     channels_last: bool = False
     bf16: bool = False  # autocast the forward to bfloat16 (GPU; CPUs without bf16 units get slower)
-    compile: bool = False  # torch.compile the model's forward (see `compiled_forward`; the module and its checkpoints stay as is)
+    compile: bool = False  # torch.compile the model's forward (`CompiledForward`; the module and its checkpoints stay as is)
     retain_freed_memory: bool = False  # see the module docstring
     lean_activations: bool = False  # batch norm + PReLU keep only the convolution's output (emenet.models.bn_prelu)
 

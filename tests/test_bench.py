@@ -53,6 +53,8 @@ def test_plan_has_a_baseline_for_every_group(tmp_path):
     compiled = next(m for m in measurements if m.id == "train/student/fast_compile")  # this CI machine has a compiler
     assert compiled.spec["options"] == {"compile": True} and compiled.spec["speed"] == "fast"
     assert not any("compile" in m.id for m in plan(SuiteConfig.quick(), None, tmp_path))  # a minute per compile
+    checkpointed = next(m for m in measurements if m.id == "train/teacher/fast_checkpointed")
+    assert checkpointed.spec["options"] == {"activation_checkpointing": True}
     profiled = next(m for m in measurements if m.id == "profile/train_compile")
     assert profiled.spec["options"] == {"compile": True} and profiled.spec["target"] == "train"
     assert not any(m.id.startswith("video") for m in plan(SuiteConfig(skip=("video",)), None, None))
@@ -238,3 +240,11 @@ def test_onnx_matmul_of_the_ceiling_computes_the_product_it_times(integer, requi
     else:
         a, b = rng.random((16, 16), dtype=np.float32), rng.random((16, 16), dtype=np.float32)
         np.testing.assert_allclose(_onnx_matmul(16, False)()[0], a.astype(np.float64) @ b, rtol=1e-5)
+
+
+def test_train_row_with_activation_checkpointing_reports_its_settings_and_first_step():
+    from emenet.bench.workloads import train_step
+    res = train_step({"role": "student", "speed": "fast", "clips": 1, "seq_len": 2, "warmup": 1, "repeat": 1,
+                      "options": {"activation_checkpointing": True}})
+    assert res["settings"]["activation_checkpointing"] and res["settings"]["channels_last"]
+    assert not res["settings"]["compile"] and res["first_step_s"] > 0 and res["warmup"] == 1 and res["repeat"] == 1

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 BASELINE = "baseline"
 # the training step's fast rows: the CLI's `--train_speed fast` alone, with OMP_WAIT_POLICY=PASSIVE, and with
-# its `--compile` / `--bf16` flags (emenet.fast.training.TrainSpeed.from_options)
+# its `--compile` / `--bf16` (emenet.fast.training.TrainSpeed.from_options) / `--activation_checkpointing` flags
 TRAIN_FLAGS = {"fast_compile": {"compile": True}, "fast_bf16": {"bf16": True},
-               "fast_compile_bf16": {"compile": True, "bf16": True}}
+               "fast_compile_bf16": {"compile": True, "bf16": True},
+               "fast_checkpointed": {"activation_checkpointing": True}}
 FAST_TRAIN = ("fast", "fast_passive", *TRAIN_FLAGS)
 DEFAULT_TRAIN = "fast"  # what `emenet train` runs without speed flags
 TRAIN_MACS_PER_FORWARD_MAC = 3  # a training frame: the forward, the input gradient and the weight gradient
@@ -99,7 +100,8 @@ def _train_target(r: dict) -> dict:
             parts.append(f"{role} {ratio:.2f}x ({name}: {_train_settings(best)}; {best['frames_per_s']:.1f} vs "
                          f"{slow['frames_per_s']:.1f} frames/s)")
             if ratio < target and _ok(r.get("ceiling")):
-                ceiling = {**r["ceiling"], "macs_per_frame": TRAIN_MACS_PER_FORWARD_MAC * r["ceiling"]["macs_per_frame"]}
+                train_macs = TRAIN_MACS_PER_FORWARD_MAC * r["ceiling"]["macs_per_frame"]
+                ceiling = {**r["ceiling"], "macs_per_frame": train_macs}
                 details.append(f"{role} {target:g}x ({target * slow['frames_per_s']:.0f} frames/s at "
                                f"{ceiling['macs_per_frame'] / 1e6:.0f}M multiply-adds per training frame, "
                                f"{TRAIN_MACS_PER_FORWARD_MAC}x the forward's) "

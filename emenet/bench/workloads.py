@@ -319,7 +319,8 @@ def _trainer(spec: dict):
     else:
         batch, layout = _student_batch(spec["clips"], spec["seq_len"], rng)
         objective = StudentObjective(layout, supervised=teacher)
-    options = spec.get("options")  # {"bf16": ..., "compile": ...}: the CLI's fast step with these flags
+    options = dict(spec.get("options") or {})  # {"bf16": ..., "compile": ...}: the CLI's fast step with these flags
+    model.backbone.checkpoint_activations = options.pop("activation_checkpointing", False)
     if spec["speed"] == BASELINE:
         speed = TrainSpeed()
     else:
@@ -350,7 +351,8 @@ def train_step(spec: dict) -> dict:
         timing.warmup = warmup
         return timing
     timing, mem = measure_memory(steps)
-    settings = {**speed.to_dict(), **{f"env {k}={v}": True for k, v in spec.get("env", {}).items()}}
+    settings = {**speed.to_dict(), "activation_checkpointing": trainer.model.backbone.checkpoint_activations,
+                **{f"env {k}={v}": True for k, v in spec.get("env", {}).items()}}
     return {"role": spec["role"], "speed": spec["speed"], "settings": settings, "clips": sum(
         b["frames"].shape[0] for b in batch.values()), "seq_len": spec["seq_len"], **timing.to_dict(frames), **mem,
         "first_step_s": first[0] if first else None}

@@ -12,9 +12,10 @@ activations for backward: the teacher step's peak memory, emenet.models.bn_prelu
 channels-last, bf16 autocast and torch.compile.
 
 `compile` (`--compile`) runs the model's forward through `torch.compile` (inductor), see
-`CompiledForward`. On the benchmark's 2-core Xeon it is the fastest fp32 CPU step (idle: teacher
-48 against 37 frames/s for the fast step and 30 for the plain one; timed alternately in one
-process: 1.29x the fast step) and the only fp32 one under 3 GB (2.7 GB against 4.1 GB): inductor
+`CompiledForward`. On the benchmark's 2-core Xeon it is the fastest fp32 CPU step (load 1-1.6, one
+process per row: teacher 52 frames/s against 37 for the fast step and 31 for the plain one, 1.7x;
+student 49 against 40 and 29, 1.7x; timed alternately in one process: 1.24x the fast step for the
+teacher, 1.26x for the student) and the only fp32 one near 3 GB (2.7-3.1 GB against 4.1 GB): inductor
 fuses the batch norms, PReLUs and their backward into its own loops and plans what backward
 keeps, where eager runs aten's PReLU backward (a third of the fast step; 4x the time of one
 multiply over the same tensor, and torch.where/clamp rewrites of it were 1.6-1.9x slower still).
@@ -25,7 +26,10 @@ test that builds a trainer would pay it and gain nothing; a real Aff-wild2 epoch
 steps, so add `--compile` there. With compile, lean activations are off: the compiler plans what
 backward keeps. bf16 autocast (`--bf16`) is faster again on CPUs with AMX/AVX512-BF16 and halves
 the step's memory, but it changes the losses beyond fp32 rounding, so it is offered and never
-turned on silently.
+turned on silently. The default fast teacher step peaks at 4.1 GB resident (2 clips x 30 frames
+per task; 1.5 GB of it saved activations, the rest glibc heap that the retained blocks cannot
+reuse exactly); `--activation_checkpointing` (emenet.models.activation_checkpoint) brings it to
+2.4 GB for 10% of its speed (34 against 37 frames/s), `--compile` to 2.7-3.1 GB.
 
 Why `retain_freed_memory`: a training step of 6 clips x 30 frames allocates activations of
 tens to hundreds of MB each. glibc serves blocks above its mmap threshold (at most 32 MB by
@@ -143,7 +147,7 @@ class TrainSpeed:
 
     channels_last: bool = False
     bf16: bool = False  # autocast the forward to bfloat16 (GPU; CPUs without bf16 units get slower)
-    compile: bool = False  # torch.compile the model's forward (`CompiledForward`; the module and its checkpoints stay as is)
+    compile: bool = False  # torch.compile the model's forward (`CompiledForward`; module and checkpoints stay as is)
     retain_freed_memory: bool = False  # see the module docstring
     lean_activations: bool = False  # batch norm + PReLU keep only the convolution's output (emenet.models.bn_prelu)
 

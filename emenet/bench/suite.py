@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 
 from emenet.bench.child import RESULT_MARKER, run_spec
 from emenet.bench.measure import library_versions, load_average, machine_info, machine_slug, timing_method
-from emenet.bench.report import FOLLOW, FOLLOW_EVERY, VIDEO_BACKENDS, evaluate_targets, render_markdown
+from emenet.bench.report import (FOLLOW, FOLLOW_EVERY, TRAIN_FLAGS, VIDEO_BACKENDS, evaluate_targets,
+                                 render_markdown)
 from emenet.errors import EMENetInputError
 from emenet.fast.bf16 import bf16_unavailable_reason
 from emenet.io_utils import atomic_path, write_json
@@ -91,6 +92,15 @@ class Measurement:
     label: str = ""
 
 
+def _train_flag_rows() -> list[str]:
+    """The training rows with `--compile` / `--bf16` this machine can run: compile needs a C++
+    compiler (a minute per process to compile), bf16 the CPU's bf16 units (emulated, it is slower)."""
+    from emenet.fast.runners import compiler_available
+    no_compiler, no_bf16 = compiler_available() is not None, bf16_unavailable_reason("cpu") is not None
+    return [name for name, flags in TRAIN_FLAGS.items()
+            if not (flags.get("compile") and no_compiler) and not (flags.get("bf16") and no_bf16)]
+
+
 def plan(config: SuiteConfig, video: Path | None, data_root: Path | None) -> list[Measurement]:
     """Every measurement of a run, baseline first in each group."""
     c = config
@@ -126,16 +136,19 @@ def plan(config: SuiteConfig, video: Path | None, data_root: Path | None) -> lis
         spec = {"kind": "long_video", "members": 1, "backend": "auto", "video": str(video),
                 "lengths": list(c.long_video_frames)}
         out.append(Measurement("long_video", "video", spec))
+    train_flags = [] if c.quick_mode or "train" in c.skip else _train_flag_rows()
     if "train" not in c.skip:
         for role in ("teacher", "student"):
-            for speed in (BASELINE, "fast", PASSIVE):
+            for speed in (BASELINE, "fast", PASSIVE, *train_flags):
                 if speed == PASSIVE and c.in_process:
                     continue  # an OpenMP setting is read when the process starts: it needs its own process
-                spec = {"kind": "train_step", "role": role, "speed": "fast" if speed == PASSIVE else speed,
+                spec = {"kind": "train_step", "role": role, "speed": BASELINE if speed == BASELINE else "fast",
                         "clips": c.train_clips, "seq_len": c.seq_len, "warmup": c.train_warmup, "repeat": c.train_repeat,
                         "budget_s": c.budget_s}
                 if speed == PASSIVE:
                     spec["env"] = {"OMP_WAIT_POLICY": "PASSIVE"}
+                if speed in TRAIN_FLAGS:
+                    spec["options"] = TRAIN_FLAGS[speed]
                 out.append(Measurement(f"train/{role}/{speed}", "train", spec))
         if data_root is not None:
             spec = {"kind": "loader", "data_root": str(data_root), "clips": c.train_clips, "seq_len": c.seq_len,
@@ -153,9 +166,12 @@ def plan(config: SuiteConfig, video: Path | None, data_root: Path | None) -> lis
                                                                  "backend": "fused", "members": c.members,
                                                                  "batch": c.batch}))
         if "train" not in c.skip:
-            out.append(Measurement("profile/train", "profile", {"kind": "profile", "target": "train", "role": "teacher",
-                                                                 "speed": "fast", "clips": c.train_clips,
-                                                                 "seq_len": c.seq_len, "warmup": 0, "repeat": 1}))
+            spec = {"kind": "profile", "target": "train", "role": "teacher", "speed": "fast", "clips": c.train_clips,
+                    "seq_len": c.seq_len, "warmup": 0, "repeat": 1}
+            out.append(Measurement("profile/train", "profile", spec))
+            if "fast_compile" in train_flags:  # what the compiled step still spends its time on
+                out.append(Measurement("profile/train_compile", "profile",
+                                       {**spec, "options": TRAIN_FLAGS["fast_compile"]}))
     return out
 
 

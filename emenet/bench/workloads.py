@@ -319,7 +319,12 @@ def _trainer(spec: dict):
     else:
         batch, layout = _student_batch(spec["clips"], spec["seq_len"], rng)
         objective = StudentObjective(layout, supervised=teacher)
-    speed = TrainSpeed() if spec["speed"] == BASELINE else TrainSpeed.recommended(device)
+    options = dict(spec.get("options") or {})  # {"bf16": ..., "compile": ...}: the CLI's fast step with these flags
+    model.backbone.checkpoint_activations = options.pop("activation_checkpointing", False)
+    if spec["speed"] == BASELINE:
+        speed = TrainSpeed()
+    else:
+        speed = TrainSpeed.from_options("fast", device, **options) if options else TrainSpeed.recommended(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     trainer = Trainer(model, objective, optimizer, torch.optim.lr_scheduler.StepLR(optimizer, 10), False,
                       None, lambda m: {}, TaskWeights({t: 1.0 for t in model.tasks}), AugmentConfig(),
@@ -333,11 +338,24 @@ def train_step(spec: dict) -> dict:
     trainer, batch, gen = _trainer(spec)
     speed = trainer.speed
     frames = sum(b["frames"].shape[0] * b["frames"].shape[1] for b in batch.values())
-    timing, mem = measure_memory(lambda: time_calls(lambda: trainer.train_step(batch, gen), spec["warmup"],
-                                                    spec["repeat"], spec.get("budget_s")))
-    settings = {**speed.to_dict(), **{f"env {k}={v}": True for k, v in spec.get("env", {}).items()}}
+    first: list[float] = []  # the first step's seconds: with compile, the compilation's
+
+    def steps():
+        warmup = spec["warmup"]
+        if warmup:
+            start = time.perf_counter()
+            trainer.train_step(batch, gen)
+            first.append(time.perf_counter() - start)
+        timing = time_calls(lambda: trainer.train_step(batch, gen), max(0, warmup - 1), spec["repeat"],
+                            spec.get("budget_s"))
+        timing.warmup = warmup
+        return timing
+    timing, mem = measure_memory(steps)
+    settings = {**speed.to_dict(), "activation_checkpointing": trainer.model.backbone.checkpoint_activations,
+                **{f"env {k}={v}": True for k, v in spec.get("env", {}).items()}}
     return {"role": spec["role"], "speed": spec["speed"], "settings": settings, "clips": sum(
-        b["frames"].shape[0] for b in batch.values()), "seq_len": spec["seq_len"], **timing.to_dict(frames), **mem}
+        b["frames"].shape[0] for b in batch.values()), "seq_len": spec["seq_len"], **timing.to_dict(frames), **mem,
+        "first_step_s": first[0] if first else None}
 
 
 def loader(spec: dict) -> dict:

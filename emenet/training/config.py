@@ -270,7 +270,8 @@ _HELP = {
                    "batch norm + PReLU keeping fewer activations); "
                    "plain: the obvious step. Same losses up to rounding",
     "bf16": "autocast the forward to bfloat16 (for GPUs; CPUs without bf16 units get slower)",
-    "compile": "torch.compile the model's forward (checkpoints stay plain)",
+    "compile": "torch.compile the training step's forward (first use about a minute, cached after; worth it for "
+               "runs of hundreds of steps; falls back to eager with a warning where it cannot compile)",
     "annotation": "students: the ensemble annotation directory to learn from",
     "annotations_dir": "the folder holding the annotations of any Aff-wild2 release (default: found under --data_root)",
     "crops_dir": "folders of face crops <name>/<frame>.jpg, searched in order (default: every cropped_aligned* "

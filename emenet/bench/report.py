@@ -104,7 +104,7 @@ def _train_target(r: dict) -> dict:
                 train_macs = TRAIN_MACS_PER_FORWARD_MAC * r["ceiling"]["macs_per_frame"]
                 ceiling = {**r["ceiling"], "macs_per_frame": train_macs}
                 details.append(f"{role} {target:g}x ({target * slow['frames_per_s']:.0f} frames/s at "
-                               f"{ceiling['macs_per_frame'] / 1e6:.0f}M multiply-adds per training frame, "
+                               f"{train_macs / 1e6:.0f}M multiply-adds per training frame, "
                                f"{TRAIN_MACS_PER_FORWARD_MAC}x the forward's) "
                                + _compute_detail(ceiling, target * slow["frames_per_s"], best["frames_per_s"]))
         bf16 = {k: v for k, v in fast.items() if v["settings"].get("bf16")}

@@ -32,6 +32,7 @@ quantizing, but one frame per call (streaming) is slower than onnx there (issue 
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -307,8 +308,6 @@ class Int8Runner(OnnxRunner):
 
     def gate_identity(self, member: int) -> dict:
         """The quantized graph decides the features: its hash, with the runtime that runs it."""
-        import hashlib
-
         import onnxruntime
         return {"backend": self.name, "onnxruntime": onnxruntime.__version__,
                 "graph_sha256": hashlib.sha256(self.graphs[member]).hexdigest()}

@@ -26,10 +26,11 @@ test that builds a trainer would pay it and gain nothing; a real Aff-wild2 epoch
 steps, so add `--compile` there. With compile, lean activations are off: the compiler plans what
 backward keeps. bf16 autocast (`--bf16`) is faster again on CPUs with AMX/AVX512-BF16 and halves
 the step's memory, but it changes the losses beyond fp32 rounding, so it is offered and never
-turned on silently. The default fast teacher step peaks at 4.1 GB resident (2 clips x 30 frames
-per task; 1.5 GB of it are saved activations and 0.4 GB the process before the step, the rest
-backward's temporaries and the glibc heap around them); `--activation_checkpointing` (emenet.models.activation_checkpoint) brings it to
-2.4 GB for 10% of its speed (34 against 37 frames/s), `--compile` to 2.7-3.1 GB.
+turned on silently. The default fast teacher step peaks at 3.9-4.1 GB resident (2 clips x 30
+frames per task; 1.5 GB of it are saved activations and 0.4 GB the process before the step, the
+rest backward's temporaries and the glibc heap around them). `--activation_checkpointing`
+(emenet.models.activation_checkpoint) brings it to 2.4-2.6 GB at 10-16% of its speed (idle
+benchmark: 33 against 39 frames/s), `--compile` to 2.7-3.1 GB.
 
 Why `retain_freed_memory`: a training step of 6 clips x 30 frames allocates activations of
 tens to hundreds of MB each. glibc serves blocks above its mmap threshold (at most 32 MB by

@@ -63,6 +63,15 @@ def test_plan_has_a_baseline_for_every_group(tmp_path):
     assert not any(m.id.startswith("video") for m in plan(SuiteConfig(skip=("video",)), None, None))
 
 
+def test_long_video_check_starts_with_the_pipeline_full(tmp_path):
+    """The short video holds more chunks than the pipeline keeps in flight, so the growth measured
+    is growth with length, not the queues filling; the long one has 4x its frames."""
+    from emenet.video.predict import chunks_in_flight
+    spec = next(m for m in plan(SuiteConfig(), tmp_path / "v.mp4", tmp_path) if m.id == "long_video").spec
+    short, long = spec["lengths"]
+    assert short > spec["batch"] * chunks_in_flight() and long == 4 * short
+
+
 def _result(fps: float, cpu: float = 0.01) -> dict:
     return {"frames_per_s": fps, "cpu_s_per_frame": cpu, "peak_rss_mb": 500.0}
 

@@ -7,6 +7,7 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ import torch
 import emenet
 from emenet.data.images import read_rgb
 from emenet.inference import Predictor
-from emenet.video.outputs import predict_video_to_files
+from emenet.video.outputs import ANNOTATED_VIDEO_PRESET, predict_video_to_files
 from emenet.video.stages import BackgroundConsumer, StageClock, prefetch, timed_iter
 from emenet.video.predict import VideoWriter, predict_video_tracks
 from emenet.video.job import PredictSettings, VideoJob, process_video
@@ -171,6 +172,52 @@ def test_a_video_jobs_marker_records_its_stage_times(predictor, face_video, tmp_
     assert {"decode", "detect", "predict", "write"} <= set(marker["stage_seconds"])
     assert all(s > 0 for s in marker["stage_seconds"].values())
     assert set(marker["stage_frames_per_s"]) == set(marker["stage_seconds"])
+
+
+def _x264_settings(path: Path) -> dict[str, str]:
+    """The encoder settings x264 records in its stream (an SEI message: "options: cabac=1 ref=1 ...")."""
+    data = path.read_bytes()
+    start = data.index(b"options: ") + len(b"options: ")
+    text = data[start:data.index(b"\x00", start)].decode("ascii", "replace")
+    return dict(item.split("=", 1) for item in text.split() if "=" in item)
+
+
+def _decoded(path: Path) -> tuple[str, list[np.ndarray]]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return stream.codec_context.name, [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+
+
+def test_fast_preset_writes_an_h264_file_of_the_same_frames_at_the_same_quality(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = []
+    for i in range(16):  # a textured picture with a moving box and text, like an annotated frame
+        frame = cv2.resize(rng.integers(0, 256, (8, 12, 3), dtype=np.uint8), (96, 64), interpolation=cv2.INTER_CUBIC)
+        cv2.rectangle(frame, (10 + i, 12), (40 + i, 50), (255, 0, 0), 2)
+        cv2.putText(frame, f"{i / 16:.2f}", (50, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1)
+        frames.append(frame)
+    psnr = {}
+    for preset in ("veryfast", ANNOTATED_VIDEO_PRESET):
+        with VideoWriter(tmp_path / f"{preset}.mp4", Fraction(25), 96, 64, preset=preset) as writer:
+            for frame in frames:
+                writer.write(frame)
+        codec, decoded = _decoded(tmp_path / f"{preset}.mp4")
+        assert codec == "h264" and len(decoded) == len(frames) and decoded[0].shape == frames[0].shape
+        errors = np.array([[np.mean((d.astype(np.float64) - f) ** 2) for f in frames] for d in decoded])
+        assert (errors.argmin(axis=1) == np.arange(len(frames))).all()  # each frame is its own source's, in order
+        psnr[preset] = 10 * np.log10(255 ** 2 / np.diag(errors).mean())
+    assert psnr[ANNOTATED_VIDEO_PRESET] > psnr["veryfast"] - 1.0 and psnr[ANNOTATED_VIDEO_PRESET] > 20
+
+
+def test_the_annotated_video_is_encoded_with_the_annotated_preset(predictor, face_video, tmp_path):
+    reference = tmp_path / "reference.mp4"
+    with VideoWriter(reference, Fraction(25), 32, 32, preset=ANNOTATED_VIDEO_PRESET) as writer:
+        writer.write(np.zeros((32, 32, 3), np.uint8))
+    out = predict_video_to_files(predictor, face_video, tmp_path / "out", progress=False)
+    settings, expected = _x264_settings(out.video), _x264_settings(reference)
+    keys = ("cabac", "deblock", "bframes", "me", "subme", "ref", "trellis")  # the preset's, not the size's
+    assert {k: settings[k] for k in keys} == {k: expected[k] for k in keys}
+    assert len(_decoded(out.video)[1]) == NUM_FRAMES
 
 
 @pytest.mark.slow

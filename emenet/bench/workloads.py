@@ -247,12 +247,14 @@ def detect_align(spec: dict) -> dict:
 
 def long_video(spec: dict) -> dict:
     """Peak memory of the whole pipeline on a short and a long looped video (after one unmeasured
-    run of the short one): flat in length?"""
+    run of the short one): flat in length? The short one must fill the pipeline's queues
+    (emenet.video.predict.chunks_in_flight), or the growth measured is the queues filling."""
     from emenet.video.outputs import predict_video_to_files
     from emenet.inference.predictor import Predictor
     out: dict = {"backend": spec["backend"], "members": spec["members"], "runs": []}
     with tempfile.TemporaryDirectory(prefix="emenet-bench-") as tmp:
-        predictor = Predictor(_checkpoints(spec["members"], Path(tmp)), backend=spec["backend"])
+        predictor = Predictor(_checkpoints(spec["members"], Path(tmp)), backend=spec["backend"],
+                              batch_size=spec.get("batch", 64))
         paths = {n: make_looped_video(spec["video"], Path(tmp) / f"looped_{n}.mp4", n) for n in spec["lengths"]}
         # one unmeasured run first: the pipeline threads' allocator arenas and the backend's buffers
         # are a one-off cost of the first video, not a cost that grows with length

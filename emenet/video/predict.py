@@ -42,7 +42,7 @@ from emenet.face.tracking import (FaceTracker, Track, filter_tracks, select_main
                                   smooth_track_points)
 from emenet.inference.predictor import Predictor
 from emenet.inference.results import FramePredictions
-from emenet.video.stages import BackgroundConsumer, StageClock, prefetch, timed_iter
+from emenet.video.stages import DEFAULT_QUEUE_DEPTH, BackgroundConsumer, StageClock, prefetch, timed_iter
 from emenet.models.mobilefacenet import INPUT_SIZE
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ DEFAULT_SMOOTH_SIGMA = 2.0  # frames; Gaussian smoothing of each track's boxes (
 DEFAULT_MAX_GAP_SECONDS = 1.0
 # Tracks with fewer detections are too short to matter (the most persistent track is always kept).
 DEFAULT_MIN_TRACK_LENGTH = 25
+DEFAULT_X264_PRESET = "veryfast"  # VideoWriter's default (synthetic and test videos: small files)
 
 FrameProgress = Callable[[str, int], None]
 """A progress callback: `progress(stage, frames)` after each chunk ("detecting", then "predicting")."""
@@ -364,10 +365,13 @@ class VideoWriter:
     """Encode RGB frames to an MP4 with PyAV (H.264 when available, else MPEG-4 Part 2).
 
     Frames are (H, W, 3) uint8 RGB of one size; odd sizes are padded by one black pixel
-    (4:2:0 chroma needs even sizes). Use as a context manager; `close` flushes the encoder.
+    (4:2:0 chroma needs even sizes). `preset` is x264's speed/size trade (same quality `crf`;
+    a faster preset makes a larger file, see ANNOTATED_VIDEO_PRESET). Use as a context manager;
+    `close` flushes the encoder.
     """
 
-    def __init__(self, path: str | os.PathLike, rate: Fraction, width: int, height: int, crf: int = 23):
+    def __init__(self, path: str | os.PathLike, rate: Fraction, width: int, height: int, crf: int = 23,
+                 preset: str = DEFAULT_X264_PRESET):
         self.width, self.height = width, height
         self._container = av.open(str(path), mode="w", format="mp4")
         codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
@@ -375,7 +379,7 @@ class VideoWriter:
         self._stream.width, self._stream.height = width + width % 2, height + height % 2
         self._stream.pix_fmt = "yuv420p"
         if codec == "libx264":
-            self._stream.options = {"crf": str(crf), "preset": "veryfast"}
+            self._stream.options = {"crf": str(crf), "preset": preset}
         self.frames_written = 0
 
     def write(self, frame: np.ndarray) -> None:
@@ -503,6 +507,16 @@ class MultiTrackPrediction:
     def to_dataframe(self) -> pd.DataFrame:
         """Every predicted track's rows (one per video frame each), by track then frame."""
         return pd.concat([p.to_dataframe() for p in self.predictions], ignore_index=True)
+
+
+def chunks_in_flight(depth: int = DEFAULT_QUEUE_DEPTH) -> int:
+    """The most decoded chunks alive at once in the concurrent second pass: the decoder's (one being
+    filled, `depth` queued), the predictor's, and the writer's (`depth` queued, one being drawn).
+
+    A video of fewer chunks never fills the pipeline, so its peak memory is lower than a long
+    video's by up to a chunk's frames per missing chunk (64 frames of 640x360: 44 MB each); a
+    memory check that compares lengths starts above this (emenet.bench's long_video)."""
+    return 2 * depth + 3
 
 
 def predict_video_tracks(predictor: Predictor, path: str | os.PathLike, detector: FaceDetector | None = None,

@@ -29,6 +29,9 @@ tests/test_blazeface_follow.py measures its points against every-frame detection
 
 The network runs in torch (`backend="torch"`) or as an ONNX graph in ONNX Runtime
 (`backend="onnx"`, the `onnx` extra; `auto` picks it when installed), like the emotion models.
+In ONNX Runtime the views' network batches run on `workers` threads at once (one core each, as
+the emotion models' micro-batches do, emenet.fast.pool) rather than one batch at a time on
+intra-op threads, which wait for each other at every layer of a network this small.
 
     >>> detector = BlazeFaceDetector()
     >>> faces = detector(read_rgb("example_image/astronaut_photo.jpg"))  # doctest: +SKIP
@@ -50,6 +53,7 @@ from emenet.face.blazeface.decode import (ANCHOR_OPTIONS, NMS_IOU_THRESHOLD, dec
                                          ssd_anchor_centres, weighted_nms)
 from emenet.face.blazeface.network import MODELS, BlazeFaceNet, load_blazeface
 from emenet.face.detections import Detections, check_rgb_image
+from emenet.fast.pool import WorkerPool, default_num_workers
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +163,7 @@ class BlazeFaceDetector:
                  min_face_size: float | None = None, backend: str = "auto",
                  iou_threshold: float = NMS_IOU_THRESHOLD, batch_size: int = NETWORK_BATCH,
                  refine_points: int = REFINE_ROUNDS,
-                 detect_every: int = 1):
+                 detect_every: int = 1, workers: int | None = None):
         if model not in MODELS:
             raise ValueError(f"unknown BlazeFace model {model!r}; valid: {', '.join(MODELS)}")
         if not 0.0 < score_threshold < 1.0:
@@ -170,6 +174,8 @@ class BlazeFaceDetector:
             raise ValueError(f"detect_every must be at least 1, got {detect_every}")
         if backend not in BACKENDS:
             raise ValueError(f"unknown detector backend {backend!r}; valid: {', '.join(BACKENDS)}")
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
         self.model = model
         self.score_threshold = float(score_threshold)
         self.min_face_size = None if min_face_size is None else float(min_face_size)
@@ -184,12 +190,14 @@ class BlazeFaceDetector:
         # Logits below this cannot reach score_threshold (a margin far above float32 rounding).
         self._logit_floor = np.float32(math.log(self.score_threshold / (1 - self.score_threshold)) - LOGIT_MARGIN)
         self._session = None
+        self._pool: WorkerPool | None = None
+        self.workers = default_num_workers() if workers is None else int(workers)
         self.backend = self._pick_backend(backend)
 
     def __repr__(self) -> str:
         return (f"BlazeFaceDetector(model={self.model!r}, score_threshold={self.score_threshold}, "
                 f"min_face_size={self.min_face_size}, refine_points={self.refine_points}, detect_every={self.detect_every}, "
-                f"backend={self.backend!r})")
+                f"backend={self.backend!r}, workers={self.workers})")
 
     def _pick_backend(self, backend: str) -> str:
         from emenet.fast.onnx_backend import onnx_available
@@ -197,9 +205,19 @@ class BlazeFaceDetector:
             backend = "onnx" if onnx_available() else "torch"
         if backend == "onnx":
             from emenet.face.blazeface.export import detector_session
-            # As many threads as torch may use here (a worker's share of the cores; see video.workers).
-            self._session = detector_session(self.net, self.model, threads=max(1, torch.get_num_threads()))
+            # As many threads as torch may use here (a worker's share of the cores; see video.workers),
+            # shared out between the batches that run at once.
+            threads = max(1, torch.get_num_threads() // self.workers)
+            self._session = detector_session(self.net, self.model, threads=threads)
+            if self.workers > 1:
+                self._pool = WorkerPool(self.workers)
         return backend
+
+    def close(self) -> None:
+        """Stop the worker threads (they also stop when the detector is garbage collected)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def run_network(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(V, S, S, 3) uint8 views -> regressors (V, A, 16), score logits (V, A), float32."""
@@ -270,11 +288,12 @@ class BlazeFaceDetector:
 
         Only those anchors are decoded (a few of the 2304 per view): the scores are computed
         where the logit is near or above the threshold's, then compared as before."""
-        regressors, logits = [], []
-        for start in range(0, len(pictures), self.batch_size):
-            r, s = self.run_network(pictures[start:start + self.batch_size])
-            regressors.append(r)
-            logits.append(s)
+        batches = [pictures[start:start + self.batch_size] for start in range(0, len(pictures), self.batch_size)]
+        if self._pool is not None and len(batches) > 1:
+            outputs = self._pool.map(self.run_network, batches)  # each view's outputs depend on it alone
+        else:
+            outputs = [self.run_network(batch) for batch in batches]
+        regressors, logits = [r for r, _ in outputs], [s for _, s in outputs]
         logits = np.concatenate(logits) if len(logits) > 1 else logits[0]  # (V, A)
         regressors = np.concatenate(regressors) if len(regressors) > 1 else regressors[0]  # (V, A, 16)
         view, anchor = np.nonzero(logits >= self._logit_floor)  # row-major: by view, then anchor

@@ -164,6 +164,31 @@ def test_tables_are_written_while_the_writer_still_works_on_the_last_chunk(predi
     assert seen["result"] is result and seen["predicted_before_last_write"]
 
 
+def test_at_most_chunks_in_flight_decoded_chunks_are_alive_at_once(predictor, face_video, monkeypatch):
+    """The bound the long-video memory check relies on (chunks_in_flight), reached with a slow writer."""
+    import weakref
+    import emenet.video.predict as video_predict
+    live, peak = [0], [0]
+    lock = threading.Lock()
+
+    def gone() -> None:
+        with lock:
+            live[0] -= 1
+
+    class CountedChunk(video_predict.FrameChunk):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            with lock:
+                live[0] += 1
+                peak[0] = max(peak[0], live[0])
+            weakref.finalize(self, gone)
+
+    monkeypatch.setattr(video_predict, "FrameChunk", CountedChunk)
+    predict_video_tracks(predictor, face_video, chunk_size=3, progress=False,
+                         on_chunk=lambda chunk, tracks, geometries: time.sleep(0.2))  # 10 chunks, a slow writer
+    assert peak[0] == video_predict.chunks_in_flight()
+
+
 def test_a_video_jobs_marker_records_its_stage_times(predictor, face_video, tmp_path):
     job = VideoJob(face_video, "face", tmp_path / "face")
     outcome = process_video(predictor, job, PredictSettings())

@@ -29,9 +29,10 @@ tests/test_blazeface_follow.py measures its points against every-frame detection
 
 The network runs in torch (`backend="torch"`) or as an ONNX graph in ONNX Runtime
 (`backend="onnx"`, the `onnx` extra; `auto` picks it when installed), like the emotion models.
-In ONNX Runtime the views' network batches run on `workers` threads at once (one core each, as
-the emotion models' micro-batches do, emenet.fast.pool) rather than one batch at a time on
-intra-op threads, which wait for each other at every layer of a network this small.
+In ONNX Runtime, `workers` > 1 runs that many network batches at once, on one core each (as the
+emotion models' micro-batches do, emenet.fast.pool), instead of one batch at a time on intra-op
+threads. The default stays one batch at a time: on the shared 2-core machine of
+benchmarks/results (load 3.6-4.8) two workers made the 1-member video 0.98x as fast (paired runs).
 
     >>> detector = BlazeFaceDetector()
     >>> faces = detector(read_rgb("example_image/astronaut_photo.jpg"))  # doctest: +SKIP
@@ -53,7 +54,7 @@ from emenet.face.blazeface.decode import (ANCHOR_OPTIONS, NMS_IOU_THRESHOLD, dec
                                          ssd_anchor_centres, weighted_nms)
 from emenet.face.blazeface.network import MODELS, BlazeFaceNet, load_blazeface
 from emenet.face.detections import Detections, check_rgb_image
-from emenet.fast.pool import WorkerPool, default_num_workers
+from emenet.fast.pool import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ class BlazeFaceDetector:
                  min_face_size: float | None = None, backend: str = "auto",
                  iou_threshold: float = NMS_IOU_THRESHOLD, batch_size: int = NETWORK_BATCH,
                  refine_points: int = REFINE_ROUNDS,
-                 detect_every: int = 1, workers: int | None = None):
+                 detect_every: int = 1, workers: int = 1):
         if model not in MODELS:
             raise ValueError(f"unknown BlazeFace model {model!r}; valid: {', '.join(MODELS)}")
         if not 0.0 < score_threshold < 1.0:
@@ -174,7 +175,7 @@ class BlazeFaceDetector:
             raise ValueError(f"detect_every must be at least 1, got {detect_every}")
         if backend not in BACKENDS:
             raise ValueError(f"unknown detector backend {backend!r}; valid: {', '.join(BACKENDS)}")
-        if workers is not None and workers < 1:
+        if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.model = model
         self.score_threshold = float(score_threshold)
@@ -191,7 +192,7 @@ class BlazeFaceDetector:
         self._logit_floor = np.float32(math.log(self.score_threshold / (1 - self.score_threshold)) - LOGIT_MARGIN)
         self._session = None
         self._pool: WorkerPool | None = None
-        self.workers = default_num_workers() if workers is None else int(workers)
+        self.workers = int(workers)
         self.backend = self._pick_backend(backend)
 
     def __repr__(self) -> str:

@@ -27,7 +27,7 @@ test that builds a trainer would pay it and gain nothing; a real Aff-wild2 epoch
 steps, so add `--compile` there. With compile, lean activations are off: the compiler plans what
 backward keeps. bf16 autocast (`--bf16`) is faster again on CPUs with AMX/AVX512-BF16 and halves
 the step's memory, but it changes the losses beyond fp32 rounding, so it is offered and never
-turned on silently. The default fast teacher step peaks at 2.9-3.0 GB resident (2 clips x 30
+turned on silently. The default fast teacher step peaks at 2.9-3.2 GB resident (2 clips x 30
 frames per task; it was 3.9-4.1 GB while lean activations kept the convolutions' outputs): one
 task's pass holds 0.85 GB of saved activations (1.5 GB before), the process 0.4 GB before the
 step, and the rest is backward's temporaries and glibc's heap around them (its arena reaches

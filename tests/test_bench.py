@@ -196,6 +196,32 @@ def test_ensemble_target_is_put_against_the_compute_ceiling():
     # 60 frames/s x 5 members x 0.2 GMAC = 60 GMAC/s, 60% of 100; reached: 20 x 5 x 0.2 = 20 GMAC/s
     assert detail.startswith("needs 60 GMAC/s = 60% of this machine's fp32 matmul peak (100 GMAC/s)")
     assert detail.endswith("the best path runs 20.0 GMAC/s (20%)")
+    results["ceiling"]["peaks_gmac_per_s"] = {"fp32": 100.0, "fp32_onnxruntime": 80.0}  # onnx: against its own too
+    targets = {t["target"]: t for t in evaluate_targets({"results": results, "config": {"members": 5}})}
+    assert targets["5-member ensemble, batched"]["detail"].endswith(
+        "the best path runs 20.0 GMAC/s (20%), 25% of the fp32_onnxruntime matmul peak (80 GMAC/s) its arithmetic has")
+
+
+def test_training_step_account_splits_the_profile_and_bounds_the_step():
+    from emenet.bench.report import train_op_account
+    ops = [("## Call CompiledFxGraph abc ##", 400.0), ("aten::convolution_backward", 300.0),
+           ("aten::mkldnn_convolution", 100.0), ("aten::copy_", 50.0)]  # of 1000 ms in all: 150 ms not listed
+    profile = {"top_ops": [{"op": op, "calls": 1, "self_cpu_ms": ms, "share": ms / 1000.0} for op, ms in ops]}
+    ceiling = {"macs_per_frame": 2.1e8, "backbone_macs_per_frame": 2e8, "matmul_gmac_per_s": 160.0}
+    a = train_op_account(profile, 100, ceiling)
+    assert (a["conv_ms"], a["elementwise_ms"], a["rest_ms"]) == pytest.approx((400.0, 400.0, 200.0))
+    # 100 frames x 3 x 0.2 GMAC = 60 GMAC in 0.4 s of convolutions; at 160 GMAC/s they would take 0.375 s
+    assert a["conv_gmac_per_s"] == pytest.approx(150.0)
+    assert a["frames_per_s_at_peak"] == pytest.approx(100 / (0.375 + 0.6))
+    assert train_op_account({"error": "x"}, 100, ceiling) is None and train_op_account(profile, None, ceiling) is None
+    results = {"train/teacher/baseline": {**_result(40.0), "settings": {}, "clips": 6, "seq_len": 30},
+               "train/teacher/fast_compile": {**_result(60.0), "settings": {"compile": True}, "clips": 6,
+                                              "seq_len": 30},
+               "profile/train_compile": {**profile, "frames": 100}, "ceiling": {**ceiling, "n": 1024, "threads": 2}}
+    train = {t["target"]: t for t in evaluate_targets({"results": results, "config": {"members": 5}})}["training step"]
+    # 3x the baseline needs 120 frames/s; at most 102.6 with the convolutions at the peak: 2.6x
+    assert "profiled compile step: convolutions 40% of its time at 150 GMAC/s (94% of the fp32 matmul peak)" in \
+        train["detail"] and "it would run 103 frames/s (2.6x)" in train["detail"]
 
 
 def test_onnx_profile_splits_kernel_time_by_operator(require_extra):

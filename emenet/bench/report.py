@@ -66,8 +66,11 @@ def _target(name: str, required: str, measured: str, met: bool | None, detail: s
     return {"target": name, "required": required, "measured": measured, "met": met, "detail": detail}
 
 
-def _compute_detail(ceiling: dict | None, needed_frames_per_s: float, reached_frames_per_s: float | None) -> str:
-    """The multiply-adds per second a frame rate needs, against this machine's measured matmul ceiling."""
+def _compute_detail(ceiling: dict | None, needed_frames_per_s: float, reached_frames_per_s: float | None,
+                    path: str | None = None) -> str:
+    """The multiply-adds per second a frame rate needs, against this machine's measured fp32 matmul
+    ceiling, and what the best path (`path`) reaches, against the peak of its own arithmetic where
+    that is not fp32 torch (PATH_PEAK)."""
     if not _ok(ceiling):
         return ""
     macs, peak = ceiling["macs_per_frame"], ceiling["matmul_gmac_per_s"]
@@ -76,6 +79,49 @@ def _compute_detail(ceiling: dict | None, needed_frames_per_s: float, reached_fr
     if reached_frames_per_s:
         reached = reached_frames_per_s * macs / 1e9
         text += f"; the best path runs {reached:.1f} GMAC/s ({100 * reached / peak:.0f}%)"
+        own_name = PATH_PEAK.get(path or "")
+        own = ceiling.get("peaks_gmac_per_s", {}).get(own_name) if own_name != "fp32" else None
+        if own:
+            text += f", {100 * reached / own:.0f}% of the {own_name} matmul peak ({own:.0f} GMAC/s) its arithmetic has"
+    return text
+
+
+# torch.profiler rows of a training step by kind: the convolutions (forward and both backward products:
+# all of the backbone's multiply-adds) and the memory-bound passes between them (batch norm, PReLU and their
+# backward; compiled, inductor's fused loops, which also hold the heads, the losses and Adam's arithmetic)
+CONV_OPS = ("convolution",)
+ELEMENTWISE_OPS = ("CompiledFxGraph", "batch_norm", "prelu", "BatchNormPReLU", "addcmul")
+
+
+def train_op_account(profile: dict | None, frames: int | None, ceiling: dict | None) -> dict | None:
+    """Where a profiled training step's time goes (`profile`: the bench's profile of one step of
+    `frames` frames): milliseconds of the convolutions, of the elementwise passes and of the rest,
+    the convolutions' multiply-adds per second, and the step's frame rate if the convolutions ran
+    at the fp32 matmul peak and the rest as measured (what no faster convolution can pass)."""
+    if not _ok(profile) or not _ok(ceiling) or not frames or not profile.get("top_ops"):
+        return None
+    rows = profile["top_ops"]
+    total = rows[0]["self_cpu_ms"] / rows[0]["share"]  # the shares are of all operators' time
+    conv = sum(x["self_cpu_ms"] for x in rows if any(k in x["op"] for k in CONV_OPS))
+    elementwise = sum(x["self_cpu_ms"] for x in rows if any(k in x["op"] for k in ELEMENTWISE_OPS)
+                      and not any(k in x["op"] for k in CONV_OPS))
+    macs = frames * TRAIN_MACS_PER_FORWARD_MAC * ceiling.get("backbone_macs_per_frame", ceiling["macs_per_frame"])
+    peak = ceiling["matmul_gmac_per_s"]
+    rest = total - conv - elementwise
+    return {"total_ms": total, "conv_ms": conv, "elementwise_ms": elementwise, "rest_ms": rest,
+            "conv_gmac_per_s": macs / conv / 1e6 if conv else None,
+            "frames_per_s_at_peak": frames / (macs / peak / 1e9 + (elementwise + rest) / 1e3)}
+
+
+def _op_account_text(name: str, account: dict, peak: float, baseline_fps: float | None) -> str:
+    a = account
+    text = (f"{name}: convolutions {100 * a['conv_ms'] / a['total_ms']:.0f}% of its time at "
+            f"{a['conv_gmac_per_s']:.0f} GMAC/s ({100 * a['conv_gmac_per_s'] / peak:.0f}% of the fp32 matmul peak), "
+            f"batch norm/PReLU passes {100 * a['elementwise_ms'] / a['total_ms']:.0f}%, the rest "
+            f"{100 * a['rest_ms'] / a['total_ms']:.0f}%; with its convolutions at the full peak it would run "
+            f"{a['frames_per_s_at_peak']:.0f} frames/s")
+    if baseline_fps:
+        text += f" ({a['frames_per_s_at_peak'] / baseline_fps:.1f}x)"
     return text
 
 
@@ -107,6 +153,10 @@ def _train_target(r: dict) -> dict:
                                f"{train_macs / 1e6:.0f}M multiply-adds per training frame, "
                                f"{TRAIN_MACS_PER_FORWARD_MAC}x the forward's) "
                                + _compute_detail(ceiling, target * slow["frames_per_s"], best["frames_per_s"]))
+                if role == "teacher":
+                    details += [_op_account_text(f"profiled {key.removeprefix('profile/train')[1:] or 'fast'} step",
+                                                 account, r["ceiling"]["matmul_gmac_per_s"], slow["frames_per_s"])
+                                for key, account in train_accounts(r).items()]
         bf16 = {k: v for k, v in fast.items() if v["settings"].get("bf16")}
         if bf16:
             name = max(bf16, key=lambda k: bf16[k]["frames_per_s"])
@@ -115,6 +165,24 @@ def _train_target(r: dict) -> dict:
     required = ", ".join(f">= {t:g}x {role}" for role, t in TARGET_TRAIN_SPEEDUP.items()) + " (eager baseline, fp32)"
     return _target("training step", required, "; ".join(parts) or "n/a", all(met) if met else None,
                    "; ".join(details))
+
+
+def train_accounts(r: dict) -> dict[str, dict]:
+    """`train_op_account` of each profiled teacher step in the results (fast; fast with --compile)."""
+    out = {}
+    for key in ("profile/train", "profile/train_compile"):
+        res = r.get(key)
+        frames = (res or {}).get("frames") or _teacher_frames(r)
+        account = train_op_account(res, frames, r.get("ceiling"))
+        if account and account["conv_ms"]:
+            out[key] = account
+    return out
+
+
+def _teacher_frames(r: dict) -> int | None:
+    """Frames per teacher step where an older profile result does not say (its train rows' clips x frames)."""
+    row = r.get(f"train/teacher/{DEFAULT_TRAIN}")
+    return row["clips"] * row["seq_len"] if _ok(row) and "clips" in row else None
 
 
 def _train_memory_detail(r: dict) -> str:
@@ -152,7 +220,8 @@ def evaluate_targets(report: dict) -> list[dict]:
     out.append(_target(f"{members}-member ensemble, batched", f">= {TARGET_ENSEMBLE_FPS:g} frames/s",
                        "n/a" if fps is None else f"{fps:.1f} frames/s ({name}; baseline {base or 0:.1f})",
                        None if fps is None else fps >= TARGET_ENSEMBLE_FPS,
-                       _compute_detail(r.get("ceiling"), TARGET_ENSEMBLE_FPS * members, fps and fps * members)))
+                       _compute_detail(r.get("ceiling"), TARGET_ENSEMBLE_FPS * members, fps and fps * members,
+                                       name)))
     out.append(_video_target(r, members))
     out.append(_train_target(r))
     default = r.get(f"train/teacher/{DEFAULT_TRAIN}")
@@ -213,14 +282,27 @@ def ceiling_use(r: dict, ceiling: dict) -> list[dict]:
 
 def _ceiling_section(r: dict, ceil: dict, members: int) -> list[str]:
     peaks = ceil.get("peaks_gmac_per_s", {})
+    per_frame = ceil["matmul_gmac_per_s"] * 1e9 / ceil["macs_per_frame"]
     parts = ["## Compute ceiling", "",
-             f"A {ceil['n']}x{ceil['n']} fp32 matrix product (torch.mm, {ceil['threads']} threads) runs "
-             f"{ceil['matmul_gmac_per_s']:.1f} GMAC/s here: about as fast as this CPU multiplies in fp32. EMENet-V "
-             f"costs {ceil['macs_per_frame'] / 1e6:.0f}M multiply-adds per frame "
+             f"A {ceil['n']}x{ceil['n']} fp32 matrix product (torch.mm, {ceil['threads']} threads, timed in turn "
+             f"with the other arithmetics below, no ONNX Runtime thread spinning) runs "
+             f"{ceil['matmul_gmac_per_s']:.1f} GMAC/s here: the fastest fp32 kernel this CPU has, so a bound for "
+             f"every fp32 path rather than a rate its convolutions reach (depthwise ones, and the memory-bound "
+             f"batch norm and PReLU passes between them, reach a fraction of it). EMENet-V costs "
+             f"{ceil['macs_per_frame'] / 1e6:.0f}M multiply-adds per frame "
              f"({ceil['backbone_macs_per_frame'] / 1e6:.0f}M in the backbone), so even at that rate one model could "
-             f"run at most {ceil['matmul_gmac_per_s'] * 1e9 / ceil['macs_per_frame']:.0f} frames/s and a "
-             f"{members}-member ensemble {ceil['matmul_gmac_per_s'] * 1e9 / ceil['macs_per_frame'] / members:.0f}; "
-             f"convolutions, depthwise ones above all, reach a fraction of a matrix product's rate.", ""]
+             f"run at most {per_frame:.0f} frames/s and a {members}-member ensemble {per_frame / members:.0f}; a "
+             f"training frame costs {TRAIN_MACS_PER_FORWARD_MAC}x the forward's (the forward, the input and the "
+             f"weight gradients): at most {per_frame / TRAIN_MACS_PER_FORWARD_MAC:.0f} training frames/s.", ""]
+    accounts = train_accounts(r)
+    if accounts:
+        base = r.get(f"train/teacher/{BASELINE}")
+        base_fps = base["frames_per_s"] if _ok(base) else None
+        parts += ["Where the teacher training step's time goes (the profiles below, self time by kind of operator; "
+                  "the convolutions' multiply-adds are the backbone's, 3x the forward's per frame): " + "; ".join(
+                      _op_account_text(f"{key.removeprefix('profile/train')[1:] or 'fast'} step", account,
+                                       ceil["matmul_gmac_per_s"], base_fps) for key, account in accounts.items())
+                  + ". What stays when the convolutions are as fast as a matrix product bounds the step.", ""]
     if peaks:
         parts += ["Matrix-product peaks by arithmetic (timed in turn, same load): " +
                   ", ".join(f"{k} {v:.0f} GMAC/s" for k, v in peaks.items()) + ". Each batched path against the "

@@ -416,13 +416,17 @@ def profile(spec: dict) -> dict:
     else:
         runner = None
         trainer, batch, gen = _trainer(spec)
+        frames = sum(b["frames"].shape[0] * b["frames"].shape[1] for b in batch.values())
         fn = lambda: trainer.train_step(batch, gen)  # noqa: E731
     fn()
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
         fn()
     if runner is not None:
         runner.close()
-    return {"target": spec["target"], "top_ops": _top_ops(prof, spec.get("rows", 12))}
+    out = {"target": spec["target"], "top_ops": _top_ops(prof, spec.get("rows", 12))}
+    if runner is None:
+        out["frames"] = frames  # per profiled step: the report's per-op account (report.train_op_account)
+    return out
 
 
 def onnx_profile(spec: dict) -> dict:

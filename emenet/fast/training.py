@@ -7,15 +7,16 @@ serves another process, and small ops (the GRU's per-step products, batch-norm s
 cost milliseconds each; the benchmark measures the step with and without it. `TrainSpeed.recommended(device)` is what the
 benchmark measured as fastest: on the CPU channels-last clips and a model in channels-last
 (oneDNN's convolutions and batch norm then run without layout reorders) plus
-`retain_freed_memory` (below) and `lean_activations` (batch norm + PReLU keep a third fewer
-activations for backward: the teacher step's peak memory, emenet.models.bn_prelu); on a GPU
+`retain_freed_memory` (below) and `lean_activations` (batch norm + PReLU keep only the PReLU's
+output, which the next convolution keeps anyway: 15 instead of 37 MB of saved activations per
+frame, the teacher step's peak memory, emenet.models.bn_prelu); on a GPU
 channels-last, bf16 autocast and torch.compile.
 
 `compile` (`--compile`) runs the model's forward through `torch.compile` (inductor), see
 `CompiledForward`. On the benchmark's 2-core Xeon it is the fastest fp32 CPU step (load 1-1.6, one
 process per row: teacher 52 frames/s against 37 for the fast step and 31 for the plain one, 1.7x;
 student 49 against 40 and 29, 1.7x; timed alternately in one process: 1.24x the fast step for the
-teacher, 1.26x for the student) and the only fp32 one near 3 GB (2.7-3.1 GB against 4.1 GB): inductor
+teacher, 1.26x for the student), at 2.7-3.1 GB against the plain step's 4.1 GB: inductor
 fuses the batch norms, PReLUs and their backward into its own loops and plans what backward
 keeps, where eager runs aten's PReLU backward (a third of the fast step; 4x the time of one
 multiply over the same tensor, and torch.where/clamp rewrites of it were 1.6-1.9x slower still).
@@ -26,11 +27,13 @@ test that builds a trainer would pay it and gain nothing; a real Aff-wild2 epoch
 steps, so add `--compile` there. With compile, lean activations are off: the compiler plans what
 backward keeps. bf16 autocast (`--bf16`) is faster again on CPUs with AMX/AVX512-BF16 and halves
 the step's memory, but it changes the losses beyond fp32 rounding, so it is offered and never
-turned on silently. The default fast teacher step peaks at 3.9-4.1 GB resident (2 clips x 30
-frames per task; 1.5 GB of it are saved activations and 0.4 GB the process before the step, the
-rest backward's temporaries and the glibc heap around them). `--activation_checkpointing`
-(emenet.models.activation_checkpoint) brings it to 2.4-2.6 GB at 10-16% of its speed (idle
-benchmark: 33 against 39 frames/s), `--compile` to 2.7-3.1 GB.
+turned on silently. The default fast teacher step peaks at 2.9-3.2 GB resident (2 clips x 30
+frames per task; it was 3.9-4.1 GB while lean activations kept the convolutions' outputs): one
+task's pass holds 0.85 GB of saved activations (1.5 GB before), the process 0.4 GB before the
+step, and the rest is backward's temporaries and glibc's heap around them (its arena reaches
+about 2.5x the largest live set: freed blocks stay, see `retain_freed_memory`, and they fragment).
+`--activation_checkpointing` (emenet.models.activation_checkpoint) brings it to 2.4-2.6 GB at
+10-16% of its speed (idle benchmark: 33 against 39 frames/s), `--compile` to 2.7-3.1 GB.
 
 Why `retain_freed_memory`: a training step of 6 clips x 30 frames allocates activations of
 tens to hundreds of MB each. glibc serves blocks above its mmap threshold (at most 32 MB by
@@ -150,7 +153,7 @@ class TrainSpeed:
     bf16: bool = False  # autocast the forward to bfloat16 (GPU; CPUs without bf16 units get slower)
     compile: bool = False  # torch.compile the model's forward (`CompiledForward`; module and checkpoints stay as is)
     retain_freed_memory: bool = False  # see the module docstring
-    lean_activations: bool = False  # batch norm + PReLU keep only the convolution's output (emenet.models.bn_prelu)
+    lean_activations: bool = False  # batch norm + PReLU keep only the PReLU's output (emenet.models.bn_prelu)
 
     @classmethod
     def recommended(cls, device: torch.device | str) -> "TrainSpeed":

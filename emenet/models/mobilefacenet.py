@@ -20,7 +20,7 @@ class ConvBlock(nn.Module):
     """Conv -> BN -> PReLU (`Conv_block` in the original)."""
 
     # Set by training (`TrainSpeed.lean_activations`): batch norm + PReLU as one autograd step that
-    # keeps only the convolution's output for backward (emenet.models.bn_prelu); not saved.
+    # keeps only the PReLU's output for backward (emenet.models.bn_prelu); not saved.
     lean_activations: bool = False
 
     def __init__(self, in_c: int, out_c: int, kernel: int = 1, stride: int = 1, padding: int = 0, groups: int = 1):

@@ -81,7 +81,7 @@ def cmd_test_ensemble(args: argparse.Namespace) -> None:
                               device=device_from_args(args), batch_size=args.batch_size,
                               chunk_size=args.chunk_size, num_workers=args.num_workers,
                               progress=not args.no_progress, coverage=args.coverage, conformal_file=args.conformal,
-                              audio_timing=getattr(args, "audio_timing", None))
+                              audio_timing=getattr(args, "audio_timing", None), backend=args.backend)
     if args.release_format != "abaw2":
         from emenet.challenge.release_submission import write_release_files
         for path in write_release_files(result.merged_dir, args.test_set_file,

@@ -110,6 +110,21 @@ def _resume_with_optimizer_file(w: World, out: Path, content: bytes) -> list[str
     return _train(w, out) + ["--load_epoch", "-1", "--nepochs", "2"]
 
 
+def _ensemble(w: World, out: Path, *more: str) -> list[str]:
+    """validate-ensemble of one member, the world's checkpoint in the run layout under `out`."""
+    run = out / "ck" / "m0"
+    run.mkdir(parents=True)
+    (run / "net_epoch_1_m0.pth").symlink_to(w.checkpoint)
+    return ["validate-ensemble", "--data_root", str(w.data), "--names", "m0", "--load_epochs", "1",
+            "--checkpoints_dir", str(out / "ck"), "--cache_dir", str(out / "cache"), "--no_progress", *more]
+
+
+def _existing_pictures(out: Path) -> Path:
+    (out / "vis").mkdir()
+    (out / "vis" / "task_affinity.png").write_bytes(b"an earlier picture")
+    return out / "vis"
+
+
 # (id, entry, argv(world, tmp_path), expected words in the error line)
 CASES = [
     # --- checkpoints -------------------------------------------------------------------
@@ -174,6 +189,15 @@ CASES = [
     ("image-output-dir-is-file", "image", lambda w, t: _predict_image(w, w.file("a_file")), "is a file, not a folder"),
     ("video-output-dir-is-file", "emenet", lambda w, t: _predict_video(w, w.file("a_file")), "is a file, not a folder"),
     ("train-checkpoints-dir-is-file", "emenet", lambda w, t: _train(w, t, ckpts=w.file("a_file")), "is a file, not a folder"),
+    # refused before the work, not after it (the world's one validation video would fail the work itself)
+    ("validate-ensemble-out-is-file", "emenet", lambda w, t: _ensemble(w, t, "--out", str(w.file("a_file"))),
+     "a_file: is a file, not a folder"),
+    ("test-set-out-exists", "emenet", lambda w, t: ["test-set", "--data_dir", str(w.data), "--out", str(w.file("a_file")),
+                                                    "--no_progress"], "already exists; pass --overwrite"),
+    ("model-stats-json-exists", "emenet", lambda w, t: ["model-stats", "--json", str(w.file("a_file"))],
+     "already exists; pass --overwrite"),
+    ("index-vis-exists", "emenet", lambda w, t: ["index", "--data_root", str(w.data), "--cache_dir", str(t / "cache"),
+                                                 "--vis", str(_existing_pictures(t))], "already exists; pass --overwrite"),
 ]
 
 

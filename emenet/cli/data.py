@@ -35,17 +35,20 @@ def add_index_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache_dir", default=None)
     p.add_argument("--rebuild", action="store_true", help="parse the annotation files again even if cached")
     p.add_argument("--vis", default=None, metavar="DIR", help="write the AU-frequency and task-affinity pictures here")
+    add_overwrite_argument(p, "replace existing --vis pictures")
     p.set_defaults(func=cmd_index)
 
 
 def cmd_index(args: argparse.Namespace) -> None:
     from emenet.data.affwild2 import load_affwild2_index
-    from emenet.viz.label_pictures import index_summary, write_index_pictures
+    from emenet.viz.label_pictures import check_pictures_free, index_summary, write_index_pictures
+    if args.vis:  # before the index is built: refuse to replace pictures first
+        check_pictures_free(args.vis, args.overwrite)
     index = load_affwild2_index(args.data_root, cache_dir=args.cache_dir, rebuild=args.rebuild,
                                 annotations_dir=args.annotations_dir, crops_dirs=args.crops_dir)
     print(json.dumps(index_summary(index), indent=2))
     if args.vis:
-        for path in write_index_pictures(index, args.vis):
+        for path in write_index_pictures(index, args.vis, args.overwrite):
             print(f"wrote {path}")
 
 

@@ -1,7 +1,7 @@
 """Index the challenge test set: per test name its tasks, video, frame rate, every video frame
 and which frames have a face crop, so a submission can give a row for every frame.
 
-Writes Parquet (or CSV when --out ends in .csv); see emenet.challenge.test_set for the columns.
+Writes Parquet (or CSV when --out ends in .csv or .txt); see emenet.challenge.test_set for the columns.
 
 Example (`emenet test-set` takes the same options):
     python Training/create_test_set_file.py --data_dir data/affwild2/cropped_aligned \\
@@ -41,7 +41,9 @@ def add_test_set_arguments(parser: argparse.ArgumentParser) -> None:
 def cmd_test_set(args: argparse.Namespace) -> None:
     """Build and write the index `args` describe; EMENetInputError for bad input."""
     from emenet.challenge.test_set import build_test_set, default_test_lists, resolve_data_dirs, write_test_set
+    from emenet.io_utils import check_output_file
     data_root, _ = resolve_data_dirs(args.data_dir)
+    check_output_file(args.out, args.overwrite)  # before the frames are counted, which can take minutes
     given = {"AU": args.au_txt, "EXPR": args.expr_txt, "VA": args.va_txt}
     lists = {**default_test_lists(data_root), **{task: p for task, p in given.items() if p is not None}}
     test_set = build_test_set(args.data_dir, args.video_dir, lists, count_method=args.count_method,

@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 
 from emenet.cli.options import (add_checkpoints_dir_argument, add_data_arguments, add_device_arguments,
-                                add_member_arguments, add_output_arguments, device_from_args)
+                                add_member_arguments, add_output_arguments, add_overwrite_argument,
+                                device_from_args)
 from emenet.errors import EMENetInputError
 
 
@@ -65,6 +66,7 @@ def add_annotate_arguments(p: argparse.ArgumentParser) -> None:
     _add_loader_arguments(p)
     p.add_argument("--vis", default=None, metavar="DIR",
                    help="also write the AU-frequency and task-affinity pictures of the ensemble's soft labels here")
+    add_overwrite_argument(p, "replace existing --vis pictures (the annotation itself resumes)")
     p.set_defaults(func=cmd_annotate)
 
 
@@ -72,13 +74,15 @@ def cmd_annotate(args: argparse.Namespace) -> None:
     from emenet.distill.annotate import create_annotations
     from emenet.distill.members import members_from_names
     members = members_from_names(args.names, args.load_epochs, args.checkpoints_dir)
+    if args.vis:  # matplotlib only when drawing
+        from emenet.viz.label_pictures import check_pictures_free, write_annotation_pictures
+        check_pictures_free(args.vis, args.overwrite)
     out = create_annotations(members, args.data_root, args.out, device=device_from_args(args),
                              num_workers=args.num_workers, cache_dir=args.cache_dir, audio_dir=args.audio_dir,
                              annotations_dir=args.annotations_dir, crops_dirs=args.crops_dir)
     print(f"annotations written to {out}")
     if args.vis:
-        from emenet.viz.label_pictures import write_annotation_pictures
-        for path in write_annotation_pictures(out, args.vis):
+        for path in write_annotation_pictures(out, args.vis, args.overwrite):
             print(f"wrote {path}")
 
 

@@ -110,13 +110,18 @@ def _resume_with_optimizer_file(w: World, out: Path, content: bytes) -> list[str
     return _train(w, out) + ["--load_epoch", "-1", "--nepochs", "2"]
 
 
-def _ensemble(w: World, out: Path, *more: str) -> list[str]:
-    """validate-ensemble of one member, the world's checkpoint in the run layout under `out`."""
+def _ensemble(w: World, out: Path, *more: str, command: str = "validate-ensemble") -> list[str]:
+    """`command` (validate-ensemble, conformal) of one member, the world's checkpoint in the run layout under `out`."""
     run = out / "ck" / "m0"
     run.mkdir(parents=True)
     (run / "net_epoch_1_m0.pth").symlink_to(w.checkpoint)
-    return ["validate-ensemble", "--data_root", str(w.data), "--names", "m0", "--load_epochs", "1",
+    return [command, "--data_root", str(w.data), "--names", "m0", "--load_epochs", "1",
             "--checkpoints_dir", str(out / "ck"), "--cache_dir", str(out / "cache"), "--no_progress", *more]
+
+
+def _test_ensemble(w: World, out: Path, *more: str) -> list[str]:
+    return ["test-ensemble", "--checkpoint", str(w.checkpoint), "--test_set_file", str(out / "none.parquet"),
+            "--save_dir", str(out / "o"), "--no_progress", *more]
 
 
 def _existing_pictures(out: Path) -> Path:
@@ -196,6 +201,13 @@ CASES = [
                                                     "--no_progress"], "already exists; pass --overwrite"),
     ("model-stats-json-exists", "emenet", lambda w, t: ["model-stats", "--json", str(w.file("a_file"))],
      "already exists; pass --overwrite"),
+    ("test-ensemble-ground-truth-missing", "emenet", lambda w, t: _test_ensemble(w, t, "--ground_truth_dir", str(t / "gt")),
+     "gt: ground truth folder not found"),
+    # option values checked before the work, not met as a traceback inside it
+    ("test-ensemble-chunk-size-0", "emenet", lambda w, t: _test_ensemble(w, t, "--chunk_size", "0"),
+     "--chunk_size must be at least 1, got 0"),
+    ("conformal-chunk-0", "emenet", lambda w, t: _ensemble(w, t, "--chunk", "0", "--out", str(t / "o" / "c.json"),
+                                                           command="conformal"), "--chunk must be >= 1, got 0"),
     ("index-vis-exists", "emenet", lambda w, t: ["index", "--data_root", str(w.data), "--cache_dir", str(t / "cache"),
                                                  "--vis", str(_existing_pictures(t))], "already exists; pass --overwrite"),
 ]

@@ -338,6 +338,8 @@ def write_submission(members: Sequence[SubmissionMember], test_set: TestSet | st
     start_time = time.perf_counter()
     if not members:
         raise EMENetInputError("no ensemble member given")
+    if chunk_size < 1:
+        raise EMENetInputError(f"--chunk_size must be at least 1, got {chunk_size}")
     test_set_file = None
     if not isinstance(test_set, TestSet):
         test_set_file = str(Path(test_set).resolve())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from emenet.cli.options import add_output_arguments, device_from_args
 from emenet.errors import EMENetInputError
@@ -75,6 +76,8 @@ def _check_audio_members(members, window_size: float, sr: int) -> None:
 def cmd_test_ensemble(args: argparse.Namespace) -> None:
     from emenet.challenge.submission import members_from_names, score_submission, write_submission
     members = members_from_names(args.names, args.load_epochs, args.checkpoints_dir, args.checkpoint)
+    if args.ground_truth_dir and not os.path.isdir(args.ground_truth_dir):  # before the predictions, not after
+        raise EMENetInputError(f"{args.ground_truth_dir}: ground truth folder not found")
     if args.audio:
         _check_audio_members(members, args.window_size, args.sr)
     result = write_submission(members, args.test_set_file, args.save_dir, overwrite=args.overwrite,

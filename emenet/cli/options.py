@@ -81,7 +81,8 @@ def add_output_arguments(p: argparse.ArgumentParser, flag: str = "--out", *, hel
     add_overwrite_argument(p, overwrite_help)
 
 
-def add_crops_dir_argument(p: argparse.ArgumentParser, help: str | None = None, default=None) -> None:
+def add_crops_dir_argument(p: argparse.ArgumentParser, help: str | None = None,
+                           default: list[str] | None = None) -> None:
     p.add_argument("--crops_dir", nargs="+", default=default,
                    help=help or "face crop folders, searched in order (default: every cropped_aligned* folder "
                                 "of --data_root)")

@@ -124,6 +124,12 @@ def _test_ensemble(w: World, out: Path, *more: str) -> list[str]:
             "--save_dir", str(out / "o"), "--no_progress", *more]
 
 
+def _distill(w: World, out: Path, *more: str) -> list[str]:
+    """One teacher, no students, trained as briefly as `train` above."""
+    return ["distill", "--members", "1", "--rounds", "0", "--annotations_dir", str(out / "ann"),
+            *_train(w, out)[1:], *more]
+
+
 def _existing_pictures(out: Path) -> Path:
     (out / "vis").mkdir()
     (out / "vis" / "task_affinity.png").write_bytes(b"an earlier picture")
@@ -208,6 +214,9 @@ CASES = [
      "--chunk_size must be at least 1, got 0"),
     ("conformal-chunk-0", "emenet", lambda w, t: _ensemble(w, t, "--chunk", "0", "--out", str(t / "o" / "c.json"),
                                                            command="conformal"), "--chunk must be >= 1, got 0"),
+    ("distill-annotations-dir-is-file", "emenet", lambda w, t: _distill(w, t, "--annotations_dir", str(w.file("a_file"))),
+     "a_file: is a file, not a folder"),
+    ("distill-shards-0", "emenet", lambda w, t: _distill(w, t, "--shards", "0"), "--shards must be at least 1, got 0"),
     ("index-vis-exists", "emenet", lambda w, t: ["index", "--data_root", str(w.data), "--cache_dir", str(t / "cache"),
                                                  "--vis", str(_existing_pictures(t))], "already exists; pass --overwrite"),
 ]

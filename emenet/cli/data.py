@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from emenet.cli.options import add_data_arguments, add_output_arguments, add_overwrite_argument
+from emenet.cli.options import add_data_arguments, add_output_arguments, add_overwrite_argument, non_negative_int
 from emenet.errors import EMENetInputError
 
 
@@ -58,7 +58,8 @@ def add_extract_audio_arguments(p: argparse.ArgumentParser) -> None:
                    "(e.g. <aff-wild2>/videos)")
     p.add_argument("--audio_outdir", required=True, help="where the decoded tracks go; train with --audio_dir set to it")
     p.add_argument("--sr", type=int, default=SAMPLE_RATE, help="sample rate (default %(default)s, MarbleNet's)")
-    p.add_argument("--num_workers", type=int, default=1, help="videos decoded in parallel (default %(default)s)")
+    p.add_argument("--num_workers", type=non_negative_int, default=1,
+                   help="videos decoded in parallel (default %(default)s)")
     add_overwrite_argument(p, "decode again even where a fresh file exists")
     p.add_argument("--no_progress", action="store_true")
     p.set_defaults(func=cmd_extract_audio)

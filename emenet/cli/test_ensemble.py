@@ -11,7 +11,7 @@ import argparse
 import json
 import os
 
-from emenet.cli.options import add_output_arguments, device_from_args
+from emenet.cli.options import add_output_arguments, device_from_args, non_negative_int
 from emenet.errors import EMENetInputError
 
 EXAMPLES = """
@@ -41,7 +41,8 @@ def add_test_ensemble_arguments(p: argparse.ArgumentParser) -> None:
     add_output_arguments(p, "--save_dir", default="submission", help="output folder (default %(default)s)",
                          overwrite_help="redo test names that are already done")
     p.add_argument("--chunk_size", type=int, default=256, help="crops read per step (default %(default)s)")
-    p.add_argument("--num_workers", type=int, default=2, help="threads reading crops (default %(default)s)")
+    p.add_argument("--num_workers", type=non_negative_int, default=2,
+                   help="threads reading crops (default %(default)s)")
     p.add_argument("--ground_truth_dir", default=None,
                    help="score the merged files against ground truth in this folder (<AU_Set|EXPR_Set|VA_Set>/)")
     p.add_argument("--release_format", default="abaw2", choices=["abaw2", "abaw3", "mtl"],

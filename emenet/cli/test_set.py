@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from emenet.cli.options import add_crops_dir_argument, add_output_arguments
+from emenet.cli.options import add_crops_dir_argument, add_output_arguments, non_negative_int
 
 
 def add_test_set_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +31,8 @@ def add_test_set_arguments(parser: argparse.ArgumentParser) -> None:
                            "release's cropped_aligned_new_50_vids)")
     parser.add_argument("--count_method", choices=("decode", "packets"), default="decode",
                         help="count frames by decoding them (exact, default) or by counting packets (fast)")
-    parser.add_argument("--num_workers", type=int, default=None, help="videos counted in parallel (default: up to 4)")
+    parser.add_argument("--num_workers", type=non_negative_int, default=None,
+                        help="videos counted in parallel (default: up to 4)")
     add_output_arguments(parser, required=True, help="output file, .parquet or .csv",
                          overwrite_help="replace an existing --out")
     parser.add_argument("--no_progress", action="store_true")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from emenet.cli.options import (add_checkpoints_dir_argument, add_data_arguments, add_device_arguments,
                                 add_member_arguments, add_output_arguments, add_overwrite_argument,
-                                device_from_args)
+                                device_from_args, non_negative_int)
 from emenet.errors import EMENetInputError
 
 
@@ -52,7 +52,7 @@ def cmd_train_student(args: argparse.Namespace) -> None:
 
 def _add_loader_arguments(p: argparse.ArgumentParser) -> None:
     """Loader workers, the index cache and the decoded audio of EMENet-VA checkpoints."""
-    p.add_argument("--num_workers", type=int, default=0)
+    p.add_argument("--num_workers", type=non_negative_int, default=0)
     p.add_argument("--cache_dir", default=None)
     p.add_argument("--audio_dir", default=None, help="decoded audio tracks for EMENet-VA checkpoints "
                    "(extract_audio_files.py; default <cache_dir>/audio, else <data_root>/.emenet_cache/audio)")

@@ -212,6 +212,9 @@ CASES = [
     # option values checked before the work, not met as a traceback inside it
     ("test-ensemble-chunk-size-0", "emenet", lambda w, t: _test_ensemble(w, t, "--chunk_size", "0"),
      "--chunk_size must be at least 1, got 0"),
+    ("validate-ensemble-max-videos-negative", "emenet", lambda w, t: _ensemble(w, t, "--max_videos", "-1", "--out",
+                                                                               str(t / "o")),
+     "--max_videos must be at least 1"),  # a slice [:-1] had dropped the last video
     ("conformal-chunk-0", "emenet", lambda w, t: _ensemble(w, t, "--chunk", "0", "--out", str(t / "o" / "c.json"),
                                                            command="conformal"), "--chunk must be >= 1, got 0"),
     ("distill-annotations-dir-is-file", "emenet", lambda w, t: _distill(w, t, "--annotations_dir", str(w.file("a_file"))),

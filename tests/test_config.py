@@ -91,6 +91,8 @@ def test_yaml_exponent_without_a_dot_is_the_number_it_spells(tmp_path):
     ("--lr_decay_epochs", "0", "--lr_decay_epochs must be positive, got 0"),
     ("--T_max", "0", "--T_max must be positive, got 0"),
     ("--fps", "0", "--fps must be positive, got 0"),
+    ("--max_val_videos", "-1", "--max_val_videos must be at least 1 (leave it out for no cap), got -1"),
+    ("--max_steps_per_epoch", "0", "--max_steps_per_epoch must be at least 1 (leave it out for no cap), got 0"),
 ])
 def test_out_of_range_training_values_are_one_line_errors(flag, value, expected):
     """torch refuses these deep inside a run (a traceback after the data is indexed); refuse them first."""

@@ -174,6 +174,9 @@ class TrainConfig:
         for key in ("lr", "weight_decay", "num_workers"):  # torch's optimizers and loaders refuse negatives
             if getattr(self, key) < 0:
                 raise EMENetInputError(f"--{key} must not be negative, got {getattr(self, key)}")
+        for key in ("max_steps_per_epoch", "max_val_videos"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise EMENetInputError(f"--{key} must be at least 1 (leave it out for no cap), got {getattr(self, key)}")
         if not 0.0 <= self.dropout <= 1.0:
             raise EMENetInputError(f"--dropout must be in [0, 1], got {self.dropout}")
 

@@ -191,6 +191,8 @@ CASES = [
     ("synth-out-under-a-file", "emenet", lambda w, t: ["synth", "--out", str(w.file("a_file") / "x"), "--num_videos", "1"],
      "a_file"),
     # --- output locations --------------------------------------------------------------
+    ("validate-checkpoint-and-name", "emenet", lambda w, t: _validate(w, t) + ["--name", "run", "--load_epoch", "1"],
+     "give --checkpoint PATH or --name with --load_epoch, not both"),
     ("validate-out-exists", "emenet", lambda w, t: _validate(w, t) + ["--out", str(w.file("a_file"))],
      "already exists; pass --overwrite"),
     ("validate-out-is-folder", "emenet", lambda w, t: _validate(w, t) + ["--out", str(t)], "is a folder"),

@@ -131,6 +131,8 @@ def add_validate_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_validate(args: argparse.Namespace) -> None:
     from emenet.run_layout import checkpoint_path
     from emenet.training.validate import validate_checkpoint
+    if args.checkpoint and args.name:  # one of them would be ignored without a word
+        raise EMENetInputError("give --checkpoint PATH or --name with --load_epoch, not both")
     if args.checkpoint:
         ckpt = Path(args.checkpoint)
     elif args.name and args.load_epoch is not None:

@@ -29,7 +29,7 @@ from emenet.distill.members import Member
 from emenet.evaluation.selective_report import selective_rows
 from emenet.evaluation.validate_ensemble import (MethodOutputs, load_ensemble_members, split_videos,
                                               stream_members_and_mc_dropout)
-from emenet.io_utils import write_json
+from emenet.io_utils import write_atomic, write_json
 from emenet.run_layout import checkpoint_path
 from emenet.training.config import TrainConfig
 from emenet.training.run import train_teacher
@@ -147,7 +147,8 @@ def main() -> None:
     write_json(out.with_suffix(".json"), {k: {"videos": v["videos"], "frames": v["frames"], "splits": len(v["splits"]),
                                             "summary": summarise(v), "selective": v["selective"]}
                                         for k, v in results.items()})
-    out.with_suffix(".md").write_text(markdown(results, args, time.perf_counter() - start))
+    text = markdown(results, args, time.perf_counter() - start)
+    write_atomic(out.with_suffix(".md"), lambda p: p.write_text(text))
     print(out.with_suffix(".md").read_text())
 
 

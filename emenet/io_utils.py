@@ -91,16 +91,35 @@ def remove_stale_temporaries_in(folder: str | os.PathLike, recursive: bool = Fal
     return removed
 
 
-def ensure_folder(folder: str | os.PathLike) -> Path:
-    """Create `folder` (and its parents); one line if a file stands where a folder must be."""
+def check_no_file_in_the_way(folder: str | os.PathLike) -> Path:
+    """One line if a file stands where `folder` or one of its parents must be; creates nothing."""
     folder = Path(folder)
     for parent in (folder, *folder.parents):
         if parent.exists() and not parent.is_dir():
             raise EMENetInputError(f"{parent}: is a file, not a folder; cannot write into it")
         if parent.is_dir():
             break
+    return folder
+
+
+def ensure_folder(folder: str | os.PathLike) -> Path:
+    """Create `folder` (and its parents); one line if a file stands where a folder must be."""
+    folder = check_no_file_in_the_way(folder)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def check_output_file(path: str | os.PathLike, overwrite: bool) -> Path:
+    """Refuse a file name that cannot be written, before the work that produces it: a folder,
+    an existing file without `overwrite`, a file standing where a parent folder must be.
+    Creates nothing (a run that fails later leaves no empty folder)."""
+    path = Path(path)
+    if path.is_dir():
+        raise EMENetInputError(f"{path}: is a folder; expected a file name to write")
+    if not overwrite and path.exists():
+        raise EMENetInputError(f"{path} already exists; pass --overwrite to replace it")
+    check_no_file_in_the_way(path.parent)
+    return path
 
 
 def _fsync(path: Path, directory: bool = False) -> None:
@@ -125,11 +144,7 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True, keep_suffix: bo
     >>> with atomic_path("out/metrics.csv") as tmp:  # doctest: +SKIP
     ...     table.to_csv(tmp)
     """
-    path = Path(path)
-    if path.is_dir():
-        raise EMENetInputError(f"{path}: is a folder; expected a file name to write")
-    if not overwrite and path.exists():
-        raise EMENetInputError(f"{path} already exists; pass --overwrite to replace it")
+    path = check_output_file(path, overwrite)
     ensure_folder(path.parent)
     remove_stale_temporaries(path)
     tmp = temporary_name(path, keep_suffix)

@@ -110,6 +110,32 @@ def _resume_with_optimizer_file(w: World, out: Path, content: bytes) -> list[str
     return _train(w, out) + ["--load_epoch", "-1", "--nepochs", "2"]
 
 
+def _ensemble(w: World, out: Path, *more: str, command: str = "validate-ensemble") -> list[str]:
+    """`command` (validate-ensemble, conformal) of one member, the world's checkpoint in the run layout under `out`."""
+    run = out / "ck" / "m0"
+    run.mkdir(parents=True)
+    (run / "net_epoch_1_m0.pth").symlink_to(w.checkpoint)
+    return [command, "--data_root", str(w.data), "--names", "m0", "--load_epochs", "1",
+            "--checkpoints_dir", str(out / "ck"), "--cache_dir", str(out / "cache"), "--no_progress", *more]
+
+
+def _test_ensemble(w: World, out: Path, *more: str) -> list[str]:
+    return ["test-ensemble", "--checkpoint", str(w.checkpoint), "--test_set_file", str(out / "none.parquet"),
+            "--save_dir", str(out / "o"), "--no_progress", *more]
+
+
+def _distill(w: World, out: Path, *more: str) -> list[str]:
+    """One teacher, no students, trained as briefly as `train` above."""
+    return ["distill", "--members", "1", "--rounds", "0", "--annotations_dir", str(out / "ann"),
+            *_train(w, out)[1:], *more]
+
+
+def _existing_pictures(out: Path) -> Path:
+    (out / "vis").mkdir()
+    (out / "vis" / "task_affinity.png").write_bytes(b"an earlier picture")
+    return out / "vis"
+
+
 # (id, entry, argv(world, tmp_path), expected words in the error line)
 CASES = [
     # --- checkpoints -------------------------------------------------------------------
@@ -165,6 +191,8 @@ CASES = [
     ("synth-out-under-a-file", "emenet", lambda w, t: ["synth", "--out", str(w.file("a_file") / "x"), "--num_videos", "1"],
      "a_file"),
     # --- output locations --------------------------------------------------------------
+    ("validate-checkpoint-and-name", "emenet", lambda w, t: _validate(w, t) + ["--name", "run", "--load_epoch", "1"],
+     "give --checkpoint PATH or --name with --load_epoch, not both"),
     ("validate-out-exists", "emenet", lambda w, t: _validate(w, t) + ["--out", str(w.file("a_file"))],
      "already exists; pass --overwrite"),
     ("validate-out-is-folder", "emenet", lambda w, t: _validate(w, t) + ["--out", str(t)], "is a folder"),
@@ -174,6 +202,28 @@ CASES = [
     ("image-output-dir-is-file", "image", lambda w, t: _predict_image(w, w.file("a_file")), "is a file, not a folder"),
     ("video-output-dir-is-file", "emenet", lambda w, t: _predict_video(w, w.file("a_file")), "is a file, not a folder"),
     ("train-checkpoints-dir-is-file", "emenet", lambda w, t: _train(w, t, ckpts=w.file("a_file")), "is a file, not a folder"),
+    # refused before the work, not after it (the world's one validation video would fail the work itself)
+    ("validate-ensemble-out-is-file", "emenet", lambda w, t: _ensemble(w, t, "--out", str(w.file("a_file"))),
+     "a_file: is a file, not a folder"),
+    ("test-set-out-exists", "emenet", lambda w, t: ["test-set", "--data_dir", str(w.data), "--out", str(w.file("a_file")),
+                                                    "--no_progress"], "already exists; pass --overwrite"),
+    ("model-stats-json-exists", "emenet", lambda w, t: ["model-stats", "--json", str(w.file("a_file"))],
+     "already exists; pass --overwrite"),
+    ("test-ensemble-ground-truth-missing", "emenet", lambda w, t: _test_ensemble(w, t, "--ground_truth_dir", str(t / "gt")),
+     "gt: ground truth folder not found"),
+    # option values checked before the work, not met as a traceback inside it
+    ("test-ensemble-chunk-size-0", "emenet", lambda w, t: _test_ensemble(w, t, "--chunk_size", "0"),
+     "--chunk_size must be at least 1, got 0"),
+    ("validate-ensemble-max-videos-negative", "emenet", lambda w, t: _ensemble(w, t, "--max_videos", "-1", "--out",
+                                                                               str(t / "o")),
+     "--max_videos must be at least 1"),  # a slice [:-1] had dropped the last video
+    ("conformal-chunk-0", "emenet", lambda w, t: _ensemble(w, t, "--chunk", "0", "--out", str(t / "o" / "c.json"),
+                                                           command="conformal"), "--chunk must be >= 1, got 0"),
+    ("distill-annotations-dir-is-file", "emenet", lambda w, t: _distill(w, t, "--annotations_dir", str(w.file("a_file"))),
+     "a_file: is a file, not a folder"),
+    ("distill-shards-0", "emenet", lambda w, t: _distill(w, t, "--shards", "0"), "--shards must be at least 1, got 0"),
+    ("index-vis-exists", "emenet", lambda w, t: ["index", "--data_root", str(w.data), "--cache_dir", str(t / "cache"),
+                                                 "--vis", str(_existing_pictures(t))], "already exists; pass --overwrite"),
 ]
 
 

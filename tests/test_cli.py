@@ -2,6 +2,7 @@
 tree's defaults, `emenet --help` lists every subcommand, and the shared flags are declared once."""
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import re
 from pathlib import Path
@@ -109,3 +110,21 @@ def test_docstring_examples():
     import emenet.cli.options
     for module in (emenet.cli.app, emenet.cli.options):
         assert doctest.testmod(module).failed == 0, module.__name__
+
+
+def test_every_num_workers_flag_refuses_a_negative_count():
+    """torch's loader refused `--num_workers -1` with a traceback deep inside validate, annotate,
+    validate-ensemble and conformal; every command's flag is now checked by the parser (the training
+    commands' by their TrainConfig, tests/test_config.py)."""
+    parser = build_parser()
+    training = {"train", "train-student", "distill"}
+    commands = [c for c in COMMANDS if c not in training
+                and "--num_workers" in parser._subparsers._group_actions[0].choices[c].format_help()]
+    assert {"validate", "annotate", "validate-ensemble", "conformal", "test-ensemble", "test-set",
+            "extract-audio"} <= set(commands)
+    for command in commands:
+        sub = parser._subparsers._group_actions[0].choices[command]
+        action = next(a for a in sub._actions if "--num_workers" in a.option_strings)
+        with pytest.raises(argparse.ArgumentTypeError, match="must not be negative, got -1"):
+            action.type("-1")
+        assert action.type("0") == 0 and action.type("3") == 3

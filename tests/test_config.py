@@ -58,6 +58,49 @@ def test_unknown_yaml_key_and_bad_values_are_one_line_errors(tmp_path):
         resolve_config(_parse(["--tasks", "AU", "POSE"]))
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("lr: fast\n", "bad.yaml: lr must be a number, got 'fast'"),
+    ("seq_len: 8.5\n", "bad.yaml: seq_len must be a whole number, got 8.5"),
+    ("nepochs: true\n", "bad.yaml: nepochs must be a whole number, got True"),
+    ("dropout: [0.1]\n", "bad.yaml: dropout must be a number, got [0.1]"),
+])
+def test_yaml_values_of_the_wrong_type_are_one_line_errors(tmp_path, text, expected):
+    """They once reached torch's optimizer or a comparison and ended in a TypeError traceback."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(EMENetInputError) as info:
+        resolve_config(_parse(["--config", str(bad)]))
+    assert str(info.value).endswith(expected)
+
+
+def test_yaml_exponent_without_a_dot_is_the_number_it_spells(tmp_path):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("lr: 1e-3\nweight_decay: 5e-4\nmax_val_videos: null\n")
+    assert yaml.safe_load(cfg_file.read_text())["lr"] == "1e-3"  # YAML 1.1 reads it as text
+    config = resolve_config(_parse(["--config", str(cfg_file)]))
+    assert (config.lr, config.weight_decay, config.max_val_videos) == (1e-3, 5e-4, None)
+
+
+@pytest.mark.parametrize("flag, value, expected", [
+    ("--lr", "-1", "--lr must not be negative, got -1.0"),
+    ("--weight_decay", "-0.1", "--weight_decay must not be negative, got -0.1"),
+    ("--num_workers", "-1", "--num_workers must not be negative, got -1"),
+    ("--dropout", "1.5", "--dropout must be in [0, 1], got 1.5"),
+    ("--nhid", "0", "--nhid must be positive, got 0"),
+    ("--nlayers", "0", "--nlayers must be positive, got 0"),
+    ("--lr_decay_epochs", "0", "--lr_decay_epochs must be positive, got 0"),
+    ("--T_max", "0", "--T_max must be positive, got 0"),
+    ("--fps", "0", "--fps must be positive, got 0"),
+    ("--max_val_videos", "-1", "--max_val_videos must be at least 1 (leave it out for no cap), got -1"),
+    ("--max_steps_per_epoch", "0", "--max_steps_per_epoch must be at least 1 (leave it out for no cap), got 0"),
+])
+def test_out_of_range_training_values_are_one_line_errors(flag, value, expected):
+    """torch refuses these deep inside a run (a traceback after the data is indexed); refuse them first."""
+    with pytest.raises(EMENetInputError) as info:
+        resolve_config(_parse([flag, value]))
+    assert str(info.value) == expected
+
+
 def test_cuda_flag_selects_cuda_device():
     assert TrainConfig(cuda=True).device == "cuda"
 

@@ -282,6 +282,25 @@ def test_rerun_skips_done_videos_and_overwrite_redoes_them(synth, test_set_file,
     assert all(p.stat().st_mtime > old for p in files)
 
 
+def test_backend_option_reaches_every_member(checkpoints, test_set_file, tmp_path, monkeypatch, one_thread):
+    """--backend was once parsed and then dropped: every member ran on `auto` (never eager)."""
+    import emenet.challenge.submission as submission_module
+    made = []
+
+    class Recording(Predictor):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self.backend)
+
+    monkeypatch.setattr(submission_module, "Predictor", Recording)
+    code = _load_script(TEST_ENSEMBLE).main([
+        "--names", *MEMBERS, "--load_epochs", "1", "--checkpoints_dir", str(checkpoints), "--test_set_file",
+        str(test_set_file), "--save_dir", str(tmp_path / "s"), "--backend", "eager", "--batch_size", "16",
+        "--chunk_size", "16", "--no_progress"])
+    assert code == 0
+    assert made == ["eager", "eager"]
+
+
 # ------------------------------------------------------------------------------- scoring
 
 def test_scorer_matches_the_metrics_on_synthetic_ground_truth(synth, test_set_file, submission, tmp_path):

@@ -325,7 +325,7 @@ def write_submission(members: Sequence[SubmissionMember], test_set: TestSet | st
                      save_dir: str | os.PathLike, overwrite: bool = False, device: str = "cpu", batch_size: int = 64,
                      chunk_size: int = 256, num_workers: int = 2, progress: bool = True,
                      coverage: float | None = None, conformal_file: str | os.PathLike | None = None,
-                     audio_timing: str | None = None) -> SubmissionResult:
+                     audio_timing: str | None = None, backend: str = "auto") -> SubmissionResult:
     """Predict every test name with every member and write the files in the module docstring.
 
     `test_set` is a TestSet or a file written by Training/create_test_set_file.py. Only the
@@ -333,10 +333,13 @@ def write_submission(members: Sequence[SubmissionMember], test_set: TestSet | st
     unless `overwrite`. Crops are read `chunk_size` at a time by `num_workers` threads.
     `coverage` / `conformal_file` add the ensemble's conformal sets to the merged CSVs.
     `audio_timing` overrides the audio-visual members' window timing (emenet.audio_timing).
+    `backend` runs the members' backbones (emenet.fast.runners; `auto`: onnx on the CPU).
     """
     start_time = time.perf_counter()
     if not members:
         raise EMENetInputError("no ensemble member given")
+    if chunk_size < 1:
+        raise EMENetInputError(f"--chunk_size must be at least 1, got {chunk_size}")
     test_set_file = None
     if not isinstance(test_set, TestSet):
         test_set_file = str(Path(test_set).resolve())
@@ -361,8 +364,8 @@ def write_submission(members: Sequence[SubmissionMember], test_set: TestSet | st
         result.seconds = time.perf_counter() - start_time
         return result
 
-    predictors = [Predictor([m.checkpoint], device=device, batch_size=batch_size, audio_timing=audio_timing)
-                  for m in members]
+    predictors = [Predictor([m.checkpoint], device=device, batch_size=batch_size, backend=backend,
+                            audio_timing=audio_timing) for m in members]
     tasks = predictors[0].tasks
     for member, predictor in zip(members[1:], predictors[1:]):
         if predictor.tasks != tasks:

@@ -339,7 +339,7 @@ def _is_csv(path: Path) -> bool:
 
 
 def write_test_set(test_set: TestSet, path: str | os.PathLike, overwrite: bool = True) -> Path:
-    """Write the index as Parquet, or CSV when `path` ends in .csv, atomically."""
+    """Write the index as Parquet, or CSV when `path` ends in .csv or .txt, atomically."""
     path = Path(path)
     df = test_set.to_dataframe()
     with atomic_path(path, overwrite) as tmp:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from emenet.cli.options import add_data_arguments, add_output_arguments, add_overwrite_argument
+from emenet.cli.options import add_data_arguments, add_output_arguments, add_overwrite_argument, non_negative_int
 from emenet.errors import EMENetInputError
 
 
@@ -35,17 +35,20 @@ def add_index_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache_dir", default=None)
     p.add_argument("--rebuild", action="store_true", help="parse the annotation files again even if cached")
     p.add_argument("--vis", default=None, metavar="DIR", help="write the AU-frequency and task-affinity pictures here")
+    add_overwrite_argument(p, "replace existing --vis pictures")
     p.set_defaults(func=cmd_index)
 
 
 def cmd_index(args: argparse.Namespace) -> None:
     from emenet.data.affwild2 import load_affwild2_index
-    from emenet.viz.label_pictures import index_summary, write_index_pictures
+    from emenet.viz.label_pictures import check_pictures_free, index_summary, write_index_pictures
+    if args.vis:  # before the index is built: refuse to replace pictures first
+        check_pictures_free(args.vis, args.overwrite)
     index = load_affwild2_index(args.data_root, cache_dir=args.cache_dir, rebuild=args.rebuild,
                                 annotations_dir=args.annotations_dir, crops_dirs=args.crops_dir)
     print(json.dumps(index_summary(index), indent=2))
     if args.vis:
-        for path in write_index_pictures(index, args.vis):
+        for path in write_index_pictures(index, args.vis, args.overwrite):
             print(f"wrote {path}")
 
 
@@ -55,7 +58,8 @@ def add_extract_audio_arguments(p: argparse.ArgumentParser) -> None:
                    "(e.g. <aff-wild2>/videos)")
     p.add_argument("--audio_outdir", required=True, help="where the decoded tracks go; train with --audio_dir set to it")
     p.add_argument("--sr", type=int, default=SAMPLE_RATE, help="sample rate (default %(default)s, MarbleNet's)")
-    p.add_argument("--num_workers", type=int, default=1, help="videos decoded in parallel (default %(default)s)")
+    p.add_argument("--num_workers", type=non_negative_int, default=1,
+                   help="videos decoded in parallel (default %(default)s)")
     add_overwrite_argument(p, "decode again even where a fresh file exists")
     p.add_argument("--no_progress", action="store_true")
     p.set_defaults(func=cmd_extract_audio)

@@ -20,6 +20,18 @@ DEFAULT_CHECKPOINTS_DIR = "./checkpoints"
 BACKENDS = ("auto", "eager", "fused", "compile", "onnx", "int8")
 
 
+def non_negative_int(text: str) -> int:
+    """An argparse type for counts such as --num_workers, where torch's loader would end a
+    negative one in a traceback deep inside the run."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
 def add_checkpoints_dir_argument(p: argparse.ArgumentParser, help: str | None = None) -> None:
     """`--checkpoints_dir`: the folder of <name>/net_epoch_<E>_<name>.pth."""
     p.add_argument("--checkpoints_dir", default=DEFAULT_CHECKPOINTS_DIR,
@@ -81,7 +93,8 @@ def add_output_arguments(p: argparse.ArgumentParser, flag: str = "--out", *, hel
     add_overwrite_argument(p, overwrite_help)
 
 
-def add_crops_dir_argument(p: argparse.ArgumentParser, help: str | None = None, default=None) -> None:
+def add_crops_dir_argument(p: argparse.ArgumentParser, help: str | None = None,
+                           default: list[str] | None = None) -> None:
     p.add_argument("--crops_dir", nargs="+", default=default,
                    help=help or "face crop folders, searched in order (default: every cropped_aligned* folder "
                                 "of --data_root)")
@@ -114,7 +127,7 @@ def add_run_arguments(p: argparse.ArgumentParser, overwrite_help: str = "replace
     """Device, loader workers, cache, overwrite and progress: the run options of the ensemble commands."""
     add_device_arguments(p)
     if num_workers:
-        p.add_argument("--num_workers", type=int, default=0)
+        p.add_argument("--num_workers", type=non_negative_int, default=0)
     p.add_argument("--cache_dir", default=None)
     add_overwrite_argument(p, overwrite_help)
     p.add_argument("--no_progress", action="store_true")

@@ -11,10 +11,14 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from emenet.cli.options import (add_device_arguments, add_member_arguments, add_output_arguments,
                                 checkpoint_paths_from_args, device_from_args)
 from emenet.errors import EMENetInputError
+
+if TYPE_CHECKING:
+    from emenet.inference.predictor import Predictor
 
 log = logging.getLogger("emenet")
 
@@ -40,7 +44,7 @@ def add_coverage_arguments(p: argparse.ArgumentParser) -> None:
                    help="the conformal calibration file to use (default: conformal_<key>.json beside the checkpoints)")
 
 
-def predictor_from_args(args: argparse.Namespace):
+def predictor_from_args(args: argparse.Namespace) -> Predictor:
     from emenet.inference.predictor import Predictor
     return Predictor(checkpoint_paths_from_args(args), device=device_from_args(args),
                      batch_size=args.batch_size, backend=getattr(args, "backend", "auto"),

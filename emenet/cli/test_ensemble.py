@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
-from emenet.cli.options import add_output_arguments, device_from_args
+from emenet.cli.options import add_output_arguments, device_from_args, non_negative_int
 from emenet.errors import EMENetInputError
 
 EXAMPLES = """
@@ -40,7 +41,8 @@ def add_test_ensemble_arguments(p: argparse.ArgumentParser) -> None:
     add_output_arguments(p, "--save_dir", default="submission", help="output folder (default %(default)s)",
                          overwrite_help="redo test names that are already done")
     p.add_argument("--chunk_size", type=int, default=256, help="crops read per step (default %(default)s)")
-    p.add_argument("--num_workers", type=int, default=2, help="threads reading crops (default %(default)s)")
+    p.add_argument("--num_workers", type=non_negative_int, default=2,
+                   help="threads reading crops (default %(default)s)")
     p.add_argument("--ground_truth_dir", default=None,
                    help="score the merged files against ground truth in this folder (<AU_Set|EXPR_Set|VA_Set>/)")
     p.add_argument("--release_format", default="abaw2", choices=["abaw2", "abaw3", "mtl"],
@@ -75,13 +77,15 @@ def _check_audio_members(members, window_size: float, sr: int) -> None:
 def cmd_test_ensemble(args: argparse.Namespace) -> None:
     from emenet.challenge.submission import members_from_names, score_submission, write_submission
     members = members_from_names(args.names, args.load_epochs, args.checkpoints_dir, args.checkpoint)
+    if args.ground_truth_dir and not os.path.isdir(args.ground_truth_dir):  # before the predictions, not after
+        raise EMENetInputError(f"{args.ground_truth_dir}: ground truth folder not found")
     if args.audio:
         _check_audio_members(members, args.window_size, args.sr)
     result = write_submission(members, args.test_set_file, args.save_dir, overwrite=args.overwrite,
                               device=device_from_args(args), batch_size=args.batch_size,
                               chunk_size=args.chunk_size, num_workers=args.num_workers,
                               progress=not args.no_progress, coverage=args.coverage, conformal_file=args.conformal,
-                              audio_timing=getattr(args, "audio_timing", None))
+                              audio_timing=getattr(args, "audio_timing", None), backend=args.backend)
     if args.release_format != "abaw2":
         from emenet.challenge.release_submission import write_release_files
         for path in write_release_files(result.merged_dir, args.test_set_file,

@@ -1,7 +1,7 @@
 """Index the challenge test set: per test name its tasks, video, frame rate, every video frame
 and which frames have a face crop, so a submission can give a row for every frame.
 
-Writes Parquet (or CSV when --out ends in .csv); see emenet.challenge.test_set for the columns.
+Writes Parquet (or CSV when --out ends in .csv or .txt); see emenet.challenge.test_set for the columns.
 
 Example (`emenet test-set` takes the same options):
     python Training/create_test_set_file.py --data_dir data/affwild2/cropped_aligned \\
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from emenet.cli.options import add_crops_dir_argument, add_output_arguments
+from emenet.cli.options import add_crops_dir_argument, add_output_arguments, non_negative_int
 
 
 def add_test_set_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +31,8 @@ def add_test_set_arguments(parser: argparse.ArgumentParser) -> None:
                            "release's cropped_aligned_new_50_vids)")
     parser.add_argument("--count_method", choices=("decode", "packets"), default="decode",
                         help="count frames by decoding them (exact, default) or by counting packets (fast)")
-    parser.add_argument("--num_workers", type=int, default=None, help="videos counted in parallel (default: up to 4)")
+    parser.add_argument("--num_workers", type=non_negative_int, default=None,
+                        help="videos counted in parallel (default: up to 4)")
     add_output_arguments(parser, required=True, help="output file, .parquet or .csv",
                          overwrite_help="replace an existing --out")
     parser.add_argument("--no_progress", action="store_true")
@@ -41,7 +42,9 @@ def add_test_set_arguments(parser: argparse.ArgumentParser) -> None:
 def cmd_test_set(args: argparse.Namespace) -> None:
     """Build and write the index `args` describe; EMENetInputError for bad input."""
     from emenet.challenge.test_set import build_test_set, default_test_lists, resolve_data_dirs, write_test_set
+    from emenet.io_utils import check_output_file
     data_root, _ = resolve_data_dirs(args.data_dir)
+    check_output_file(args.out, args.overwrite)  # before the frames are counted, which can take minutes
     given = {"AU": args.au_txt, "EXPR": args.expr_txt, "VA": args.va_txt}
     lists = {**default_test_lists(data_root), **{task: p for task, p in given.items() if p is not None}}
     test_set = build_test_set(args.data_dir, args.video_dir, lists, count_method=args.count_method,

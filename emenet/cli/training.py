@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 
 from emenet.cli.options import (add_checkpoints_dir_argument, add_data_arguments, add_device_arguments,
-                                add_member_arguments, add_output_arguments, device_from_args)
+                                add_member_arguments, add_output_arguments, add_overwrite_argument,
+                                device_from_args, non_negative_int)
 from emenet.errors import EMENetInputError
 
 
@@ -51,7 +52,7 @@ def cmd_train_student(args: argparse.Namespace) -> None:
 
 def _add_loader_arguments(p: argparse.ArgumentParser) -> None:
     """Loader workers, the index cache and the decoded audio of EMENet-VA checkpoints."""
-    p.add_argument("--num_workers", type=int, default=0)
+    p.add_argument("--num_workers", type=non_negative_int, default=0)
     p.add_argument("--cache_dir", default=None)
     p.add_argument("--audio_dir", default=None, help="decoded audio tracks for EMENet-VA checkpoints "
                    "(extract_audio_files.py; default <cache_dir>/audio, else <data_root>/.emenet_cache/audio)")
@@ -65,6 +66,7 @@ def add_annotate_arguments(p: argparse.ArgumentParser) -> None:
     _add_loader_arguments(p)
     p.add_argument("--vis", default=None, metavar="DIR",
                    help="also write the AU-frequency and task-affinity pictures of the ensemble's soft labels here")
+    add_overwrite_argument(p, "replace existing --vis pictures (the annotation itself resumes)")
     p.set_defaults(func=cmd_annotate)
 
 
@@ -72,13 +74,15 @@ def cmd_annotate(args: argparse.Namespace) -> None:
     from emenet.distill.annotate import create_annotations
     from emenet.distill.members import members_from_names
     members = members_from_names(args.names, args.load_epochs, args.checkpoints_dir)
+    if args.vis:  # matplotlib only when drawing
+        from emenet.viz.label_pictures import check_pictures_free, write_annotation_pictures
+        check_pictures_free(args.vis, args.overwrite)
     out = create_annotations(members, args.data_root, args.out, device=device_from_args(args),
                              num_workers=args.num_workers, cache_dir=args.cache_dir, audio_dir=args.audio_dir,
                              annotations_dir=args.annotations_dir, crops_dirs=args.crops_dir)
     print(f"annotations written to {out}")
     if args.vis:
-        from emenet.viz.label_pictures import write_annotation_pictures
-        for path in write_annotation_pictures(out, args.vis):
+        for path in write_annotation_pictures(out, args.vis, args.overwrite):
             print(f"wrote {path}")
 
 
@@ -127,6 +131,8 @@ def add_validate_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_validate(args: argparse.Namespace) -> None:
     from emenet.run_layout import checkpoint_path
     from emenet.training.validate import validate_checkpoint
+    if args.checkpoint and args.name:  # one of them would be ignored without a word
+        raise EMENetInputError("give --checkpoint PATH or --name with --load_epoch, not both")
     if args.checkpoint:
         ckpt = Path(args.checkpoint)
     elif args.name and args.load_epoch is not None:

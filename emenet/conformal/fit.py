@@ -27,6 +27,7 @@ from emenet.distill.members import Member
 from emenet.evaluation.validate_ensemble import (MethodOutputs, check_device, load_ensemble_members, split_held_out_videos,
                                               stream_members_and_mc_dropout, task_label_array)
 from emenet.errors import EMENetInputError
+from emenet.io_utils import check_output_file
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +72,14 @@ def fit_conformal(members: Sequence[Member], data_root: str | os.PathLike, out: 
     coverages = sorted({check_coverage(c) for c in coverages}) if coverages else []
     if not coverages:
         raise EMENetInputError("--coverage: give at least one target coverage")
+    if chunk < 1:
+        raise EMENetInputError(f"--chunk must be >= 1, got {chunk}")
     check_device(device)
     hashes = [m.sha256() for m in members] if members else []
     path = Path(out) if out else default_calibration_path(
         checkpoints_dir or Path(members[0].checkpoint).parent.parent, hashes) if members else None
-    if path is not None and path.exists() and not overwrite:
-        raise EMENetInputError(f"{path} already exists; pass --overwrite to replace it")
+    if path is not None:
+        check_output_file(path, overwrite)
     models, tasks = load_ensemble_members(members, device)
     videos, calibration, evaluation = split_held_out_videos(models, tasks, data_root, split, calibration_fraction,
                                                             seed, max_videos, audio_dir, cache_dir, progress)

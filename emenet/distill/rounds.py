@@ -21,7 +21,7 @@ from emenet.distill.parallel import run_jobs
 from emenet.distill.round_metrics import ensemble_validation_scores
 from emenet.distill.selection import keep_best
 from emenet.errors import EMENetInputError
-from emenet.io_utils import atomic_path, write_json
+from emenet.io_utils import atomic_path, check_no_file_in_the_way, write_json
 from emenet.run_layout import checkpoint_path
 from emenet.reporting import markdown_table
 from emenet.training.config import TrainConfig
@@ -46,6 +46,8 @@ class DistillPlan:
             raise EMENetInputError(f"--members must be >= 1 and --rounds >= 0, got {self.members} and {self.rounds}")
         if self.keep is not None and not 1 <= self.keep <= self.members:
             raise EMENetInputError(f"--keep must be between 1 and --members ({self.members}), got {self.keep}")
+        if self.shards < 1:
+            raise EMENetInputError(f"--shards must be at least 1, got {self.shards}")
 
 
 def member_name(round_: int, i: int) -> str:
@@ -99,7 +101,7 @@ def run_rounds(plan: DistillPlan, base: TrainConfig, progress: bool = True) -> p
     """Teachers, then `plan.rounds` rounds of students; returns (and writes) the summary table."""
     if not base.data_root:
         raise EMENetInputError("--data_root is required")
-    ann_root = Path(plan.annotations_dir)
+    ann_root = check_no_file_in_the_way(plan.annotations_dir)  # now, not after the teachers have trained
     rows: list[dict] = []
     failures: list[dict] = []
     annotation: Path | None = None

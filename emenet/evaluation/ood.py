@@ -32,6 +32,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -39,6 +40,9 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 from emenet.evaluation.calibration import stack_probs
 from emenet.data.affwild2 import load_affwild2_index
@@ -281,7 +285,7 @@ def auroc_table(clips: pd.DataFrame, tasks: Sequence[str]) -> pd.DataFrame:
 
 
 def plot_uncertainty_histograms(clips: pd.DataFrame, tasks: Sequence[str],
-                                measures: Sequence[str] = ("epistemic", "total")):
+                                measures: Sequence[str] = ("epistemic", "total")) -> Figure:
     """Histograms per task (rows) and measure (columns): ID vs non-face vs corrupted-face clips."""
     from matplotlib.figure import Figure
 

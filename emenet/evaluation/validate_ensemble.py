@@ -61,7 +61,7 @@ from emenet.decoding import decode
 from emenet.distill.members import Member, load_members
 from emenet.evaluation.selective_report import curves_frame, scores_of, selective_markdown, selective_rows
 from emenet.errors import EMENetInputError
-from emenet.io_utils import atomic_path, write_atomic, write_json
+from emenet.io_utils import atomic_path, check_no_file_in_the_way, write_atomic, write_json
 from emenet.reporting import markdown_table
 from emenet.models.emenet import EMENet
 from emenet.training.evaluate import StreamHook, attach_audio_for, concat_parts, stream_logits
@@ -93,7 +93,10 @@ def output_paths(out_dir: str | os.PathLike, methods: Sequence[str]) -> list[Pat
 
 
 def check_outputs_free(paths: Sequence[Path], overwrite: bool) -> None:
-    """Refuse, before any work, to replace existing outputs unless `overwrite`."""
+    """Refuse, before any work, to replace existing outputs unless `overwrite`, or to write
+    where a file stands in place of their folder."""
+    for folder in sorted({p.parent for p in paths}):
+        check_no_file_in_the_way(folder)
     if overwrite:
         return
     existing = [p for p in paths if p.exists()]

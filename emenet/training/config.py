@@ -167,9 +167,18 @@ class TrainConfig:
         _check_choice("lambda_normalisation", self.lambda_normalisation, ("all", "active"))
         _check_choice("epoch_length", self.epoch_length, ("shortest", "longest"))
         _check_choice("clips", self.clips, ("labelled", "masked"))
-        for key in ("seq_len", "batch_size", "nepochs", "val_seq_len", "image_size"):
+        for key in ("seq_len", "batch_size", "nepochs", "val_seq_len", "image_size", "fps", "nhid", "nlayers",
+                    "lr_decay_epochs", "T_max"):
             if getattr(self, key) < 1:
                 raise EMENetInputError(f"--{key} must be positive, got {getattr(self, key)}")
+        for key in ("lr", "weight_decay", "num_workers"):  # torch's optimizers and loaders refuse negatives
+            if getattr(self, key) < 0:
+                raise EMENetInputError(f"--{key} must not be negative, got {getattr(self, key)}")
+        for key in ("max_steps_per_epoch", "max_val_videos"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise EMENetInputError(f"--{key} must be at least 1 (leave it out for no cap), got {getattr(self, key)}")
+        if not 0.0 <= self.dropout <= 1.0:
+            raise EMENetInputError(f"--dropout must be in [0, 1], got {self.dropout}")
 
     @property
     def model_tasks(self) -> tuple[str, ...]:
@@ -347,7 +356,7 @@ def resolve_config(args: argparse.Namespace, config_cls: type = TrainConfig, **s
             raise EMENetInputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
         if not isinstance(loaded, dict):
             raise EMENetInputError(f"{path}: expected a mapping of option: value")
-        values.update(loaded)
+        values.update(_check_numbers(loaded, config_cls, path))
     values.update({f.name: getattr(args, f.name) for f in fields(config_cls) if getattr(args, f.name, None) is not None})
     if values.get("modality") == "audiovisual":
         for key, value in AUDIOVISUAL_TREE_DEFAULTS.items():
@@ -356,6 +365,29 @@ def resolve_config(args: argparse.Namespace, config_cls: type = TrainConfig, **s
         return config_cls.from_dict(values, source=args.config or "options")
     except TypeError as exc:
         raise EMENetInputError(f"bad option value: {exc}") from None
+
+
+def _check_numbers(loaded: dict[str, Any], config_cls: type, path: Path) -> dict[str, Any]:
+    """The YAML values of numeric options as numbers, or one line naming the file (`lr: fast`).
+    The command line's types are argparse's; a config file's reach the dataclass as YAML read
+    them, and YAML reads `1e-3` (no dot) as text: such text is taken as the number it spells."""
+    checked = dict(loaded)
+    for f in fields(config_cls):
+        if f.name not in loaded:
+            continue
+        value, kinds = loaded[f.name], {k.strip() for k in str(f.type).split("|")}
+        if value is None and "None" in kinds:
+            continue
+        if "float" in kinds and isinstance(value, str):
+            try:
+                checked[f.name] = value = float(value)
+            except ValueError:
+                pass
+        if "int" in kinds and not (isinstance(value, int) and not isinstance(value, bool)):
+            raise EMENetInputError(f"{path}: {f.name} must be a whole number, got {value!r}")
+        if "float" in kinds and not (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            raise EMENetInputError(f"{path}: {f.name} must be a number, got {value!r}")
+    return checked
 
 
 def save_config(config: TrainConfig, path: str | os.PathLike) -> None:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from emenet.data.affwild2 import SPLITS, AffWild2Index
 from emenet.errors import EMENetInputError
+from emenet.io_utils import check_output_file
 from emenet.viz.label_statistics import (au_frequency, one_hot_expressions, plot_au_frequency, plot_task_affinity,
                                            save_figure, task_affinity)
 from emenet.tasks import AU_NAMES
@@ -47,24 +48,36 @@ def _split_arrays(index: AffWild2Index, split: str) -> tuple[np.ndarray, np.ndar
     return au, one_hot_expressions(expr, index.num_expr_classes)
 
 
-def write_index_pictures(index: AffWild2Index, out_dir: str | os.PathLike) -> list[Path]:
+PICTURES = ("au_frequency.png", "task_affinity.png")
+
+
+def check_pictures_free(out_dir: str | os.PathLike, overwrite: bool) -> None:
+    """Refuse, before the work, to replace the pictures in `out_dir` unless `overwrite`."""
+    for name in PICTURES:
+        check_output_file(Path(out_dir) / name, overwrite)
+
+
+def write_index_pictures(index: AffWild2Index, out_dir: str | os.PathLike, overwrite: bool = False) -> list[Path]:
     """AU frequency (train and validation) and task affinity (train) of the dataset's labels."""
     out = Path(out_dir)
+    check_pictures_free(out, overwrite)
     arrays = {split: _split_arrays(index, split) for split in SPLITS}
     frequencies = {split: au_frequency(au) for split, (au, _) in arrays.items() if len(au)}
     if not frequencies:
         raise EMENetInputError(f"{index.data_root}: no AU or expression labels to draw")
-    paths = [save_figure(plot_au_frequency(frequencies, f"AU frequency ({index.release})"), out / "au_frequency.png")]
+    paths = [save_figure(plot_au_frequency(frequencies, f"AU frequency ({index.release})"), out / PICTURES[0])]
     au, expr = arrays["Train_Set"]
     paths.append(save_figure(plot_task_affinity(task_affinity(au, expr), "P(AU active | expression), training labels"),
-                             out / "task_affinity.png"))
+                             out / PICTURES[1]))
     return paths
 
 
-def write_annotation_pictures(ann_dir: str | os.PathLike, out_dir: str | os.PathLike) -> list[Path]:
+def write_annotation_pictures(ann_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                              overwrite: bool = False) -> list[Path]:
     """The same pictures from an ensemble annotation: its mean probabilities beside the ground truth."""
     from emenet.data.soft_labels import mean_probabilities  # distill imports training code: keep it lazy
     ann_dir, out = Path(ann_dir), Path(out_dir)
+    check_pictures_free(out, overwrite)
     manifest = json.loads((ann_dir / "manifest.json").read_text())
     tasks = tuple(t for t in ("AU", "EXPR") if t in manifest["tasks"])
     if len(tasks) < 2:
@@ -82,8 +95,8 @@ def write_annotation_pictures(ann_dir: str | os.PathLike, out_dir: str | os.Path
     au_soft_all, expr_soft_all = np.concatenate(au_soft), np.concatenate(expr_soft)
     frequencies = {"ensemble (mean probability)": au_frequency(au_soft_all),
                    "ground truth": au_frequency(np.nan_to_num(np.concatenate(au_true), nan=-1))}
-    return [save_figure(plot_au_frequency(frequencies, "AU frequency, ensemble annotation"), out / "au_frequency.png"),
+    return [save_figure(plot_au_frequency(frequencies, "AU frequency, ensemble annotation"), out / PICTURES[0]),
             save_figure(plot_task_affinity(task_affinity(au_soft_all, expr_soft_all),
                                            "P(AU active | expression), ensemble soft labels"),
-                        out / "task_affinity.png")]
+                        out / PICTURES[1])]
 

@@ -97,7 +97,6 @@ def plot_task_affinity(affinity: np.ndarray, title: str = "P(AU active | express
 def save_figure(fig: Figure, path: str | os.PathLike) -> Path:
     """Write a figure atomically (PNG, or whatever the suffix says)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path, overwrite=True) as tmp:
         fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png")
     return path

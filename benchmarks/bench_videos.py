@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from emenet.io_utils import write_atomic
+
 MODES = {"1 worker": {"workers": 1}, "2 workers": {"workers": 2}, "Ray local, 2 actors": {"workers": 2, "ray": "auto"}}
 
 
@@ -114,9 +116,10 @@ def main() -> None:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2) + "\n")
-        out.with_suffix(".md").write_text(f"Method: {results['method']}\n\nInputs: {results['inputs']['videos']}. "
-                                          f"Machine: {results['machine']}.\n\n{table}\n")
+        report = (f"Method: {results['method']}\n\nInputs: {results['inputs']['videos']}. "
+                  f"Machine: {results['machine']}.\n\n{table}\n")
+        write_atomic(out, lambda p: p.write_text(json.dumps(results, indent=2) + "\n"))
+        write_atomic(out.with_suffix(".md"), lambda p: p.write_text(report))
 
 
 if __name__ == "__main__":

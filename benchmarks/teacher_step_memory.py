@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from emenet.io_utils import write_atomic
+
 SETTINGS = [  # (label, teacher_step, activation_checkpointing)
     ("per-task (original, default)", "per_task", False),
     ("concatenated pass", "concat", False),
@@ -86,10 +88,10 @@ def main() -> int:
             print(f"{clips}x{seq_len} {label}: {rows[-1]['peak_rss_mb']:.0f} MB, {rows[-1]['step_s']:.2f} s/step", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=1))
+    write_atomic(out, lambda p: p.write_text(json.dumps(rows, indent=1)))
     lines = ["| clips per task x seq_len | step | peak RSS MB | s / step |", "| --- | --- | --- | --- |"]
     lines += [f"| {r['clips']} x {r['seq_len']} | {r['label']} | {r['peak_rss_mb']:.0f} | {r['step_s']:.2f} |" for r in rows]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_atomic(out.with_suffix(".md"), lambda p: p.write_text("\n".join(lines) + "\n"))
     print("\n".join(lines))
     return 0
 

@@ -166,6 +166,22 @@ def test_video_target_says_which_backend_meets_it():
     assert "| 5 | int8 (int8) | 300 | 20.0 | 1.25x | predict 2.0 (150) |" in _video_table(results, [5])
 
 
+def test_one_model_video_target_is_60_frames_per_s_and_names_its_path():
+    def video(fps: float, backend: str) -> dict:
+        return {"frames_per_s": fps, "backend": backend, "num_frames": 300, "stages": {}, "peak_rss_mb": 800.0}
+    results = {"video/1/auto": video(49.3, "onnx"), "video/1/int8": video(62.0, "int8"),
+               "video/5/auto": video(37.9, "onnx")}
+    targets = {t["target"]: t for t in evaluate_targets({"results": results, "config": {"members": 5}})}
+    one = targets["video pipeline, 1 model"]
+    assert one["required"] == ">= 60 frames/s end to end"
+    assert one["met"] is True and one["detail"] == "met with --backend int8"
+    assert targets["video pipeline, 5-member ensemble"]["detail"] == "met on the default path"  # 37.9 >= 30
+    results["video/1/int8"] = video(59.9, "int8")
+    one = {t["target"]: t for t in evaluate_targets({"results": results, "config": {"members": 5}})}[
+        "video pipeline, 1 model"]
+    assert one["met"] is False
+
+
 def test_one_model_target_prefers_the_paired_ratio():
     def row(fps, paired=None):
         out = _result(fps)

@@ -13,10 +13,10 @@ frame, the teacher step's peak memory, emenet.models.bn_prelu); on a GPU
 channels-last, bf16 autocast and torch.compile.
 
 `compile` (`--compile`) runs the model's forward through `torch.compile` (inductor), see
-`CompiledForward`. On the benchmark's 2-core Xeon it is the fastest fp32 CPU step (load 1-1.6, one
-process per row: teacher 52 frames/s against 37 for the fast step and 31 for the plain one, 1.7x;
-student 49 against 40 and 29, 1.7x; timed alternately in one process: 1.24x the fast step for the
-teacher, 1.26x for the student), at 2.7-3.1 GB against the plain step's 4.1 GB: inductor
+`CompiledForward`. On the benchmark's 2-core Xeon it is the fastest fp32 CPU step (idle benchmark,
+one process per row: teacher 54 frames/s against 43 for the fast step and 35 for the plain one,
+1.6x; student 53 against 41 and 29, 1.9x; timed alternately in one process: 1.24x the fast step for
+the teacher, 1.26x for the student), at 2.5-2.8 GB against the plain step's 4.1 GB: inductor
 fuses the batch norms, PReLUs and their backward into its own loops and plans what backward
 keeps, where eager runs aten's PReLU backward (a third of the fast step; 4x the time of one
 multiply over the same tensor, and torch.where/clamp rewrites of it were 1.6-1.9x slower still).
@@ -27,13 +27,13 @@ test that builds a trainer would pay it and gain nothing; a real Aff-wild2 epoch
 steps, so add `--compile` there. With compile, lean activations are off: the compiler plans what
 backward keeps. bf16 autocast (`--bf16`) is faster again on CPUs with AMX/AVX512-BF16 and halves
 the step's memory, but it changes the losses beyond fp32 rounding, so it is offered and never
-turned on silently. The default fast teacher step peaks at 2.9-3.2 GB resident (2 clips x 30
-frames per task; it was 3.9-4.1 GB while lean activations kept the convolutions' outputs): one
+turned on silently. The default fast teacher step peaks at 3.0 GB resident in the idle benchmark,
+2.9-3.2 GB in loaded runs (2 clips x 30 frames per task; it was 3.9-4.1 GB while lean activations kept the convolutions' outputs): one
 task's pass holds 0.85 GB of saved activations (1.5 GB before), the process 0.4 GB before the
 step, and the rest is backward's temporaries and glibc's heap around them (its arena reaches
 about 2.5x the largest live set: freed blocks stay, see `retain_freed_memory`, and they fragment).
-`--activation_checkpointing` (emenet.models.activation_checkpoint) brings it to 2.4-2.6 GB at
-10-16% of its speed (idle benchmark: 33 against 39 frames/s), `--compile` to 2.7-3.1 GB.
+`--activation_checkpointing` (emenet.models.activation_checkpoint) brings it to 2.2 GB for about
+20% of its speed (idle benchmark: 34 against 43 frames/s), `--compile` to 2.8 GB.
 
 Why `retain_freed_memory`: a training step of 6 clips x 30 frames allocates activations of
 tens to hundreds of MB each. glibc serves blocks above its mmap threshold (at most 32 MB by

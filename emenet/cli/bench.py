@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from emenet.cli.options import add_overwrite_argument
 from emenet.errors import EMENetInputError
+
+if TYPE_CHECKING:  # the suite is imported only when the command runs
+    from emenet.bench.suite import SuiteConfig
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,7 +32,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_bench)
 
 
-def config_from_args(args: argparse.Namespace):
+def config_from_args(args: argparse.Namespace) -> "SuiteConfig":
     """The SuiteConfig the flags describe (--quick: the tiny settings); one line for a bad count."""
     from emenet.bench.suite import SuiteConfig
     overrides: dict = {"out_dir": Path(args.out_dir), "name": args.name, "skip": tuple(args.skip),

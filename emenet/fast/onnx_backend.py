@@ -19,6 +19,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -30,6 +31,9 @@ from emenet.fast.fold import fold_batch_norm
 from emenet.fast.prelu import prelu_as_convolutions
 from emenet.io_utils import atomic_path, user_cache_dir
 from emenet.models.mobilefacenet import INPUT_SIZE
+
+if TYPE_CHECKING:  # the onnx extra: imported only where a session is made
+    import onnxruntime
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +142,7 @@ def cached_graph(cache_dir: str | os.PathLike | None, name: str, build: Callable
     return graph
 
 
-def make_session(model: bytes, threads: int = 1):
+def make_session(model: bytes, threads: int = 1) -> "onnxruntime.InferenceSession":
     """An ONNX Runtime CPU session with all graph optimisations, `threads` intra-op threads, no spinning."""
     ort = require("onnxruntime")
     options = ort.SessionOptions()

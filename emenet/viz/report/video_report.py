@@ -19,13 +19,16 @@ import html as html_lib
 import json
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from emenet.extras import require
 from emenet.tasks import AU_NAMES, EXPR_NAMES_WITH_OTHER, VA_NAMES, expr_names
+
+if TYPE_CHECKING:  # the report extra
+    import plotly.graph_objects
 
 DATA_ELEMENT_ID = "emenet-data"
 PLOT_DIV_ID = "emenet-timeline"
@@ -120,7 +123,7 @@ def _track_traces(go, rows: pd.DataFrame, tid: int, visible: bool) -> list[tuple
     return traces
 
 
-def timeline_figure(table: pd.DataFrame, title: str = ""):
+def timeline_figure(table: pd.DataFrame, title: str = "") -> "plotly.graph_objects.Figure":
     """The Plotly figure of the module docstring (every track's traces; a menu picks the track)."""
     go = require("plotly").graph_objects
     from plotly.subplots import make_subplots

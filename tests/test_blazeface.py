@@ -197,26 +197,6 @@ def test_small_faces_in_a_4k_frame_are_found_by_tiling(one_thread):
     assert len(BlazeFaceDetector(min_face_size=200)(frame)) == 0
 
 
-def test_batches_on_worker_threads_give_the_same_detections_as_one_at_a_time(require_extra, one_thread):
-    """Network batches run two at a time (workers=2, one ONNX Runtime thread each): every image
-    keeps its own detections and points, equal to the batches run in turn."""
-    require_extra("onnxruntime", "onnx")
-    images = [read_rgb(PHOTOS["grace_hopper"]), np.full((360, 640, 3), 128, np.uint8), read_rgb(PHOTOS["astronaut"]),
-              cv2.flip(read_rgb(PHOTOS["cameraman"]), 1), read_rgb(PHOTOS["grace_hopper"])[::-1, ::-1].copy()]
-    one = BlazeFaceDetector(backend="onnx", batch_size=2, workers=1)
-    two = BlazeFaceDetector(backend="onnx", batch_size=2, workers=2)
-    assert one._pool is None and two._pool is not None  # 5 views in 3 batches: run on the pool
-    expected, found = one.detect_batch(images), two.detect_batch(images)
-    assert [len(d) for d in found] == [len(d) for d in expected] and sum(len(d) for d in found) >= 3
-    for a, b in zip(found, expected):
-        np.testing.assert_array_equal(a.boxes, b.boxes)
-        np.testing.assert_array_equal(a.points, b.points)
-        np.testing.assert_array_equal(a.scores, b.scores)
-    two.close()
-    with pytest.raises(ValueError, match="workers"):
-        BlazeFaceDetector(workers=0)
-
-
 def test_thresholds_and_batches(one_thread):
     photo = read_rgb(PHOTOS["grace_hopper"])
     blank = np.full((360, 640, 3), 128, np.uint8)

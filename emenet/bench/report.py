@@ -88,7 +88,8 @@ def _compute_detail(ceiling: dict | None, needed_frames_per_s: float, reached_fr
 
 # torch.profiler rows of a training step by kind: the convolutions (forward and both backward products:
 # all of the backbone's multiply-adds) and the memory-bound passes between them (batch norm, PReLU and their
-# backward; compiled, inductor's fused loops, which also hold the heads, the losses and Adam's arithmetic)
+# backward; compiled, inductor's fused loops of the model's forward and backward, which also hold the GRU
+# heads' elementwise work; the losses and Adam run outside the compiled graph)
 CONV_OPS = ("convolution",)
 ELEMENTWISE_OPS = ("CompiledFxGraph", "batch_norm", "prelu", "BatchNormPReLU", "addcmul")
 
@@ -172,17 +173,10 @@ def train_accounts(r: dict) -> dict[str, dict]:
     out = {}
     for key in ("profile/train", "profile/train_compile"):
         res = r.get(key)
-        frames = (res or {}).get("frames") or _teacher_frames(r)
-        account = train_op_account(res, frames, r.get("ceiling"))
+        account = train_op_account(res, (res or {}).get("frames"), r.get("ceiling"))
         if account and account["conv_ms"]:
             out[key] = account
     return out
-
-
-def _teacher_frames(r: dict) -> int | None:
-    """Frames per teacher step where an older profile result does not say (its train rows' clips x frames)."""
-    row = r.get(f"train/teacher/{DEFAULT_TRAIN}")
-    return row["clips"] * row["seq_len"] if _ok(row) and "clips" in row else None
 
 
 def _train_memory_detail(r: dict) -> str:

@@ -29,10 +29,6 @@ tests/test_blazeface_follow.py measures its points against every-frame detection
 
 The network runs in torch (`backend="torch"`) or as an ONNX graph in ONNX Runtime
 (`backend="onnx"`, the `onnx` extra; `auto` picks it when installed), like the emotion models.
-In ONNX Runtime, `workers` > 1 runs that many network batches at once, on one core each (as the
-emotion models' micro-batches do, emenet.fast.pool), instead of one batch at a time on intra-op
-threads. The default stays one batch at a time: on the shared 2-core machine of
-benchmarks/results (load 3.6-4.8) two workers made the 1-member video 0.98x as fast (paired runs).
 
     >>> detector = BlazeFaceDetector()
     >>> faces = detector(read_rgb("example_image/astronaut_photo.jpg"))  # doctest: +SKIP
@@ -54,7 +50,6 @@ from emenet.face.blazeface.decode import (ANCHOR_OPTIONS, NMS_IOU_THRESHOLD, dec
                                          ssd_anchor_centres, weighted_nms)
 from emenet.face.blazeface.network import MODELS, BlazeFaceNet, load_blazeface
 from emenet.face.detections import Detections, check_rgb_image
-from emenet.fast.pool import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +159,7 @@ class BlazeFaceDetector:
                  min_face_size: float | None = None, backend: str = "auto",
                  iou_threshold: float = NMS_IOU_THRESHOLD, batch_size: int = NETWORK_BATCH,
                  refine_points: int = REFINE_ROUNDS,
-                 detect_every: int = 1, workers: int = 1):
+                 detect_every: int = 1):
         if model not in MODELS:
             raise ValueError(f"unknown BlazeFace model {model!r}; valid: {', '.join(MODELS)}")
         if not 0.0 < score_threshold < 1.0:
@@ -175,8 +170,6 @@ class BlazeFaceDetector:
             raise ValueError(f"detect_every must be at least 1, got {detect_every}")
         if backend not in BACKENDS:
             raise ValueError(f"unknown detector backend {backend!r}; valid: {', '.join(BACKENDS)}")
-        if workers < 1:
-            raise ValueError(f"workers must be at least 1, got {workers}")
         self.model = model
         self.score_threshold = float(score_threshold)
         self.min_face_size = None if min_face_size is None else float(min_face_size)
@@ -191,14 +184,12 @@ class BlazeFaceDetector:
         # Logits below this cannot reach score_threshold (a margin far above float32 rounding).
         self._logit_floor = np.float32(math.log(self.score_threshold / (1 - self.score_threshold)) - LOGIT_MARGIN)
         self._session = None
-        self._pool: WorkerPool | None = None
-        self.workers = int(workers)
         self.backend = self._pick_backend(backend)
 
     def __repr__(self) -> str:
         return (f"BlazeFaceDetector(model={self.model!r}, score_threshold={self.score_threshold}, "
                 f"min_face_size={self.min_face_size}, refine_points={self.refine_points}, detect_every={self.detect_every}, "
-                f"backend={self.backend!r}, workers={self.workers})")
+                f"backend={self.backend!r})")
 
     def _pick_backend(self, backend: str) -> str:
         from emenet.fast.onnx_backend import onnx_available
@@ -206,19 +197,9 @@ class BlazeFaceDetector:
             backend = "onnx" if onnx_available() else "torch"
         if backend == "onnx":
             from emenet.face.blazeface.export import detector_session
-            # As many threads as torch may use here (a worker's share of the cores; see video.workers),
-            # shared out between the batches that run at once.
-            threads = max(1, torch.get_num_threads() // self.workers)
-            self._session = detector_session(self.net, self.model, threads=threads)
-            if self.workers > 1:
-                self._pool = WorkerPool(self.workers)
+            # As many threads as torch may use here (a worker's share of the cores; see video.workers).
+            self._session = detector_session(self.net, self.model, threads=max(1, torch.get_num_threads()))
         return backend
-
-    def close(self) -> None:
-        """Stop the worker threads (they also stop when the detector is garbage collected)."""
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
 
     def run_network(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(V, S, S, 3) uint8 views -> regressors (V, A, 16), score logits (V, A), float32."""
@@ -289,11 +270,8 @@ class BlazeFaceDetector:
 
         Only those anchors are decoded (a few of the 2304 per view): the scores are computed
         where the logit is near or above the threshold's, then compared as before."""
-        batches = [pictures[start:start + self.batch_size] for start in range(0, len(pictures), self.batch_size)]
-        if self._pool is not None and len(batches) > 1:
-            outputs = self._pool.map(self.run_network, batches)  # each view's outputs depend on it alone
-        else:
-            outputs = [self.run_network(batch) for batch in batches]
+        outputs = [self.run_network(pictures[start:start + self.batch_size])
+                   for start in range(0, len(pictures), self.batch_size)]
         regressors, logits = [r for r, _ in outputs], [s for _, s in outputs]
         logits = np.concatenate(logits) if len(logits) > 1 else logits[0]  # (V, A)
         regressors = np.concatenate(regressors) if len(regressors) > 1 else regressors[0]  # (V, A, 16)
